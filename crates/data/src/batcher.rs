@@ -1,0 +1,55 @@
+//! Gathers MNIST items straight into batch tensors.
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::prelude::*;
+
+use crate::MnistItem;
+
+/// Turns items into a [`MnistBatch`], scaling pixels to `[0, 1]` as torchvision's
+/// `ToTensor` does, so that the network sees what the PyTorch tutorial's does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MnistBatcher;
+
+/// A batch of flattened images and their labels.
+#[derive(Debug, Clone)]
+pub struct MnistBatch {
+    /// `[batch, pixels]`, values in `[0, 1]`.
+    pub images: Tensor<2>,
+    /// `[batch]`, class indices.
+    pub targets: Tensor<1, Int>,
+}
+
+impl Batcher<MnistItem, MnistBatch> for MnistBatcher {
+    fn batch(&self, items: Vec<MnistItem>, device: &Device) -> MnistBatch {
+        let image_len = items.first().map_or(0, |item| item.pixels.len());
+        let pixels: Vec<f32> = items
+            .iter()
+            .flat_map(|item| item.pixels.iter().map(|&p| f32::from(p) / 255.0))
+            .collect();
+        let targets: Vec<i64> = items.iter().map(|item| i64::from(item.label)).collect();
+        MnistBatch {
+            images: Tensor::from_data(TensorData::new(pixels, [items.len(), image_len]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [items.len()]), device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_scale_pixels_and_keep_labels_in_order() {
+        let device = Device::flex();
+        let items = vec![
+            MnistItem { pixels: vec![0, 255, 51], label: 3 },
+            MnistItem { pixels: vec![255, 0, 102], label: 9 },
+        ];
+        let batch = MnistBatcher.batch(items, &device);
+        assert_eq!(batch.images.dims(), [2, 3]);
+        let pixels = batch.images.try_into_vec_as::<f32>().expect("f32 data");
+        assert_eq!(pixels, vec![0.0, 1.0, 0.2, 1.0, 0.0, 0.4]);
+        let labels = batch.targets.try_into_vec_as::<i64>().expect("int data");
+        assert_eq!(labels, vec![3, 9]);
+    }
+}

@@ -1,0 +1,186 @@
+//! Burn datasets over MNIST held in memory as bytes: the test set, and the training
+//! set split into training and validation parts.
+
+use std::sync::Arc;
+
+use burn::data::dataset::{Dataset, DatasetError};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::{DataError, IndexOutOfRange, LabelledImages};
+
+/// How the 60,000 training images are divided into training and validation parts.
+#[derive(Config, Debug)]
+pub struct SplitConfig {
+    /// Images held out of the training set to validate on after each epoch.
+    #[config(default = 5000)]
+    pub valid_size: usize,
+    /// Seed of the shuffle that picks the validation images.
+    #[config(default = 42)]
+    pub seed: u64,
+}
+
+/// One image, as its raw pixel bytes (row-major), and its label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MnistItem {
+    pub pixels: Vec<u8>,
+    pub label: u8,
+}
+
+/// A view of some items of a [`LabelledImages`] set, which it shares rather than copies.
+#[derive(Debug, Clone)]
+pub struct MnistDataset {
+    set: Arc<LabelledImages>,
+    indices: Vec<usize>,
+}
+
+impl MnistDataset {
+    /// Every item of `set`, in file order.
+    pub fn new(set: LabelledImages) -> Self {
+        let indices = (0..set.len()).collect();
+        Self {
+            set: Arc::new(set),
+            indices,
+        }
+    }
+
+    /// Shuffles `set` with `split.seed` and holds out its first `split.valid_size`
+    /// items for validation; returns `(train, valid)`. A validation size of zero
+    /// gives an empty validation set.
+    pub fn train_valid(set: LabelledImages, split: &SplitConfig) -> Result<(Self, Self), DataError> {
+        if split.valid_size >= set.len() {
+            return Err(DataError::ValidationTooLarge {
+                valid_size: split.valid_size,
+                available: set.len(),
+            });
+        }
+        let mut indices: Vec<usize> = (0..set.len()).collect();
+        indices.shuffle(&mut StdRng::seed_from_u64(split.seed));
+        let train_indices = indices.split_off(split.valid_size);
+        let set = Arc::new(set);
+        let valid = Self {
+            set: set.clone(),
+            indices,
+        };
+        let train = Self {
+            set,
+            indices: train_indices,
+        };
+        Ok((train, valid))
+    }
+
+    /// Keeps only the first `limit` items (all of them if there are fewer).
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.indices.truncate(limit);
+        self
+    }
+
+    /// Pixels per image.
+    pub fn image_len(&self) -> usize {
+        self.set.image_len()
+    }
+
+    /// Height and width of every image.
+    pub fn image_size(&self) -> (usize, usize) {
+        (self.set.rows(), self.set.cols())
+    }
+
+    /// One more than the largest label in the whole underlying set: the number of
+    /// classes a model needs to tell them all apart.
+    pub fn num_classes(&self) -> usize {
+        self.set.labels().iter().max().map_or(0, |&max| usize::from(max) + 1)
+    }
+
+    /// The item at `index`, or `None` past the end.
+    pub fn item(&self, index: usize) -> Option<MnistItem> {
+        let &source = self.indices.get(index)?;
+        Some(MnistItem {
+            pixels: self.set.image(source)?.to_vec(),
+            label: self.set.label(source)?,
+        })
+    }
+}
+
+impl Dataset<MnistItem> for MnistDataset {
+    fn get(&self, index: usize) -> Result<MnistItem, DatasetError> {
+        self.item(index).ok_or_else(|| {
+            DatasetError::new(IndexOutOfRange {
+                index,
+                len: self.len(),
+            })
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` 1x2 images whose pixels are their index, labelled `index % 10`.
+    fn numbered(count: usize) -> LabelledImages {
+        let pixels = (0..count).flat_map(|i| [i as u8; 2]).collect();
+        let labels = (0..count).map(|i| (i % 10) as u8).collect();
+        LabelledImages::from_parts(1, 2, pixels, labels).expect("consistent parts")
+    }
+
+    fn ids(dataset: &MnistDataset) -> Vec<u8> {
+        (0..dataset.len())
+            .filter_map(|index| dataset.item(index))
+            .map(|item| item.pixels[0])
+            .collect()
+    }
+
+    #[test]
+    fn whole_set_in_file_order() {
+        let dataset = MnistDataset::new(numbered(4));
+        assert_eq!(dataset.len(), 4);
+        assert_eq!(ids(&dataset), vec![0, 1, 2, 3]);
+        assert_eq!(dataset.item(3).map(|i| i.label), Some(3));
+        assert!(dataset.get(4).is_err());
+    }
+
+    #[test]
+    fn split_is_disjoint_complete_sized_and_seeded() {
+        let split = SplitConfig::new().with_valid_size(30).with_seed(7);
+        let (train, valid) = MnistDataset::train_valid(numbered(100), &split).expect("fits");
+        assert_eq!((train.len(), valid.len()), (70, 30));
+        let mut all: Vec<u8> = ids(&train).into_iter().chain(ids(&valid)).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..100).collect::<Vec<u8>>());
+
+        let (_, same) = MnistDataset::train_valid(numbered(100), &split).expect("fits");
+        assert_eq!(ids(&same), ids(&valid));
+        let (_, other) =
+            MnistDataset::train_valid(numbered(100), &split.clone().with_seed(8)).expect("fits");
+        assert_ne!(ids(&other), ids(&valid));
+    }
+
+    #[test]
+    fn validation_must_leave_training_items() {
+        let split = SplitConfig::new().with_valid_size(10);
+        let err = MnistDataset::train_valid(numbered(10), &split).expect_err("nothing left");
+        assert!(matches!(err, DataError::ValidationTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn limit_keeps_the_first_items() {
+        let split = SplitConfig::new().with_valid_size(5);
+        let (train, _) = MnistDataset::train_valid(numbered(50), &split).expect("fits");
+        let first = ids(&train)[..8].to_vec();
+        let limited = train.limit(8);
+        assert_eq!(ids(&limited), first);
+        assert_eq!(limited.clone().limit(100).len(), 8);
+    }
+
+    #[test]
+    fn classes_are_counted_from_the_labels() {
+        assert_eq!(MnistDataset::new(numbered(3)).num_classes(), 3);
+        assert_eq!(MnistDataset::new(numbered(30)).num_classes(), 10);
+    }
+}

@@ -1,0 +1,97 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong while finding, downloading or reading MNIST.
+/// Each message names the file or place concerned and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "{path} is not an IDX {kind} file: its magic number is {found:#010x}, expected {expected:#010x}; point --data-dir at the MNIST IDX files"
+    )]
+    BadMagic {
+        path: PathBuf,
+        kind: &'static str,
+        found: u32,
+        expected: u32,
+    },
+
+    #[error("{path} has an invalid IDX header: {reason}")]
+    BadHeader { path: PathBuf, reason: String },
+
+    #[error(
+        "{path} is truncated: its header promises {expected} bytes of data but it holds {found}; replace the file with a complete copy"
+    )]
+    Truncated {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+
+    #[error(
+        "{path} has data past the {expected} bytes its header promises; replace the file with an intact copy"
+    )]
+    TrailingData { path: PathBuf, expected: u64 },
+
+    #[error(
+        "{images} holds {image_count} images but {labels} holds {label_count} labels; the two files must come from the same split"
+    )]
+    CountMismatch {
+        images: PathBuf,
+        image_count: usize,
+        labels: PathBuf,
+        label_count: usize,
+    },
+
+    #[error(
+        "training images in {train} are {train_size:?} but test images in {test} are {test_size:?}; both splits must share one image size"
+    )]
+    SizeMismatch {
+        train: PathBuf,
+        train_size: (usize, usize),
+        test: PathBuf,
+        test_size: (usize, usize),
+    },
+
+    #[error("{dir} lacks the MNIST file {wanted} (also looked for .gz and dotted variants); pass --data-dir with a directory holding the four IDX files")]
+    MissingFile { dir: PathBuf, wanted: &'static str },
+
+    #[error("data directory {0} does not exist; pass --data-dir with a directory holding the four MNIST IDX files")]
+    NoSuchDir(PathBuf),
+
+    #[error(
+        "could not download MNIST ({reasons}); tried {tried}; pass --data-dir with a directory holding the four IDX files"
+    )]
+    Download { tried: String, reasons: String },
+
+    #[error("cannot write the MNIST cache at {path}: {source}; pass --data-dir to read the files from elsewhere")]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "no cache directory is known on this system; pass --data-dir with a directory holding the four MNIST IDX files"
+    )]
+    NoCacheDir,
+
+    #[error(
+        "cannot hold out {valid_size} validation images from {available} training images; choose a validation size below {available}"
+    )]
+    ValidationTooLarge { valid_size: usize, available: usize },
+}
+
+/// Raised through Burn's [`DatasetError`](burn::data::dataset::DatasetError) when an
+/// item past the end of a dataset is asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("item {index} is out of range for a dataset of {len} items")]
+pub struct IndexOutOfRange {
+    pub index: usize,
+    pub len: usize,
+}

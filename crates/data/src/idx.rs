@@ -1,0 +1,384 @@
+//! The IDX format MNIST ships in: a big-endian header (a magic number whose last byte
+//! is the number of dimensions, then one `u32` per dimension) followed by the
+//! unsigned bytes of the payload. Files may be gzip-compressed, which is recognised
+//! by content rather than by file name.
+
+use std::fs::File;
+use std::io::{BufReader, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+
+use crate::DataError;
+
+const IMAGES_MAGIC: u32 = 0x0000_0803;
+const LABELS_MAGIC: u32 = 0x0000_0801;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Images of an IDX3 file: `count` row-major `rows x cols` grids of `u8` pixels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxImages {
+    pub count: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Labels of an IDX1 file, one byte per item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdxLabels(pub Vec<u8>);
+
+/// An images file and its labels file, checked to describe the same items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledImages {
+    images: IdxImages,
+    labels: Vec<u8>,
+}
+
+impl IdxImages {
+    pub fn read(path: &Path) -> Result<Self, DataError> {
+        let (dims, pixels) = read_idx(path, "images", IMAGES_MAGIC)?;
+        let [count, rows, cols] = dims[..] else {
+            unreachable!("the magic number fixes three dimensions")
+        };
+        Ok(Self {
+            count,
+            rows,
+            cols,
+            pixels,
+        })
+    }
+
+    /// Pixels per image.
+    pub fn image_len(&self) -> usize {
+        self.rows * self.cols
+    }
+}
+
+impl IdxLabels {
+    pub fn read(path: &Path) -> Result<Self, DataError> {
+        let (_, labels) = read_idx(path, "labels", LABELS_MAGIC)?;
+        Ok(Self(labels))
+    }
+}
+
+impl LabelledImages {
+    /// Reads an images file and a labels file and checks that their counts agree.
+    pub fn read(images_path: &Path, labels_path: &Path) -> Result<Self, DataError> {
+        let images = IdxImages::read(images_path)?;
+        let IdxLabels(labels) = IdxLabels::read(labels_path)?;
+        if images.count != labels.len() {
+            return Err(DataError::CountMismatch {
+                images: images_path.to_path_buf(),
+                image_count: images.count,
+                labels: labels_path.to_path_buf(),
+                label_count: labels.len(),
+            });
+        }
+        Ok(Self { images, labels })
+    }
+
+    /// Builds a set from memory; `None` unless the pixel and label counts agree.
+    pub fn from_parts(rows: usize, cols: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Option<Self> {
+        (rows * cols * labels.len() == pixels.len() && rows * cols > 0).then(|| Self {
+            images: IdxImages {
+                count: labels.len(),
+                rows,
+                cols,
+                pixels,
+            },
+            labels,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.images.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.images.cols
+    }
+
+    pub fn image_len(&self) -> usize {
+        self.images.image_len()
+    }
+
+    /// The pixels of image `index`, row-major.
+    pub fn image(&self, index: usize) -> Option<&[u8]> {
+        let len = self.image_len();
+        self.images.pixels.get(index * len..(index + 1) * len)
+    }
+
+    pub fn label(&self, index: usize) -> Option<u8> {
+        self.labels.get(index).copied()
+    }
+
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
+    }
+}
+
+/// Reads one IDX file of unsigned bytes, returning its dimensions and payload.
+///
+/// The payload size implied by the header is checked against what the file really
+/// holds before anything is allocated from a header value, so a corrupt or hostile
+/// header cannot make us reserve gigabytes.
+fn read_idx(
+    path: &Path,
+    kind: &'static str,
+    magic: u32,
+) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let read_error = |source| DataError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(read_error)?;
+    let file_len = file.metadata().map_err(read_error)?.len();
+    let mut file = BufReader::new(file);
+    let is_gzip = {
+        use std::io::BufRead;
+        file.fill_buf().map_err(read_error)?.starts_with(&GZIP_MAGIC)
+    };
+    let mut reader: Box<dyn Read> = if is_gzip {
+        Box::new(GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+
+    let header_error = |reason: String| DataError::BadHeader {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let found = read_u32(&mut reader, path)?
+        .ok_or_else(|| header_error("the file is empty".into()))?;
+    if found != magic {
+        return Err(DataError::BadMagic {
+            path: path.to_path_buf(),
+            kind,
+            found,
+            expected: magic,
+        });
+    }
+    let rank = (magic & 0xff) as usize;
+    let mut dims = Vec::with_capacity(rank);
+    for _ in 0..rank {
+        let dim = read_u32(&mut reader, path)?
+            .ok_or_else(|| header_error("the file ends inside its header".into()))?;
+        if dim == 0 {
+            return Err(header_error("a dimension is zero, so it holds no data".into()));
+        }
+        dims.push(dim as usize);
+    }
+    let expected = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .ok_or_else(|| header_error(format!("dimensions {dims:?} overflow")))?;
+
+    if !is_gzip {
+        let header_len = 4 * (1 + rank as u64);
+        let found = file_len.saturating_sub(header_len);
+        check_payload_len(path, expected, found)?;
+    }
+    let mut payload = Vec::new();
+    reader
+        .take(expected.saturating_add(1))
+        .read_to_end(&mut payload)
+        .map_err(read_error)?;
+    check_payload_len(path, expected, payload.len() as u64)?;
+    Ok((dims, payload))
+}
+
+fn check_payload_len(path: &Path, expected: u64, found: u64) -> Result<(), DataError> {
+    let path: PathBuf = path.to_path_buf();
+    match found.cmp(&expected) {
+        std::cmp::Ordering::Less => Err(DataError::Truncated {
+            path,
+            expected,
+            found,
+        }),
+        std::cmp::Ordering::Greater => Err(DataError::TrailingData { path, expected }),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+/// Reads a big-endian `u32`; `None` at a clean or partial end of file.
+fn read_u32(reader: &mut impl Read, path: &Path) -> Result<Option<u32>, DataError> {
+    let mut bytes = [0u8; 4];
+    match reader.read_exact(&mut bytes) {
+        Ok(()) => Ok(Some(u32::from_be_bytes(bytes))),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
+        Err(source) => Err(DataError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Encodes an IDX file; `payload` need not match `dims`, to build corrupt files.
+    pub(crate) fn idx_bytes(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+        let mut bytes = magic.to_be_bytes().to_vec();
+        for d in dims {
+            bytes.extend(d.to_be_bytes());
+        }
+        bytes.extend(payload);
+        bytes
+    }
+
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("in-memory write");
+        encoder.finish().expect("in-memory write")
+    }
+
+    /// Writes `count` 2x3 images whose pixels encode their index, and labels `i % 10`.
+    pub(crate) fn write_pair(dir: &Path, prefix: &str, count: u8, gz: bool) -> (PathBuf, PathBuf) {
+        let pixels: Vec<u8> = (0..count).flat_map(|i| [i; 6]).collect();
+        let labels: Vec<u8> = (0..count).map(|i| i % 10).collect();
+        let images = idx_bytes(IMAGES_MAGIC, &[count.into(), 2, 3], &pixels);
+        let labels = idx_bytes(LABELS_MAGIC, &[count.into()], &labels);
+        let encode = |b: Vec<u8>| if gz { gzip(&b) } else { b };
+        let images_path = dir.join(format!("{prefix}-images-idx3-ubyte"));
+        let labels_path = dir.join(format!("{prefix}-labels-idx1-ubyte"));
+        std::fs::write(&images_path, encode(images)).expect("write test file");
+        std::fs::write(&labels_path, encode(labels)).expect("write test file");
+        (images_path, labels_path)
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write test file");
+        path
+    }
+
+    #[test]
+    fn reads_raw_and_gzip_files_alike() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for gz in [false, true] {
+            let (images, labels) = write_pair(dir.path(), &format!("gz{gz}"), 12, gz);
+            let set = LabelledImages::read(&images, &labels).expect("valid files");
+            assert_eq!((set.len(), set.rows(), set.cols()), (12, 2, 3));
+            assert_eq!(set.image(11), Some(&[11u8; 6][..]));
+            assert_eq!(set.label(11), Some(1));
+            assert_eq!(set.image(12), None);
+        }
+    }
+
+    #[test]
+    fn gzip_is_recognised_by_content_not_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bytes = gzip(&idx_bytes(LABELS_MAGIC, &[3], &[1, 2, 3]));
+        let path = write(dir.path(), "labels.raw", &bytes);
+        assert_eq!(IdxLabels::read(&path).expect("valid").0, vec![1, 2, 3]);
+        let raw = idx_bytes(LABELS_MAGIC, &[2], &[4, 5]);
+        let path = write(dir.path(), "labels.gz", &raw);
+        assert_eq!(IdxLabels::read(&path).expect("valid").0, vec![4, 5]);
+    }
+
+    #[test]
+    fn wrong_magic_is_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let labels = write(dir.path(), "l", &idx_bytes(LABELS_MAGIC, &[1], &[0]));
+        let err = IdxImages::read(&labels).expect_err("labels are not images");
+        assert!(matches!(err, DataError::BadMagic { found: LABELS_MAGIC, .. }), "{err}");
+        let text = write(dir.path(), "t", b"hello world, not idx");
+        assert!(matches!(IdxLabels::read(&text), Err(DataError::BadMagic { .. })));
+    }
+
+    #[test]
+    fn truncated_payload_is_rejected_raw_and_gz() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let short = idx_bytes(IMAGES_MAGIC, &[2, 2, 3], &[0; 11]);
+        for (name, bytes) in [("raw", short.clone()), ("gz", gzip(&short))] {
+            let path = write(dir.path(), name, &bytes);
+            let err = IdxImages::read(&path).expect_err("truncated");
+            assert!(
+                matches!(err, DataError::Truncated { expected: 12, found: 11, .. }),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long = idx_bytes(LABELS_MAGIC, &[2], &[1, 2, 3]);
+        for (name, bytes) in [("raw", long.clone()), ("gz", gzip(&long))] {
+            let path = write(dir.path(), name, &bytes);
+            let err = IdxLabels::read(&path).expect_err("too long");
+            assert!(matches!(err, DataError::TrailingData { expected: 2, .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn header_promising_huge_payload_fails_without_allocating_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let huge = idx_bytes(IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX], &[0; 4]);
+        for (name, bytes) in [("raw", huge.clone()), ("gz", gzip(&huge))] {
+            let path = write(dir.path(), name, &bytes);
+            let err = IdxImages::read(&path).expect_err("lying header");
+            assert!(
+                matches!(err, DataError::BadHeader { .. } | DataError::Truncated { .. }),
+                "{name}: {err}"
+            );
+        }
+        let big = idx_bytes(IMAGES_MAGIC, &[1_000_000, 28, 28], &[0; 4]);
+        let path = write(dir.path(), "big", &gzip(&big));
+        assert!(matches!(IdxImages::read(&path), Err(DataError::Truncated { found: 4, .. })));
+    }
+
+    #[test]
+    fn zero_dimension_and_short_header_are_rejected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zero = write(dir.path(), "z", &idx_bytes(IMAGES_MAGIC, &[5, 0, 28], &[]));
+        assert!(matches!(IdxImages::read(&zero), Err(DataError::BadHeader { .. })));
+        let cut = write(dir.path(), "c", &idx_bytes(IMAGES_MAGIC, &[5], &[]));
+        assert!(matches!(IdxImages::read(&cut), Err(DataError::BadHeader { .. })));
+        let empty = write(dir.path(), "e", &[]);
+        assert!(matches!(IdxLabels::read(&empty), Err(DataError::BadHeader { .. })));
+    }
+
+    #[test]
+    fn corrupt_gzip_stream_is_a_read_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut bytes = gzip(&idx_bytes(LABELS_MAGIC, &[64], &[7; 64]));
+        let mid = bytes.len() / 2;
+        bytes.truncate(mid);
+        let path = write(dir.path(), "cut.gz", &bytes);
+        let err = IdxLabels::read(&path).expect_err("cut stream");
+        assert!(
+            matches!(err, DataError::Read { .. } | DataError::Truncated { .. } | DataError::BadHeader { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = IdxLabels::read(Path::new("/no/such/labels")).expect_err("missing");
+        assert!(err.to_string().contains("/no/such/labels"), "{err}");
+    }
+
+    #[test]
+    fn image_and_label_counts_must_agree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (images, _) = write_pair(dir.path(), "a", 5, false);
+        let (_, labels) = write_pair(dir.path(), "b", 4, true);
+        let err = LabelledImages::read(&images, &labels).expect_err("mismatch");
+        assert!(
+            matches!(err, DataError::CountMismatch { image_count: 5, label_count: 4, .. }),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! MNIST for Burn: the IDX file format, where the files come from (a directory, Burn's
+//! dataset cache, or a download into that cache), the train/validation/test
+//! [`Dataset`](burn::data::dataset::Dataset)s and the [`Batcher`](burn::data::dataloader::batch::Batcher)
+//! that turns them into tensors.
+
+mod batcher;
+mod dataset;
+mod download;
+mod error;
+mod idx;
+mod mnist;
+mod source;
+
+pub use batcher::{MnistBatch, MnistBatcher};
+pub use dataset::{MnistDataset, MnistItem, SplitConfig};
+pub use error::{DataError, IndexOutOfRange};
+pub use mnist::Mnist;
+pub use idx::{IdxImages, IdxLabels, LabelledImages};
+pub use download::write_atomically;
+pub use source::{MnistFiles, MnistSource, locate};

@@ -1,0 +1,138 @@
+//! Where the four MNIST files come from: an explicit directory, Burn's dataset cache,
+//! or, as a last resort, a download into that cache.
+
+use std::path::{Path, PathBuf};
+
+use crate::{DataError, download};
+
+/// The canonical names of the four MNIST files, as in Burn's cache (uncompressed).
+pub(crate) const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+pub(crate) const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+pub(crate) const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+pub(crate) const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
+/// Paths of the four IDX files that make up MNIST (or a data set in its format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MnistFiles {
+    pub train_images: PathBuf,
+    pub train_labels: PathBuf,
+    pub test_images: PathBuf,
+    pub test_labels: PathBuf,
+}
+
+/// Where [`locate`] found the files, for telling the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MnistSource {
+    /// The directory the user named.
+    Directory(PathBuf),
+    /// Burn's dataset cache, filled earlier by Burn or by us.
+    Cache(PathBuf),
+    /// Downloaded just now into Burn's dataset cache.
+    Downloaded(PathBuf),
+}
+
+impl std::fmt::Display for MnistSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Directory(dir) => write!(f, "{}", dir.display()),
+            Self::Cache(dir) => write!(f, "{} (cache)", dir.display()),
+            Self::Downloaded(dir) => write!(f, "{} (downloaded)", dir.display()),
+        }
+    }
+}
+
+/// Finds the MNIST files: in `data_dir` when given (and nowhere else), otherwise in
+/// Burn's dataset cache (`<cache dir>/burn-dataset/mnist/{train,test}/`), downloading
+/// them there when they are missing.
+pub fn locate(data_dir: Option<&Path>) -> Result<(MnistFiles, MnistSource), DataError> {
+    if let Some(dir) = data_dir {
+        return Ok((in_directory(dir)?, MnistSource::Directory(dir.to_path_buf())));
+    }
+    let cache = burn_cache_dir()?;
+    if let Ok(files) = in_directory(&cache) {
+        return Ok((files, MnistSource::Cache(cache)));
+    }
+    download::into_cache(&cache)?;
+    Ok((in_directory(&cache)?, MnistSource::Downloaded(cache)))
+}
+
+/// The MNIST folder of burn-dataset's cache, so that a cache Burn filled is reused.
+pub(crate) fn burn_cache_dir() -> Result<PathBuf, DataError> {
+    let base = dirs::cache_dir().ok_or(DataError::NoCacheDir)?;
+    Ok(base.join("burn-dataset").join("mnist"))
+}
+
+/// The split subfolder Burn's cache keeps each file in.
+pub(crate) fn split_of(name: &str) -> &'static str {
+    if name.starts_with("t10k") { "test" } else { "train" }
+}
+
+/// Looks for the four files in `dir` or in its `train/` and `test/` subfolders, under
+/// the canonical names, gzipped (`.gz`) or not, and in the dotted spelling some
+/// redistributions use (`train-images.idx3-ubyte`).
+pub fn in_directory(dir: &Path) -> Result<MnistFiles, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::NoSuchDir(dir.to_path_buf()));
+    }
+    let find = |wanted: &'static str| -> Result<PathBuf, DataError> {
+        let dotted = wanted.replacen("-idx", ".idx", 1);
+        let folders = [dir.to_path_buf(), dir.join(split_of(wanted))];
+        folders
+            .iter()
+            .flat_map(|folder| {
+                [wanted, dotted.as_str()]
+                    .into_iter()
+                    .flat_map(move |name| [folder.join(name), folder.join(format!("{name}.gz"))])
+            })
+            .find(|path| path.is_file())
+            .ok_or_else(|| DataError::MissingFile {
+                dir: dir.to_path_buf(),
+                wanted,
+            })
+    };
+    Ok(MnistFiles {
+        train_images: find(TRAIN_IMAGES)?,
+        train_labels: find(TRAIN_LABELS)?,
+        test_images: find(TEST_IMAGES)?,
+        test_labels: find(TEST_LABELS)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(path, b"x").expect("write");
+    }
+
+    #[test]
+    fn finds_gzipped_plain_dotted_and_split_folder_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        touch(&root.join("train-images-idx3-ubyte.gz"));
+        touch(&root.join("train-labels.idx1-ubyte"));
+        touch(&root.join("test/t10k-images-idx3-ubyte"));
+        touch(&root.join("t10k-labels.idx1-ubyte.gz"));
+        let files = in_directory(root).expect("all four present");
+        assert_eq!(files.train_images, root.join("train-images-idx3-ubyte.gz"));
+        assert_eq!(files.train_labels, root.join("train-labels.idx1-ubyte"));
+        assert_eq!(files.test_images, root.join("test/t10k-images-idx3-ubyte"));
+        assert_eq!(files.test_labels, root.join("t10k-labels.idx1-ubyte.gz"));
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        touch(&dir.path().join("train-images-idx3-ubyte.gz"));
+        let err = in_directory(dir.path()).expect_err("three missing");
+        assert!(err.to_string().contains(TRAIN_LABELS), "{err}");
+    }
+
+    #[test]
+    fn an_explicit_directory_that_does_not_exist_is_an_error_not_a_download() {
+        let err = locate(Some(Path::new("/definitely/not/here"))).expect_err("no dir");
+        assert!(matches!(err, DataError::NoSuchDir(_)), "{err}");
+    }
+}

@@ -1,0 +1,112 @@
+use burn::nn::{Linear, LinearConfig, Relu};
+use burn::prelude::*;
+
+/// Shape of the multilayer perceptron. The defaults are the PyTorch tutorial's
+/// 784-64-64-10 network.
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Features per input row: 28 * 28 pixels for MNIST.
+    #[config(default = 784)]
+    pub input_size: usize,
+    /// Width of each hidden layer, in order; each is followed by a ReLU.
+    #[config(default = "vec![64, 64]")]
+    pub hidden_sizes: Vec<usize>,
+    /// Number of classes, the width of the output logits.
+    #[config(default = 10)]
+    pub num_classes: usize,
+}
+
+/// Fully connected layers with ReLU between them; the last layer yields logits.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    hidden: Vec<Linear>,
+    output: Linear,
+    activation: Relu,
+}
+
+impl MlpConfig {
+    /// Builds the network with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> Mlp {
+        let widths: Vec<usize> = std::iter::once(self.input_size)
+            .chain(self.hidden_sizes.iter().copied())
+            .collect();
+        let hidden = widths
+            .windows(2)
+            .map(|pair| LinearConfig::new(pair[0], pair[1]).init(device))
+            .collect();
+        let last_width = *widths.last().unwrap_or(&self.input_size);
+        Mlp {
+            hidden,
+            output: LinearConfig::new(last_width, self.num_classes).init(device),
+            activation: Relu::new(),
+        }
+    }
+}
+
+impl Mlp {
+    /// Maps a batch of flattened images to unnormalised class scores (logits);
+    /// apply softmax only when probabilities are wanted.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, input_size]`
+    /// - returns: `[batch, num_classes]`
+    pub fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+        let features = self
+            .hidden
+            .iter()
+            .fold(images, |x, layer| self.activation.forward(layer.forward(x)));
+        self.output.forward(features)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    #[test]
+    fn default_is_the_tutorial_network_with_55050_parameters() {
+        let mlp = MlpConfig::new().init(&device());
+        // 784*64+64 + 64*64+64 + 64*10+10
+        assert_eq!(mlp.num_params(), 55_050);
+    }
+
+    #[test]
+    fn forward_maps_a_batch_to_one_logit_per_class() {
+        let device = device();
+        let mlp = MlpConfig::new().init(&device);
+        let logits = mlp.forward(Tensor::zeros([3, 784], &device));
+        assert_eq!(logits.dims(), [3, 10]);
+    }
+
+    #[test]
+    fn hidden_sizes_are_honoured() {
+        let device = device();
+        let config = MlpConfig::new()
+            .with_input_size(12)
+            .with_hidden_sizes(vec![7, 5, 3])
+            .with_num_classes(4);
+        let mlp = config.init(&device);
+        assert_eq!(mlp.hidden.len(), 3);
+        assert_eq!(mlp.num_params(), (12 * 7 + 7) + (7 * 5 + 5) + (5 * 3 + 3) + (3 * 4 + 4));
+        assert_eq!(mlp.forward(Tensor::ones([2, 12], &device)).dims(), [2, 4]);
+    }
+
+    #[test]
+    fn no_hidden_layer_is_a_linear_classifier() {
+        let device = device();
+        let mlp = MlpConfig::new().with_hidden_sizes(vec![]).init(&device);
+        assert_eq!(mlp.num_params(), 784 * 10 + 10);
+        assert_eq!(mlp.forward(Tensor::zeros([1, 784], &device)).dims(), [1, 10]);
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let config = MlpConfig::new().with_hidden_sizes(vec![128, 32]);
+        let restored = MlpConfig::load_binary(&config.to_string().into_bytes());
+        assert_eq!(restored.map(|c| c.hidden_sizes).ok(), Some(vec![128, 32]));
+    }
+}

@@ -1,0 +1,147 @@
+//! The one place that maps the compiled-in backend feature to a Burn [`Device`].
+//! A GPU feature wins over the CPU default when both are enabled.
+
+use burn::prelude::*;
+
+/// The backend this binary was built with and the device it computes on.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// The cargo feature that selected it: `cuda`, `wgpu`, `flex` or `ndarray`.
+    pub name: &'static str,
+    pub device: Device,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backend {}, device {:?}", self.name, self.device)
+    }
+}
+
+/// The compiled-in backend cannot provide a device.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(
+        "wgpu found no usable adapter for device `{spec}` ({reason}); install a Vulkan, Metal or DX12 driver (on Linux without a GPU: Mesa's `mesa-vulkan-drivers`), pick another --device, or build without `--features wgpu`"
+    )]
+    NoAdapter { spec: String, reason: String },
+    #[error(
+        "cuda found no CUDA device; install the NVIDIA driver, or build without `--features cuda`"
+    )]
+    NoCudaDevice,
+    #[error(
+        "unknown --device `{0}`; use `default`, `discrete[:N]`, `integrated[:N]`, `virtual[:N]` or `cpu` (wgpu), or an index (cuda)"
+    )]
+    BadDeviceSpec(String),
+    #[error("--device `{spec}` is not supported by the `{backend}` backend, which has a single device")]
+    NoDeviceChoice { spec: String, backend: &'static str },
+}
+
+/// Opens the device of the compiled-in backend. `spec` picks among several devices
+/// where the backend has them (wgpu adapters, CUDA indices); `None` is the default.
+pub fn open(spec: Option<&str>) -> Result<Backend, BackendError> {
+    #[cfg(feature = "cuda")]
+    {
+        return cuda(spec);
+    }
+    #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+    {
+        return wgpu(spec);
+    }
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    {
+        cpu(spec)
+    }
+}
+
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+fn cpu(spec: Option<&str>) -> Result<Backend, BackendError> {
+    #[cfg(feature = "flex")]
+    let (name, device) = ("flex", Device::flex());
+    #[cfg(all(feature = "ndarray", not(feature = "flex")))]
+    #[allow(deprecated)] // kept for users comparing against Burn's older CPU backend
+    let (name, device) = ("ndarray", Device::ndarray());
+    match spec {
+        None | Some("default" | "cpu") => Ok(Backend { name, device }),
+        Some(spec) => Err(BackendError::NoDeviceChoice {
+            spec: spec.to_string(),
+            backend: name,
+        }),
+    }
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+fn wgpu(spec: Option<&str>) -> Result<Backend, BackendError> {
+    let spec = spec.unwrap_or("default");
+    let kind = parse_wgpu_kind(spec)?;
+    let device = Device::wgpu_options()
+        .device_kind(kind)
+        .init()
+        .map_err(|e| BackendError::NoAdapter {
+            spec: spec.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(Backend {
+        name: "wgpu",
+        device,
+    })
+}
+
+/// Parses `default`, `cpu`, or `discrete`, `integrated`, `virtual` with an optional
+/// `:N` adapter index.
+#[cfg_attr(not(feature = "wgpu"), allow(dead_code))]
+fn parse_wgpu_kind(spec: &str) -> Result<DeviceKind, BackendError> {
+    let bad = || BackendError::BadDeviceSpec(spec.to_string());
+    let (kind, index) = match spec.split_once(':') {
+        Some((kind, index)) => (kind, index.parse::<usize>().map_err(|_| bad())?),
+        None => (spec, 0),
+    };
+    match kind {
+        "default" if !spec.contains(':') => Ok(DeviceKind::DefaultDevice),
+        "cpu" if !spec.contains(':') => Ok(DeviceKind::Cpu),
+        "discrete" => Ok(DeviceKind::DiscreteGpu(index)),
+        "integrated" => Ok(DeviceKind::IntegratedGpu(index)),
+        "virtual" => Ok(DeviceKind::VirtualGpu(index)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(spec: Option<&str>) -> Result<Backend, BackendError> {
+    use burn::tensor::DeviceType;
+    let index = match spec {
+        None | Some("default") => 0,
+        Some(spec) => spec
+            .parse::<usize>()
+            .map_err(|_| BackendError::BadDeviceSpec(spec.to_string()))?,
+    };
+    if Device::enumerate(DeviceType::Cuda).len() <= index {
+        return Err(BackendError::NoCudaDevice);
+    }
+    Ok(Backend {
+        name: "cuda",
+        device: Device::cuda(index),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wgpu_device_specs_parse() {
+        assert_eq!(parse_wgpu_kind("default").ok(), Some(DeviceKind::DefaultDevice));
+        assert_eq!(parse_wgpu_kind("cpu").ok(), Some(DeviceKind::Cpu));
+        assert_eq!(parse_wgpu_kind("discrete").ok(), Some(DeviceKind::DiscreteGpu(0)));
+        assert_eq!(parse_wgpu_kind("integrated:1").ok(), Some(DeviceKind::IntegratedGpu(1)));
+        assert!(parse_wgpu_kind("gpu").is_err());
+        assert!(parse_wgpu_kind("discrete:x").is_err());
+        assert!(parse_wgpu_kind("cpu:1").is_err());
+    }
+
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    #[test]
+    fn cpu_backend_opens_and_refuses_device_choices() {
+        assert!(open(None).is_ok());
+        assert!(matches!(open(Some("discrete:1")), Err(BackendError::NoDeviceChoice { .. })));
+    }
+}

@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+
+use crate::backend::BackendError;
+use crate::config::ConfigError;
+
+/// Why a command of the trainer could not do its job. Each message says what should
+/// hold and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("{0} holds no trained model (no {1}); train one there first, or point --model at a run directory")]
+    NoModel(PathBuf, &'static str),
+    #[error("cannot load the model in {path}: {reason}; retrain it, or point --model at an intact run directory")]
+    BadModel { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"
+    )]
+    RunExists(PathBuf),
+    #[error("{0} holds no checkpoint to resume from; start a new run there without --resume")]
+    NothingToResume(PathBuf),
+    #[error(
+        "the run in {dir} already finished its {epochs} epochs; pass a larger --epochs to train further"
+    )]
+    AlreadyFinished { dir: PathBuf, epochs: usize },
+    #[error(
+        "the data's images have {found} pixels but the model takes {expected} inputs; set model.input_size to {found} in the config"
+    )]
+    InputSizeMismatch { expected: usize, found: usize },
+    #[error(
+        "the data has labels up to {max_label} but the model has {classes} classes; set model.num_classes to at least {needed} in the config"
+    )]
+    TooFewClasses {
+        max_label: usize,
+        classes: usize,
+        needed: usize,
+    },
+    #[error("training stopped: {0}")]
+    Training(String),
+    #[error("cannot read image {path}: {reason}; give a PNG or JPEG file of a digit")]
+    Image { path: PathBuf, reason: String },
+    #[error("test index {index} is out of range; the test set has {len} images (0 to {})", len.saturating_sub(1))]
+    TestIndex { index: usize, len: usize },
+    #[error("the model's input size {0} is not a square image; predicting from image files needs a square input such as 784 = 28x28")]
+    NotSquare(usize),
+}

@@ -1,0 +1,142 @@
+//! Scoring a trained model on a labelled data set: loss, accuracy, per-class accuracy
+//! and the confusion matrix.
+
+use burn::data::dataset::Dataset;
+use burn::data::dataloader::batcher::Batcher;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use data::{MnistBatcher, MnistDataset};
+use model::Mlp;
+
+use crate::TrainerError;
+
+/// How a model did on a data set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy per image.
+    pub loss: f64,
+    pub correct: usize,
+    pub total: usize,
+    /// `confusion[true_class][predicted_class]` counts images.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl Evaluation {
+    /// Percentage of images classified correctly.
+    pub fn accuracy(&self) -> f64 {
+        percent(self.correct, self.total)
+    }
+
+    /// Percentage of the images of `class` classified correctly; `None` if the data
+    /// holds none of that class.
+    pub fn class_accuracy(&self, class: usize) -> Option<f64> {
+        let row = self.confusion.get(class)?;
+        let total: usize = row.iter().sum();
+        (total > 0).then(|| percent(row[class], total))
+    }
+}
+
+fn percent(part: usize, whole: usize) -> f64 {
+    if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 }
+}
+
+/// Runs `model` over every image of `dataset` in batches of `batch_size`.
+pub fn evaluate(
+    model: &Mlp,
+    dataset: &MnistDataset,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Evaluation, TrainerError> {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let read_error = |e: burn::tensor::TensorReadError| TrainerError::Training(e.to_string());
+    let mut loss_sum = 0.0;
+    let mut correct = 0;
+    let mut confusion: Vec<Vec<usize>> = Vec::new();
+    let indices: Vec<usize> = (0..dataset.len()).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let items = chunk.iter().filter_map(|&i| dataset.item(i)).collect();
+        let batch = MnistBatcher.batch(items, device);
+        let logits = model.forward(batch.images);
+        let [count, classes] = logits.dims();
+        if confusion.is_empty() {
+            confusion = vec![vec![0; classes]; classes];
+        }
+        let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
+        loss_sum += loss.into_scalar::<f64>() * count as f64;
+        let predicted = logits.argmax(1).reshape([count]).try_into_vec_as::<i64>().map_err(read_error)?;
+        let targets = batch.targets.try_into_vec_as::<i64>().map_err(read_error)?;
+        for (&truth, &guess) in targets.iter().zip(&predicted) {
+            let (truth, guess) = (truth as usize, guess as usize);
+            correct += usize::from(truth == guess);
+            if let Some(cell) = confusion.get_mut(truth).and_then(|row| row.get_mut(guess)) {
+                *cell += 1;
+            }
+        }
+    }
+    let total = dataset.len();
+    Ok(Evaluation {
+        loss: if total == 0 { 0.0 } else { loss_sum / total as f64 },
+        correct,
+        total,
+        confusion,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracies_come_from_the_confusion_matrix() {
+        let evaluation = Evaluation {
+            loss: 0.5,
+            correct: 5,
+            total: 8,
+            confusion: vec![vec![3, 1, 0], vec![2, 2, 0], vec![0, 0, 0]],
+        };
+        assert_eq!(evaluation.accuracy(), 62.5);
+        assert_eq!(evaluation.class_accuracy(0), Some(75.0));
+        assert_eq!(evaluation.class_accuracy(1), Some(50.0));
+        assert_eq!(evaluation.class_accuracy(2), None);
+        assert_eq!(evaluation.class_accuracy(3), None);
+    }
+
+    #[test]
+    fn batched_scores_match_scoring_image_by_image() {
+        let device = Device::flex();
+        device.seed(3);
+        let pixels: Vec<u8> = (0..7 * 4).map(|i| (i * 37 % 256) as u8).collect();
+        let labels = vec![0, 1, 2, 0, 1, 2, 1];
+        let set = data::LabelledImages::from_parts(2, 2, pixels, labels.clone()).expect("parts agree");
+        let dataset = MnistDataset::new(set);
+        let model = model::MlpConfig::new()
+            .with_input_size(4)
+            .with_hidden_sizes(vec![5])
+            .with_num_classes(3)
+            .init(&device);
+
+        let mut expected_loss = 0.0;
+        let mut expected_confusion = vec![vec![0; 3]; 3];
+        for (index, &label) in labels.iter().enumerate() {
+            let item = dataset.item(index).expect("in range");
+            let input: Vec<f32> = item.pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+            let logits = model
+                .forward(Tensor::from_data(TensorData::new(input, [1, 4]), &device))
+                .try_into_vec_as::<f64>()
+                .expect("readable");
+            let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+            let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln() + max;
+            expected_loss += log_sum - logits[usize::from(label)];
+            let guess = (0..3).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).expect("3 classes");
+            expected_confusion[usize::from(label)][guess] += 1;
+        }
+        expected_loss /= labels.len() as f64;
+
+        let evaluation = evaluate(&model, &dataset, 3, &device).expect("evaluates");
+        assert_eq!(evaluation.total, 7);
+        assert_eq!(evaluation.confusion, expected_confusion);
+        let diagonal: usize = (0..3).map(|c| expected_confusion[c][c]).sum();
+        assert_eq!(evaluation.correct, diagonal);
+        assert!((evaluation.loss - expected_loss).abs() < 1e-5, "{} vs {expected_loss}", evaluation.loss);
+    }
+}

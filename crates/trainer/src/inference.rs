@@ -1,0 +1,78 @@
+//! Predicting digits with a trained model.
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use model::Mlp;
+
+use crate::TrainerError;
+
+/// The model's belief about one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Softmax of the logits: one probability per class, summing to 1.
+    pub probabilities: Vec<f32>,
+}
+
+impl Prediction {
+    /// The most probable class.
+    pub fn class(&self) -> usize {
+        self.top(1).first().map_or(0, |&(class, _)| class)
+    }
+
+    /// The `k` most probable classes with their probabilities, most probable first.
+    pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
+        let mut ranked: Vec<(usize, f32)> = self.probabilities.iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.truncate(k);
+        ranked
+    }
+}
+
+/// Predicts the class of each image, given as raw pixel bytes (0-255, MNIST-style:
+/// light digit on black) of the model's input size.
+pub fn predict(model: &Mlp, images: &[Vec<u8>], device: &Device) -> Result<Vec<Prediction>, TrainerError> {
+    let Some(first) = images.first() else {
+        return Ok(Vec::new());
+    };
+    let pixels: Vec<f32> = images.iter().flatten().map(|&p| f32::from(p) / 255.0).collect();
+    let input = Tensor::<2>::from_data(TensorData::new(pixels, [images.len(), first.len()]), device);
+    // [batch, pixels] -> [batch, classes]
+    let probabilities = softmax(model.forward(input), 1);
+    let classes = probabilities.dims()[1];
+    let flat = probabilities
+        .try_into_vec_as::<f32>()
+        .map_err(|e| TrainerError::Training(e.to_string()))?;
+    Ok(flat
+        .chunks(classes)
+        .map(|row| Prediction {
+            probabilities: row.to_vec(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_ranks_classes_by_probability() {
+        let prediction = Prediction {
+            probabilities: vec![0.1, 0.6, 0.05, 0.25],
+        };
+        assert_eq!(prediction.class(), 1);
+        assert_eq!(prediction.top(3), vec![(1, 0.6), (3, 0.25), (0, 0.1)]);
+    }
+
+    #[test]
+    fn predictions_are_distributions_one_per_image() {
+        let device = Device::flex();
+        let model = model::MlpConfig::new().init(&device);
+        let predictions = predict(&model, &[vec![0; 784], vec![255; 784]], &device).expect("predicts");
+        assert_eq!(predictions.len(), 2);
+        for prediction in predictions {
+            assert_eq!(prediction.probabilities.len(), 10);
+            let sum: f32 = prediction.probabilities.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+        }
+    }
+}

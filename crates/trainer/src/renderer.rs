@@ -1,0 +1,191 @@
+//! What the user sees while training: one plain line per epoch, readable on a terminal
+//! and in a log file alike, and a progress bar within the epoch on a terminal only.
+//! It replaces Burn's fallback renderer, which prints a debug line per batch and no
+//! metric values.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use burn::train::LearnerSummary;
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The scores of one finished epoch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpochSummary {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub valid_loss: f64,
+    pub valid_accuracy: f64,
+    pub duration: Duration,
+}
+
+impl std::fmt::Display for EpochSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "train loss {:.4}  train acc {:.2}%  valid loss {:.4}  valid acc {:.2}%  {:.1}s",
+            self.train_loss,
+            self.train_accuracy,
+            self.valid_loss,
+            self.valid_accuracy,
+            self.duration.as_secs_f64()
+        )
+    }
+}
+
+/// Epoch summaries shared between the renderer, which Burn runs on its own thread,
+/// and the code that launched training.
+pub type History = Arc<Mutex<Vec<EpochSummary>>>;
+
+/// Prints a line per epoch and records it in a [`History`].
+#[derive(Debug)]
+pub struct EpochRenderer {
+    history: History,
+    metric_names: HashMap<MetricId, String>,
+    total_epochs: usize,
+    current: EpochSummary,
+    epoch_started: Instant,
+    progress: Option<ProgressBar>,
+}
+
+impl EpochRenderer {
+    pub fn new(history: History) -> Self {
+        Self {
+            history,
+            metric_names: HashMap::new(),
+            total_epochs: 0,
+            current: EpochSummary::default(),
+            epoch_started: Instant::now(),
+            progress: None,
+        }
+    }
+
+    /// Keeps the epoch-level value Burn sends when a split ends; per-batch values
+    /// only serve the progress bar.
+    fn record(&mut self, split: Split, state: MetricState) {
+        let MetricState::Numeric(entry, Some(NumericEntry::Final(value))) = state else {
+            return;
+        };
+        let name = self.metric_names.get(&entry.metric_id).map(String::as_str);
+        let slot = match (split, name) {
+            (Split::Train, Some("Loss")) => &mut self.current.train_loss,
+            (Split::Train, Some("Accuracy")) => &mut self.current.train_accuracy,
+            (Split::Valid, Some("Loss")) => &mut self.current.valid_loss,
+            (Split::Valid, Some("Accuracy")) => &mut self.current.valid_accuracy,
+            _ => return,
+        };
+        *slot = value;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Train,
+    Valid,
+}
+
+impl MetricsRendererTraining for EpochRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        self.record(Split::Train, state);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.record(Split::Valid, state);
+    }
+
+    fn on_train_end(&mut self, _: Option<LearnerSummary>) -> Result<(), Box<dyn std::error::Error>> {
+        Ok(())
+    }
+}
+
+impl MetricsRendererEvaluation for EpochRenderer {
+    fn update_test(&mut self, _: EvaluationName, _: MetricState) {}
+
+    fn on_test_end(&mut self, _: Option<LearnerSummary>) -> Result<(), Box<dyn std::error::Error>> {
+        Ok(())
+    }
+}
+
+impl TrainingProgressLogger for EpochRenderer {
+    fn start(&mut self, total_epochs: usize, starting_epoch: usize, _: Option<usize>, _: Option<&str>) {
+        self.total_epochs = total_epochs;
+        self.current.epoch = starting_epoch;
+        self.epoch_started = Instant::now();
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        self.current.epoch = epoch;
+        self.current.duration = self.epoch_started.elapsed();
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not stop training; the history still records the epoch.
+        let _ = writeln!(stdout, "epoch {epoch}/{}  {}", self.total_epochs, self.current);
+        let _ = stdout.flush();
+        if let Ok(mut history) = self.history.lock() {
+            history.push(self.current.clone());
+        }
+        self.current = EpochSummary {
+            epoch: epoch + 1,
+            ..EpochSummary::default()
+        };
+        self.epoch_started = Instant::now();
+    }
+
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        let bar = ProgressBar::new(total_items as u64);
+        let template = format!(
+            "epoch {}/{} {split:5} {{bar:40}} {{pos}}/{{len}} {{per_sec}} eta {{eta}}",
+            self.current.epoch, self.total_epochs
+        );
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        self.progress = Some(bar);
+    }
+
+    fn update_split(&mut self, items_processed: usize) {
+        if let Some(bar) = &self.progress {
+            bar.set_position(items_processed as u64);
+        }
+    }
+
+    fn end_split(&mut self) {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn end(&mut self) {
+        self.end_split();
+    }
+
+    fn log_event_training(&mut self, _: String) {}
+}
+
+impl EvaluationProgressLogger for EpochRenderer {
+    fn start_global_progress(&mut self, _: usize) {}
+    fn start_test(&mut self, _: &str, _: usize) {}
+    fn update_test_progress(&mut self, _: usize) {}
+    fn end_test(&mut self) {}
+    fn end_global_progress(&mut self) {}
+    fn log_event_evaluation(&mut self, _: String) {}
+}
+
+impl MetricsRenderer for EpochRenderer {
+    fn manual_close(&mut self) {
+        self.end_split();
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.metric_names
+            .insert(definition.metric_id, definition.name.to_string());
+    }
+}

@@ -1,0 +1,230 @@
+//! The layout of a run directory: what a training run writes and what evaluation and
+//! prediction read back.
+//!
+//! ```text
+//! <run>/config.json                 the TrainingConfig that built the model
+//! <run>/run.json                    where the data came from, backend, final test scores
+//! <run>/model.bpk                   final weights of the Mlp (burnpack)
+//! <run>/checkpoint/{model,optim,scheduler}-<epoch>.bpk   written after every epoch
+//! <run>/{train,valid}/epoch-<n>/*.log, experiment.log     Burn's own logs
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use model::Mlp;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainerError;
+use crate::config::TrainingConfig;
+
+const CONFIG: &str = "config.json";
+const RUN_INFO: &str = "run.json";
+const MODEL: &str = "model.bpk";
+const CHECKPOINTS: &str = "checkpoint";
+/// Burn's file checkpointer writes these three records per epoch.
+const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
+
+/// Facts about a run that are not part of its configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The data directory the run trained on, if one was given, so that evaluating
+    /// the run later finds the same data.
+    pub data_dir: Option<PathBuf>,
+    /// The backend feature it trained with.
+    pub backend: String,
+    /// Mean cross-entropy on the test set after the last epoch.
+    pub test_loss: Option<f64>,
+    /// Test-set accuracy after the last epoch, in percent.
+    pub test_accuracy: Option<f64>,
+}
+
+/// A run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn model_path(&self) -> PathBuf {
+        self.root.join(MODEL)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join(CONFIG)
+    }
+
+    /// Whether a run has already written here.
+    pub fn holds_run(&self) -> bool {
+        self.config_path().exists() || self.root.join(CHECKPOINTS).exists()
+    }
+
+    /// The last epoch whose model, optimizer and scheduler checkpoints all exist.
+    pub fn last_checkpoint(&self) -> Option<usize> {
+        let dir = self.root.join(CHECKPOINTS);
+        let entries = std::fs::read_dir(&dir).ok()?;
+        entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let epoch = name.strip_prefix("model-")?.strip_suffix(".bpk")?;
+                epoch.parse::<usize>().ok()
+            })
+            .filter(|epoch| {
+                CHECKPOINT_RECORDS
+                    .iter()
+                    .all(|record| dir.join(format!("{record}-{epoch}.bpk")).is_file())
+            })
+            .max()
+    }
+
+    /// Removes what an earlier run wrote here, for `--overwrite`.
+    pub fn clear(&self) -> Result<(), TrainerError> {
+        let generated = [CONFIG, RUN_INFO, MODEL, CHECKPOINTS, "train", "valid", "experiment.log"];
+        for name in generated {
+            let path = self.root.join(name);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else if path.exists() {
+                std::fs::remove_file(&path)
+            } else {
+                Ok(())
+            };
+            removed.map_err(|source| TrainerError::Write { path, source })?;
+        }
+        Ok(())
+    }
+
+    pub fn load_config(&self) -> Result<TrainingConfig, TrainerError> {
+        let path = self.config_path();
+        if !path.is_file() {
+            return Err(TrainerError::NoModel(self.root.clone(), CONFIG));
+        }
+        Ok(TrainingConfig::from_file(&path)?)
+    }
+
+    pub fn save_config(&self, config: &TrainingConfig) -> Result<(), TrainerError> {
+        self.write(CONFIG, config.to_string().as_bytes())
+    }
+
+    /// The run's facts, or defaults when it recorded none.
+    pub fn load_info(&self) -> RunInfo {
+        std::fs::read(self.root.join(RUN_INFO))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save_info(&self, info: &RunInfo) -> Result<(), TrainerError> {
+        let json = serde_json::to_vec_pretty(info).map_err(|e| TrainerError::Write {
+            path: self.root.join(RUN_INFO),
+            source: e.into(),
+        })?;
+        self.write(RUN_INFO, &json)
+    }
+
+    /// Saves the final model, replacing any earlier one only once it is complete.
+    pub fn save_model(&self, model: &Mlp) -> Result<(), TrainerError> {
+        let path = self.model_path();
+        model
+            .clone()
+            .save_file(&path)
+            .map_err(|e| TrainerError::Write {
+                source: std::io::Error::other(e.to_string()),
+                path,
+            })
+    }
+
+    /// Loads the run's configuration and final model onto `device`.
+    pub fn load_model(&self, device: &Device) -> Result<(TrainingConfig, Mlp), TrainerError> {
+        let config = self.load_config()?;
+        let path = self.model_path();
+        if !path.is_file() {
+            return Err(TrainerError::NoModel(self.root.clone(), MODEL));
+        }
+        let model = config
+            .model
+            .init(device)
+            .try_load_file(&path)
+            .map_err(|e| TrainerError::BadModel {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok((config, model))
+    }
+
+    pub fn create(&self) -> Result<(), TrainerError> {
+        std::fs::create_dir_all(&self.root).map_err(|source| TrainerError::Write {
+            path: self.root.clone(),
+            source,
+        })
+    }
+
+    fn write(&self, name: &str, contents: &[u8]) -> Result<(), TrainerError> {
+        let path = self.root.join(name);
+        data::write_atomically(&path, contents).map_err(|source| TrainerError::Write { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_checkpoint_needs_all_three_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        assert_eq!(run.last_checkpoint(), None);
+        let checkpoints = dir.path().join(CHECKPOINTS);
+        std::fs::create_dir_all(&checkpoints).expect("mkdir");
+        for epoch in [1, 2, 10] {
+            for record in CHECKPOINT_RECORDS {
+                std::fs::write(checkpoints.join(format!("{record}-{epoch}.bpk")), b"x").expect("write");
+            }
+        }
+        std::fs::write(checkpoints.join("model-11.bpk"), b"x").expect("write");
+        assert_eq!(run.last_checkpoint(), Some(10));
+        assert!(run.holds_run());
+    }
+
+    #[test]
+    fn model_round_trips_with_identical_weights() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        let device = Device::flex();
+        let config = TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![8]));
+        let model = config.model.init(&device);
+        run.save_config(&config).expect("save config");
+        run.save_model(&model).expect("save model");
+        let (_, loaded) = run.load_model(&device).expect("load");
+        let input = Tensor::<2>::random([4, 784], burn::tensor::Distribution::Default, &device);
+        let expected = model.forward(input.clone()).into_data();
+        loaded.forward(input).into_data().assert_eq(&expected, true);
+    }
+
+    #[test]
+    fn a_model_of_another_shape_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        let device = Device::flex();
+        run.save_model(&model::MlpConfig::new().with_hidden_sizes(vec![8]).init(&device))
+            .expect("save model");
+        run.save_config(&TrainingConfig::new()).expect("save config");
+        let err = run.load_model(&device).expect_err("shape mismatch");
+        assert!(matches!(err, TrainerError::BadModel { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_run_is_reported_by_name() {
+        let run = RunDir::new("/no/such/run");
+        let err = run.load_model(&Device::flex()).expect_err("nothing there");
+        assert!(err.to_string().contains("/no/such/run"), "{err}");
+    }
+}
