@@ -43,9 +43,9 @@ pub(crate) fn into_cache(cache: &Path) -> Result<(), DataError> {
         if target.is_file() {
             continue;
         }
-        std::fs::create_dir_all(&dir).map_err(|source| DataError::Cache {
+        std::fs::create_dir_all(&dir).map_err(|error| DataError::Cache {
             path: dir.clone(),
-            source,
+            error,
         })?;
         let mut failures = Vec::new();
         let contents = MIRRORS.iter().find_map(|mirror| {
@@ -64,9 +64,9 @@ pub(crate) fn into_cache(cache: &Path) -> Result<(), DataError> {
                 reasons: failures.join("; "),
             });
         };
-        write_atomically(&target, &contents).map_err(|source| DataError::Cache {
+        write_atomically(&target, &contents).map_err(|error| DataError::Cache {
             path: target.clone(),
-            source,
+            error,
         })?;
     }
     Ok(())

@@ -4,11 +4,10 @@ use std::path::PathBuf;
 /// Each message names the file or place concerned and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}; check that it is a complete, readable IDX file")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error(
@@ -69,11 +68,10 @@ pub enum DataError {
     )]
     Download { tried: String, reasons: String },
 
-    #[error("cannot write the MNIST cache at {path}: {source}; pass --data-dir to read the files from elsewhere")]
+    #[error("cannot write the MNIST cache at {path}: {error}; pass --data-dir to read the files from elsewhere")]
     Cache {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error(

@@ -136,9 +136,9 @@ fn read_idx(
     kind: &'static str,
     magic: u32,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let read_error = |source| DataError::Read {
+    let read_error = |error| DataError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = File::open(path).map_err(read_error)?;
     let file_len = file.metadata().map_err(read_error)?.len();
@@ -215,9 +215,9 @@ fn read_u32(reader: &mut impl Read, path: &Path) -> Result<Option<u32>, DataErro
     match reader.read_exact(&mut bytes) {
         Ok(()) => Ok(Some(u32::from_be_bytes(bytes))),
         Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
-        Err(source) => Err(DataError::Read {
+        Err(error) => Err(DataError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }

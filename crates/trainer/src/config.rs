@@ -46,11 +46,10 @@ pub struct TrainingConfig {
 /// A configuration that cannot be used, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}; pass --config with an existing JSON file")]
+    #[error("cannot read config {path}: {error}; pass --config with an existing JSON file")]
     Read {
         path: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config {path} is not valid: {reason}")]
     Parse { path: String, reason: String },
@@ -73,9 +72,9 @@ impl TrainingConfig {
     /// otherwise silently fall back to a default) and values it cannot train with.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         let parse_error = |reason: String| ConfigError::Parse {
             path: shown.clone(),

@@ -17,11 +17,10 @@ pub enum TrainerError {
     NoModel(PathBuf, &'static str),
     #[error("cannot load the model in {path}: {reason}; retrain it, or point --model at an intact run directory")]
     BadModel { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{0} already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"

@@ -233,8 +233,7 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
 
 fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.model);
-    let backend = backend::open(args.common.device.as_deref())?;
-    eprintln!("{backend}");
+    let backend = open_backend(&args.common)?;
     let (config, model) = run.load_model(&backend.device)?;
     let (names, images) = match args.test_index {
         Some(index) => {

@@ -97,7 +97,7 @@ impl RunDir {
             } else {
                 Ok(())
             };
-            removed.map_err(|source| TrainerError::Write { path, source })?;
+            removed.map_err(|error| TrainerError::Write { path, error })?;
         }
         Ok(())
     }
@@ -125,7 +125,7 @@ impl RunDir {
     pub fn save_info(&self, info: &RunInfo) -> Result<(), TrainerError> {
         let json = serde_json::to_vec_pretty(info).map_err(|e| TrainerError::Write {
             path: self.root.join(RUN_INFO),
-            source: e.into(),
+            error: e.into(),
         })?;
         self.write(RUN_INFO, &json)
     }
@@ -137,7 +137,7 @@ impl RunDir {
             .clone()
             .save_file(&path)
             .map_err(|e| TrainerError::Write {
-                source: std::io::Error::other(e.to_string()),
+                error: std::io::Error::other(e.to_string()),
                 path,
             })
     }
@@ -161,15 +161,15 @@ impl RunDir {
     }
 
     pub fn create(&self) -> Result<(), TrainerError> {
-        std::fs::create_dir_all(&self.root).map_err(|source| TrainerError::Write {
+        std::fs::create_dir_all(&self.root).map_err(|error| TrainerError::Write {
             path: self.root.clone(),
-            source,
+            error,
         })
     }
 
     fn write(&self, name: &str, contents: &[u8]) -> Result<(), TrainerError> {
         let path = self.root.join(name);
-        data::write_atomically(&path, contents).map_err(|source| TrainerError::Write { path, source })
+        data::write_atomically(&path, contents).map_err(|error| TrainerError::Write { path, error })
     }
 }
 

@@ -94,8 +94,6 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         overwrite,
     } = request;
     config.validate()?;
-    let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite)?;
-
     let mnist = Mnist::load(data_dir.as_deref())?;
     println!(
         "data {}: {} training and {} test images of {}x{}",
@@ -121,6 +119,8 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         config.model.init(&backend.device).num_params()
     );
 
+    // Only now that the data is known to be good may an earlier run be replaced.
+    let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite)?;
     run_dir.save_config(&config)?;
     let mut info = RunInfo {
         data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),

@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The real MNIST files: `MNIST_DATA_DIR`, else the shared folder beside the
+/// checkout. `None` (the test is skipped) only when neither is set up; when
+/// `MNIST_DATA_DIR` is set, as in CI, it must be valid.
+pub fn mnist_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("MNIST_DATA_DIR") {
+        let dir = PathBuf::from(dir);
+        assert!(dir.is_dir(), "MNIST_DATA_DIR={} is not a directory", dir.display());
+        return Some(dir);
+    }
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
+    if beside.is_dir() {
+        return Some(beside);
+    }
+    eprintln!("skipped: real MNIST not found; set MNIST_DATA_DIR to the folder of its IDX files");
+    None
+}
+
+/// Runs the `trainer` binary with `args` and without inherited data settings.
+pub fn trainer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env_remove("MNIST_DATA_DIR")
+        .output()
+        .expect("the trainer binary runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the way a user-facing failure must look: a non-zero exit and exactly one
+/// line on stderr, no panic or backtrace; returns that line.
+pub fn assert_clean_failure(output: &Output) -> String {
+    let err = stderr(output);
+    assert!(!output.status.success(), "expected failure, got success; stdout: {}", stdout(output));
+    assert_ne!(output.status.code(), None, "killed by a signal: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "panicked: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "want one line on stderr, got: {err}");
+    lines[0].to_string()
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}

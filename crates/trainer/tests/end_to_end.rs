@@ -1,0 +1,116 @@
+//! Training, reloading, resuming, evaluating and predicting on the real MNIST.
+
+mod common;
+
+use burn::data::dataset::Dataset;
+use common::{mnist_dir, path_str, stdout, trainer};
+use data::{Mnist, MnistBatcher, MnistDataset};
+use trainer::backend;
+use trainer::config::TrainingConfig;
+use trainer::run_dir::RunDir;
+use trainer::training::{TrainRequest, train};
+
+#[test]
+fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let backend = backend::open(None).expect("default backend");
+    let request = TrainRequest {
+        config: TrainingConfig::new().with_epochs(1).with_limit_train(Some(6000)),
+        data_dir: Some(data_dir.clone()),
+        run_dir: RunDir::new(tmp.path().join("run")),
+        resume: false,
+        overwrite: false,
+    };
+    let run = request.run_dir.clone();
+    let report = train(request, &backend).expect("trains");
+
+    assert_eq!(report.epochs.len(), 1);
+    let epoch = &report.epochs[0];
+    assert!(epoch.valid_accuracy >= 85.0, "validation accuracy {}", epoch.valid_accuracy);
+    assert!(epoch.train_loss > 0.0 && epoch.valid_loss > 0.0, "{epoch:?}");
+    assert!(report.test.accuracy() >= 85.0, "test accuracy {}", report.test.accuracy());
+
+    let (config, reloaded) = run.load_model(&backend.device).expect("reloads");
+    assert_eq!(config.limit_train, Some(6000));
+    let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
+    let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
+    let images = burn::data::dataloader::batcher::Batcher::batch(&MnistBatcher, items, &backend.device).images;
+    let expected = report.model.forward(images.clone()).into_data();
+    reloaded.forward(images).into_data().assert_eq(&expected, true);
+}
+
+#[test]
+fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let common = ["--data-dir", path_str(&data_dir), "--artifacts", path_str(&run), "--limit-train", "6000"];
+
+    let first = trainer(&[&["train", "--epochs", "1"], &common[..]].concat());
+    assert!(first.status.success(), "{}", common::stderr(&first));
+    assert!(stdout(&first).contains("epoch 1/1"), "{}", stdout(&first));
+
+    let resumed = trainer(&[&["train", "--epochs", "2", "--resume"], &common[..]].concat());
+    let out = stdout(&resumed);
+    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
+    assert!(out.contains("resuming after epoch 1"), "{out}");
+    assert!(out.contains("epoch 2/2") && !out.contains("epoch 1/2"), "{out}");
+    assert!(run.join("checkpoint/model-2.bpk").is_file());
+    assert!(run.join("checkpoint/model-1.bpk").is_file(), "earlier checkpoints are kept");
+
+    // eval and predict find the data through the run, without --data-dir.
+    let eval = trainer(&["eval", "--model", path_str(&run)]);
+    let out = stdout(&eval);
+    assert!(eval.status.success(), "{}", common::stderr(&eval));
+    assert!(out.contains("accuracy") && out.contains("confusion matrix"), "{out}");
+    let matrix_rows = out.lines().skip_while(|l| !l.starts_with("confusion")).skip(2).count();
+    assert_eq!(matrix_rows, 10, "{out}");
+
+    let predict = trainer(&["predict", "--model", path_str(&run), "--test-index", "0"]);
+    let out = stdout(&predict);
+    assert!(predict.status.success(), "{}", common::stderr(&predict));
+    assert!(out.contains("predicted 7"), "{out}");
+}
+
+#[test]
+fn predict_reads_an_image_file_of_a_test_digit() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let trained = trainer(&[
+        "--data-dir", path_str(&data_dir), "--artifacts", path_str(&run), "--epochs", "1", "--limit-train", "6000",
+    ]);
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+
+    // Test digits as a user would photograph them: dark ink on white, larger, in a
+    // wider frame, as PNG and JPEG.
+    let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
+    let mut paths = Vec::new();
+    let mut labels = Vec::new();
+    for index in [0, 1, 2, 3] {
+        let item = test.get(index).expect("in range");
+        let digit = image::GrayImage::from_raw(28, 28, item.pixels.iter().map(|p| 255 - p).collect())
+            .expect("28x28");
+        let mut canvas = image::GrayImage::from_pixel(160, 120, image::Luma([255]));
+        let large = image::imageops::resize(&digit, 84, 84, image::imageops::FilterType::Triangle);
+        image::imageops::overlay(&mut canvas, &large, 50, 20);
+        let extension = if index % 2 == 0 { "png" } else { "jpg" };
+        let path = tmp.path().join(format!("digit{index}.{extension}"));
+        canvas.save(&path).expect("save image");
+        paths.push(path);
+        labels.push(item.label);
+    }
+    let mut args = vec!["predict", "--model", path_str(&run)];
+    args.extend(paths.iter().map(|p| path_str(p)));
+    let predict = trainer(&args);
+    let out = stdout(&predict);
+    assert!(predict.status.success(), "{}", common::stderr(&predict));
+    for (path, label) in paths.iter().zip(labels) {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(path_str(path)))
+            .unwrap_or_else(|| panic!("no line for {}: {out}", path.display()));
+        assert!(line.contains(&format!("predicted {label}")), "{line}");
+    }
+}
