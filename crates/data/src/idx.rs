@@ -4,7 +4,7 @@
 //! by content rather than by file name.
 
 use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -38,15 +38,25 @@ pub struct LabelledImages {
 impl IdxImages {
     pub fn read(path: &Path) -> Result<Self, DataError> {
         let (dims, pixels) = read_idx(path, "images", IMAGES_MAGIC)?;
+        Ok(Self::from_dims(&dims, pixels))
+    }
+
+    /// Parses the bytes of an images file held in memory; `name` labels errors.
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Self, DataError> {
+        let (dims, pixels) = parse_idx(bytes, bytes.len() as u64, name, "images", IMAGES_MAGIC)?;
+        Ok(Self::from_dims(&dims, pixels))
+    }
+
+    fn from_dims(dims: &[usize], pixels: Vec<u8>) -> Self {
         let [count, rows, cols] = dims[..] else {
             unreachable!("the magic number fixes three dimensions")
         };
-        Ok(Self {
+        Self {
             count,
             rows,
             cols,
             pixels,
-        })
+        }
     }
 
     /// Pixels per image.
@@ -58,6 +68,12 @@ impl IdxImages {
 impl IdxLabels {
     pub fn read(path: &Path) -> Result<Self, DataError> {
         let (_, labels) = read_idx(path, "labels", LABELS_MAGIC)?;
+        Ok(Self(labels))
+    }
+
+    /// Parses the bytes of a labels file held in memory; `name` labels errors.
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Self, DataError> {
+        let (_, labels) = parse_idx(bytes, bytes.len() as u64, name, "labels", LABELS_MAGIC)?;
         Ok(Self(labels))
     }
 }
@@ -142,12 +158,24 @@ fn read_idx(
     };
     let file = File::open(path).map_err(read_error)?;
     let file_len = file.metadata().map_err(read_error)?.len();
-    let mut file = BufReader::new(file);
-    let is_gzip = {
-        use std::io::BufRead;
-        file.fill_buf().map_err(read_error)?.starts_with(&GZIP_MAGIC)
+    parse_idx(BufReader::new(file), file_len, path, kind, magic)
+}
+
+/// Parses IDX content of `file_len` bytes (before any decompression) from `file`;
+/// `path` only names the source in errors.
+fn parse_idx(
+    mut file: impl BufRead,
+    file_len: u64,
+    path: &Path,
+    kind: &'static str,
+    magic: u32,
+) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let read_error = |error| DataError::Read {
+        path: path.to_path_buf(),
+        error,
     };
-    let mut reader: Box<dyn Read> = if is_gzip {
+    let is_gzip = file.fill_buf().map_err(read_error)?.starts_with(&GZIP_MAGIC);
+    let mut reader: Box<dyn Read + '_> = if is_gzip {
         Box::new(GzDecoder::new(file))
     } else {
         Box::new(file)
