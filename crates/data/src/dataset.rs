@@ -77,6 +77,16 @@ impl MnistDataset {
         self
     }
 
+    /// The items in `range` of this view (clamped to its length).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        let end = range.end.min(self.indices.len());
+        let start = range.start.min(end);
+        Self {
+            set: self.set.clone(),
+            indices: self.indices[start..end].to_vec(),
+        }
+    }
+
     /// Pixels per image.
     pub fn image_len(&self) -> usize {
         self.set.image_len()

@@ -110,6 +110,13 @@ pub fn write_atomically(target: &Path, contents: &[u8]) -> std::io::Result<()> {
     };
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(contents)?;
+    // Temporary files are private (0600); the result should be as readable as any
+    // file the user creates.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     file.as_file().sync_all()?;
     file.persist(target).map_err(|e| e.error)?;
     Ok(())

@@ -8,12 +8,14 @@ mod dataset;
 mod download;
 mod error;
 mod idx;
+mod loader;
 mod mnist;
 mod source;
 
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig};
 pub use error::{DataError, IndexOutOfRange};
+pub use loader::EpochLoader;
 pub use mnist::Mnist;
 pub use idx::{IdxImages, IdxLabels, LabelledImages};
 pub use download::write_atomically;

@@ -92,8 +92,8 @@ impl TrainingConfig {
             key,
             known,
         })?;
-        let config: Self =
-            serde_json::from_value(merged).map_err(|e| parse_error(e.to_string()))?;
+        let config: Self = serde_path_to_error::deserialize(merged)
+            .map_err(|e| parse_error(format!("`{}`: {}", e.path(), e.inner())))?;
         Ok(config)
     }
 

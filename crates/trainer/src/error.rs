@@ -17,6 +17,10 @@ pub enum TrainerError {
     NoModel(PathBuf, &'static str),
     #[error("cannot load the model in {path}: {reason}; retrain it, or point --model at an intact run directory")]
     BadModel { path: PathBuf, reason: String },
+    #[error(
+        "checkpoint {path} is unreadable: {reason}; delete that epoch's checkpoint files to resume from the one before, or start over with --overwrite"
+    )]
+    BadCheckpoint { path: PathBuf, reason: String },
     #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
@@ -26,7 +30,15 @@ pub enum TrainerError {
         "{0} already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"
     )]
     RunExists(PathBuf),
-    #[error("{0} holds no checkpoint to resume from; start a new run there without --resume")]
+    #[error(
+        "cannot resume the run in {dir}: its checkpoints hold a {checkpoint} network but the config describes {config}; resume with the run's own config, or start a new run elsewhere"
+    )]
+    ResumeMismatch {
+        dir: PathBuf,
+        checkpoint: String,
+        config: String,
+    },
+    #[error("{0} holds no run to resume (no config.json); start a new run there without --resume")]
     NothingToResume(PathBuf),
     #[error(
         "the run in {dir} already finished its {epochs} epochs; pass a larger --epochs to train further"

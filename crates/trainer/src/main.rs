@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
 use burn::data::dataset::Dataset;
 use clap::{Args, Parser, Subcommand};
 use data::{Mnist, MnistDataset};
@@ -48,25 +47,25 @@ struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Number of passes over the training set.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Images per optimisation step.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     batch_size: Option<usize>,
     /// Adam's learning rate.
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Seed for weight initialisation and batch order.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Train on only the first N training images, for quick runs.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     limit_train: Option<usize>,
     /// Training images held out for validation.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     valid_size: Option<usize>,
     /// Threads that assemble batches.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     num_workers: Option<usize>,
     /// Run directory for checkpoints, logs and the final model [default: artifacts/<config name>].
     #[arg(long, value_name = "DIR")]
@@ -120,7 +119,14 @@ struct PredictArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() => {
+            eprintln!("{}", one_line(&error.render().to_string()));
+            return ExitCode::from(2);
+        }
+        Err(help_or_version) => help_or_version.exit(),
+    };
     let outcome = match cli.command {
         None => run_train(cli.train),
         Some(Command::Train(args)) => run_train(args),
@@ -137,11 +143,21 @@ fn main() -> ExitCode {
 }
 
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let (config, name) = if args.resume {
-        let dir = args.artifacts.clone().context("--resume needs --artifacts DIR naming the run to continue")?;
-        (RunDir::new(&dir).load_config().map_err(|_| TrainerError::NothingToResume(dir))?, String::new())
-    } else {
-        base_config(args.config.as_deref())?
+    let resume_dir = match (args.resume, &args.artifacts) {
+        (true, None) => anyhow::bail!("--resume needs --artifacts DIR naming the run to continue"),
+        (true, Some(dir)) => Some(dir.clone()),
+        (false, _) => None,
+    };
+    // A resumed run keeps its own config unless another is given explicitly, which
+    // must then describe the same network.
+    let (config, name) = match (&args.config, resume_dir) {
+        (None, Some(dir)) => {
+            let config = RunDir::new(&dir)
+                .load_config()
+                .map_err(|_| TrainerError::NothingToResume(dir))?;
+            (config, String::new())
+        }
+        (config, _) => base_config(config.as_deref())?,
     };
     let config = TrainingConfig {
         epochs: args.epochs.unwrap_or(config.epochs),
@@ -264,6 +280,17 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         println!("{name}: predicted {}  (top 3: {})", prediction.class(), top.join(", "));
     }
     Ok(())
+}
+
+/// Folds clap's multi-line usage error into the one line every error here gets.
+fn one_line(message: &str) -> String {
+    let lines: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect();
+    format!("{}; see `trainer --help`", lines.join(" "))
 }
 
 /// The side of the square image a model with `input_size` inputs takes.

@@ -5,10 +5,12 @@
 use std::path::Path;
 
 use image::imageops::{FilterType, resize};
-use image::{DynamicImage, GrayImage, ImageReader};
+use image::{DynamicImage, GrayImage, ImageReader, Limits};
 
 use crate::TrainerError;
 
+/// The widest and tallest image accepted, in pixels.
+const MAX_SIDE: u32 = 8192;
 /// Brightness (0-255, after contrast stretching) above which a pixel counts as ink.
 const INK_THRESHOLD: u8 = 25;
 /// Below this contrast between background and the brightest stroke, there is no digit.
@@ -21,13 +23,23 @@ pub fn load_digit(path: &Path, side: usize) -> Result<Vec<u8>, TrainerError> {
         path: path.to_path_buf(),
         reason,
     };
-    let image = ImageReader::open(path)
+    let mut reader = ImageReader::open(path)
         .map_err(|e| image_error(e.to_string()))?
         .with_guessed_format()
-        .map_err(|e| image_error(e.to_string()))?
-        .decode()
         .map_err(|e| image_error(e.to_string()))?;
+    reader.limits(decoding_limits());
+    let image = reader.decode().map_err(|e| image_error(e.to_string()))?;
     mnist_style(&image, side).map_err(image_error)
+}
+
+/// Bounds on what a decoder may allocate, so that a file declaring a huge image is
+/// refused instead of exhausting memory. A phone photo fits easily.
+pub fn decoding_limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(256 << 20);
+    limits
 }
 
 /// Prepares a decoded image: grayscale (transparency composited over white), inverted
@@ -211,6 +223,38 @@ mod tests {
         }
         let grid = mnist_style(&DynamicImage::ImageLuma8(image.clone()), 28).expect("a digit");
         assert_eq!(grid, image.into_raw());
+    }
+
+    #[test]
+    fn an_image_declaring_a_huge_size_is_refused_before_decoding() {
+        // A PNG header (signature and IHDR) declaring 20000x20000 grayscale pixels.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend(20000u32.to_be_bytes());
+        ihdr.extend(20000u32.to_be_bytes());
+        ihdr.extend([8, 0, 0, 0, 0]);
+        png.extend((ihdr.len() as u32 - 4).to_be_bytes());
+        png.extend(&ihdr);
+        png.extend(crc32(&ihdr).to_be_bytes());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("huge.png");
+        std::fs::write(&path, png).expect("write");
+        let err = load_digit(&path, 28).expect_err("too large");
+        assert!(matches!(err, TrainerError::Image { .. }), "{err}");
+        let empty = dir.path().join("empty.png");
+        std::fs::write(&empty, b"").expect("write");
+        assert!(matches!(load_digit(&empty, 28), Err(TrainerError::Image { .. })));
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use burn::train::LearnerSummary;
+use burn::train::{Interrupter, LearnerSummary};
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
@@ -46,26 +46,71 @@ impl std::fmt::Display for EpochSummary {
 /// and the code that launched training.
 pub type History = Arc<Mutex<Vec<EpochSummary>>>;
 
-/// Prints a line per epoch and records it in a [`History`].
-#[derive(Debug)]
+/// Called with the whole history after each epoch, to persist it; an error stops
+/// training.
+pub type EpochHook = Box<dyn Fn(&[EpochSummary]) -> Result<(), String> + Send + Sync>;
+
+/// Prints a line per epoch, records it in a [`History`], and stops training through
+/// the [`Interrupter`] when the loss stops being a number.
 pub struct EpochRenderer {
     history: History,
+    on_epoch: EpochHook,
+    interrupter: Interrupter,
     metric_names: HashMap<MetricId, String>,
     total_epochs: usize,
     current: EpochSummary,
+    train_steps: usize,
     epoch_started: Instant,
     progress: Option<ProgressBar>,
 }
 
+impl std::fmt::Debug for EpochRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochRenderer")
+            .field("total_epochs", &self.total_epochs)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EpochRenderer {
-    pub fn new(history: History) -> Self {
+    /// `history` starts with the epochs of an earlier run being resumed.
+    pub fn new(history: History, on_epoch: EpochHook, interrupter: Interrupter) -> Self {
         Self {
             history,
+            on_epoch,
+            interrupter,
             metric_names: HashMap::new(),
             total_epochs: 0,
             current: EpochSummary::default(),
+            train_steps: 0,
             epoch_started: Instant::now(),
             progress: None,
+        }
+    }
+
+    /// Stops training at the first training batch whose loss is not finite: the
+    /// weights are ruined from there on, and the epoch must not be checkpointed.
+    fn watch_loss(&mut self, state: &MetricState) {
+        let MetricState::Numeric(entry, Some(value)) = state else {
+            return;
+        };
+        if self.metric_names.get(&entry.metric_id).map(String::as_str) != Some("Loss") {
+            return;
+        }
+        if !matches!(value, NumericEntry::Final(_)) {
+            self.train_steps += 1;
+        }
+        let loss = value.current();
+        if !loss.is_finite() && !self.interrupter.should_stop() {
+            let advice = match self.current.epoch.saturating_sub(1) {
+                0 => "no checkpoint was written; lower the learning rate (--lr) and start over with --overwrite".to_string(),
+                last_good => format!("the last good checkpoint is epoch {last_good}; lower the learning rate (--lr) and continue with --resume"),
+            };
+            self.interrupter.stop(Some(&format!(
+                "the training loss became {loss} at epoch {}, step {}; {advice}",
+                self.current.epoch, self.train_steps
+            )));
         }
     }
 
@@ -95,6 +140,7 @@ enum Split {
 
 impl MetricsRendererTraining for EpochRenderer {
     fn update_train(&mut self, state: MetricState) {
+        self.watch_loss(&state);
         self.record(Split::Train, state);
     }
 
@@ -131,6 +177,9 @@ impl TrainingProgressLogger for EpochRenderer {
         let _ = stdout.flush();
         if let Ok(mut history) = self.history.lock() {
             history.push(self.current.clone());
+            if let Err(reason) = (self.on_epoch)(&history) {
+                self.interrupter.stop(Some(&reason));
+            }
         }
         self.current = EpochSummary {
             epoch: epoch + 1,
@@ -140,6 +189,9 @@ impl TrainingProgressLogger for EpochRenderer {
     }
 
     fn start_split(&mut self, split: &str, total_items: usize) {
+        if split == "train" {
+            self.train_steps = 0;
+        }
         let bar = ProgressBar::new(total_items as u64);
         let template = format!(
             "epoch {}/{} {split:5} {{bar:40}} {{pos}}/{{len}} {{per_sec}} eta {{eta}}",

@@ -5,9 +5,12 @@
 //! <run>/config.json                 the TrainingConfig that built the model
 //! <run>/run.json                    where the data came from, backend, final test scores
 //! <run>/model.bpk                   final weights of the Mlp (burnpack)
+//! <run>/metrics.csv                 loss and accuracy per epoch
 //! <run>/checkpoint/{model,optim,scheduler}-<epoch>.bpk   written after every epoch
-//! <run>/{train,valid}/epoch-<n>/*.log, experiment.log     Burn's own logs
 //! ```
+//!
+//! Every file is written to a temporary name and renamed into place, so a crash at
+//! any moment leaves either the old file or the new one.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainerError;
 use crate::config::TrainingConfig;
+use crate::renderer::EpochSummary;
 
 const CONFIG: &str = "config.json";
+const METRICS: &str = "metrics.csv";
+const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds";
 const RUN_INFO: &str = "run.json";
 const MODEL: &str = "model.bpk";
 const CHECKPOINTS: &str = "checkpoint";
@@ -87,7 +93,7 @@ impl RunDir {
 
     /// Removes what an earlier run wrote here, for `--overwrite`.
     pub fn clear(&self) -> Result<(), TrainerError> {
-        let generated = [CONFIG, RUN_INFO, MODEL, CHECKPOINTS, "train", "valid", "experiment.log"];
+        let generated = [CONFIG, RUN_INFO, METRICS, MODEL, CHECKPOINTS];
         for name in generated {
             let path = self.root.join(name);
             let removed = if path.is_dir() {
@@ -128,6 +134,53 @@ impl RunDir {
             error: e.into(),
         })?;
         self.write(RUN_INFO, &json)
+    }
+
+    /// The path of one of Burn's per-epoch checkpoint records (`model`, `optim` or
+    /// `scheduler`).
+    pub fn checkpoint_path(&self, record: &str, epoch: usize) -> PathBuf {
+        self.root.join(CHECKPOINTS).join(format!("{record}-{epoch}.bpk"))
+    }
+
+    /// Rewrites `metrics.csv` with one row per epoch.
+    pub fn save_metrics(&self, epochs: &[EpochSummary]) -> Result<(), TrainerError> {
+        let rows = epochs.iter().map(|e| {
+            format!(
+                "{},{},{},{},{},{:.3}",
+                e.epoch,
+                e.train_loss,
+                e.train_accuracy,
+                e.valid_loss,
+                e.valid_accuracy,
+                e.duration.as_secs_f64()
+            )
+        });
+        let csv: Vec<String> = std::iter::once(METRICS_HEADER.to_string()).chain(rows).collect();
+        self.write(METRICS, (csv.join("\n") + "\n").as_bytes())
+    }
+
+    /// The epochs recorded in `metrics.csv` up to and including `last_epoch`; rows
+    /// that cannot be read are skipped.
+    pub fn load_metrics(&self, last_epoch: usize) -> Vec<EpochSummary> {
+        let text = std::fs::read_to_string(self.root.join(METRICS)).unwrap_or_default();
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let fields: Vec<f64> = line.split(',').map(str::parse).collect::<Result<_, _>>().ok()?;
+                let [epoch, train_loss, train_accuracy, valid_loss, valid_accuracy, seconds] = fields[..] else {
+                    return None;
+                };
+                Some(EpochSummary {
+                    epoch: epoch as usize,
+                    train_loss,
+                    train_accuracy,
+                    valid_loss,
+                    valid_accuracy,
+                    duration: std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default(),
+                })
+            })
+            .filter(|summary| summary.epoch <= last_epoch)
+            .collect()
     }
 
     /// Saves the final model, replacing any earlier one only once it is complete.
@@ -192,6 +245,26 @@ mod tests {
         std::fs::write(checkpoints.join("model-11.bpk"), b"x").expect("write");
         assert_eq!(run.last_checkpoint(), Some(10));
         assert!(run.holds_run());
+    }
+
+    #[test]
+    fn metrics_round_trip_and_stop_at_the_given_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        let epochs: Vec<EpochSummary> = (1..=3)
+            .map(|epoch| EpochSummary {
+                epoch,
+                train_loss: 1.0 / epoch as f64,
+                train_accuracy: 90.0 + epoch as f64,
+                valid_loss: 0.5,
+                valid_accuracy: 95.25,
+                duration: std::time::Duration::from_millis(1500),
+            })
+            .collect();
+        run.save_metrics(&epochs).expect("save");
+        assert_eq!(run.load_metrics(3), epochs);
+        assert_eq!(run.load_metrics(2), epochs[..2].to_vec());
+        assert!(RunDir::new(dir.path().join("none")).load_metrics(9).is_empty());
     }
 
     #[test]

@@ -3,24 +3,26 @@
 //! model, its configuration and its test-set scores in the run directory.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use burn::data::dataset::Dataset;
-use burn::data::dataloader::DataLoaderBuilder;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use burn::optim::OptimizerRecord;
+use burn::lr_scheduler::LrSchedulerRecord;
 use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{
     ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
 };
-use data::{Mnist, MnistBatch, MnistBatcher, MnistDataset};
+use data::{EpochLoader, Mnist, MnistBatch, MnistDataset};
 use model::Mlp;
 
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
 use crate::evaluation::{Evaluation, evaluate};
-use crate::renderer::{EpochRenderer, EpochSummary, History};
+use crate::renderer::{EpochHook, EpochRenderer, EpochSummary, History};
 use crate::run_dir::{RunDir, RunInfo};
 use crate::TrainerError;
 
@@ -121,6 +123,9 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
 
     // Only now that the data is known to be good may an earlier run be replaced.
     let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite)?;
+    if let Some(epoch) = resume_from {
+        check_resumable(&run_dir, &config, epoch, &backend.device)?;
+    }
     run_dir.save_config(&config)?;
     let mut info = RunInfo {
         data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),
@@ -133,25 +138,28 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     let classifier = Classifier {
         mlp: config.model.init(&backend.device.clone().autodiff()),
     };
-    let loader = |dataset: MnistDataset, shuffle: bool| {
-        let builder = DataLoaderBuilder::new(MnistBatcher)
-            .batch_size(config.batch_size)
-            .num_workers(config.num_workers)
-            .set_device(backend.device.clone());
-        let builder = if shuffle { builder.shuffle(config.seed) } else { builder };
-        builder.build(dataset)
-    };
-    let history = History::default();
-    let mut training = SupervisedTraining::new(
-        run_dir.root(),
-        loader(train_set, true),
-        loader(valid_set, false),
-    )
-    .metrics((AccuracyMetric::new(), LossMetric::new()))
-    .with_default_checkpointers()
-    .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
-    .num_epochs(config.epochs)
-    .renderer(Box::new(EpochRenderer::new(history.clone())));
+    let epochs_done = resume_from.unwrap_or(0);
+    let train_loader = EpochLoader::new(train_set, config.batch_size, backend.device.clone())
+        .shuffled(config.seed)
+        .starting_after(epochs_done);
+    let valid_loader = EpochLoader::new(valid_set, eval_batch_size(&config), backend.device.clone());
+
+    let history: History = Arc::new(Mutex::new(run_dir.load_metrics(epochs_done)));
+    let metrics_dir = run_dir.clone();
+    let save_metrics: EpochHook =
+        Box::new(move |epochs| metrics_dir.save_metrics(epochs).map_err(|e| e.to_string()));
+    let mut training = SupervisedTraining::new(run_dir.root(), Arc::new(train_loader), Arc::new(valid_loader))
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        // Per-epoch metrics go to metrics.csv, written atomically; Burn's file logger
+        // appends per batch and its application logger installs a process-wide panic
+        // hook, so neither is used.
+        .with_metric_logger(InMemoryMetricLogger::default())
+        .with_application_logger(None)
+        .with_default_checkpointers()
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
+        .num_epochs(config.epochs);
+    let renderer = EpochRenderer::new(history.clone(), save_metrics, training.interrupter());
+    training = training.renderer(Box::new(renderer));
     if let Some(epoch) = resume_from {
         println!("resuming after epoch {epoch} from {}", run_dir.root().display());
         training = training.checkpoint(epoch);
@@ -159,12 +167,14 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     let optimizer = config.optimizer.init();
     let result = training.launch(Learner::new(classifier, optimizer, config.lr));
     if let Some(error) = result.error {
-        return Err(TrainerError::Training(error.to_string()));
+        return Err(TrainerError::Training(format!(
+            "{error}; fix the cause, then continue from the last checkpoint with --resume"
+        )));
     }
     if let Some(interruption) = result.interrupted {
         let reason = interruption.reason.unwrap_or_else(|| "interrupted".into());
         return Err(TrainerError::Training(format!(
-            "{reason}; checkpoints so far are in {}, continue with --resume",
+            "{reason} (checkpoints are in {})",
             run_dir.root().display()
         )));
     }
@@ -182,9 +192,10 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         test_scores.total
     );
     println!("saved {}", run_dir.model_path().display());
-    let epochs = Arc::try_unwrap(history)
-        .map(|history| history.into_inner().unwrap_or_default())
-        .unwrap_or_else(|shared| shared.lock().map(|h| h.clone()).unwrap_or_default());
+    let epochs = history
+        .lock()
+        .map(|all| all.iter().filter(|e| e.epoch > epochs_done).cloned().collect())
+        .unwrap_or_default();
     Ok(TrainReport {
         epochs,
         test: test_scores,
@@ -200,9 +211,14 @@ fn prepare_run_dir(
     overwrite: bool,
 ) -> Result<Option<usize>, TrainerError> {
     if resume {
-        let last = run_dir
-            .last_checkpoint()
-            .ok_or_else(|| TrainerError::NothingToResume(run_dir.root().to_path_buf()))?;
+        let Some(last) = run_dir.last_checkpoint() else {
+            if !run_dir.config_path().is_file() {
+                return Err(TrainerError::NothingToResume(run_dir.root().to_path_buf()));
+            }
+            // The run died within its first epoch: continuing it is starting it over.
+            println!("{} holds no complete checkpoint yet; starting the run over", run_dir.root().display());
+            return Ok(None);
+        };
         if last >= config.epochs {
             return Err(TrainerError::AlreadyFinished {
                 dir: run_dir.root().to_path_buf(),
@@ -219,6 +235,38 @@ fn prepare_run_dir(
     }
     run_dir.create()?;
     Ok(None)
+}
+
+/// Checks, before Burn loads them (and panics on a bad one), that the checkpoint
+/// records of `epoch` are readable and that the model they hold is the one `config`
+/// describes.
+fn check_resumable(
+    run_dir: &RunDir,
+    config: &TrainingConfig,
+    epoch: usize,
+    device: &Device,
+) -> Result<(), TrainerError> {
+    let saved = run_dir.load_config()?;
+    if saved.model.to_string() != config.model.to_string() {
+        return Err(TrainerError::ResumeMismatch {
+            dir: run_dir.root().to_path_buf(),
+            checkpoint: architecture(&saved),
+            config: architecture(config),
+        });
+    }
+    let unreadable = |path: PathBuf, reason: String| TrainerError::BadCheckpoint { path, reason };
+    let model_path = run_dir.checkpoint_path("model", epoch);
+    Classifier {
+        mlp: config.model.init(device),
+    }
+    .try_load_file(&model_path)
+    .map_err(|e| unreadable(model_path, e.to_string()))?;
+    let optim_path = run_dir.checkpoint_path("optim", epoch);
+    OptimizerRecord::load(optim_path.clone()).map_err(|e| unreadable(optim_path, e.to_string()))?;
+    let scheduler_path = run_dir.checkpoint_path("scheduler", epoch);
+    LrSchedulerRecord::load(scheduler_path.clone())
+        .map_err(|e| unreadable(scheduler_path, e.to_string()))?;
+    Ok(())
 }
 
 /// Checks that the data suits the configured network before any time is spent.

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use burn::prelude::*;
-use common::{assert_clean_failure, path_str, trainer};
+use common::{assert_clean_failure, path_str, tiny_mnist, trainer};
 use trainer::config::TrainingConfig;
 use trainer::run_dir::RunDir;
 
@@ -17,29 +17,6 @@ fn untrained_run(dir: &Path) -> RunDir {
     run.save_config(&config).expect("save config");
     run.save_model(&config.model.init(&Device::flex())).expect("save model");
     run
-}
-
-/// Four tiny IDX files in `dir`; `corrupt` truncates the training images.
-fn tiny_mnist(dir: &Path, corrupt: bool) {
-    let idx = |magic: u32, dims: &[u32], payload: &[u8]| {
-        let mut bytes = magic.to_be_bytes().to_vec();
-        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
-        bytes.extend(payload);
-        bytes
-    };
-    let mut train_images = idx(0x803, &[20, 28, 28], &[0; 20 * 784]);
-    if corrupt {
-        train_images.truncate(train_images.len() - 100);
-    }
-    let files = [
-        ("train-images-idx3-ubyte", train_images),
-        ("train-labels-idx1-ubyte", idx(0x801, &[20], &[1; 20])),
-        ("t10k-images-idx3-ubyte", idx(0x803, &[5, 28, 28], &[0; 5 * 784])),
-        ("t10k-labels-idx1-ubyte", idx(0x801, &[5], &[1; 5])),
-    ];
-    for (name, bytes) in files {
-        std::fs::write(dir.join(name), bytes).expect("write idx");
-    }
 }
 
 #[test]
@@ -137,4 +114,72 @@ fn an_existing_run_is_never_overwritten_silently() {
     ]));
     assert!(line.contains("--resume") && line.contains("--overwrite"), "{line}");
     assert_eq!(std::fs::read(run.model_path()).expect("read model"), before);
+}
+
+#[test]
+fn bad_flags_are_one_line_too() {
+    let line = assert_clean_failure(&trainer(&["--epochs", "-1"]));
+    assert!(line.contains("--epochs"), "{line}");
+    let line = assert_clean_failure(&trainer(&["eval"]));
+    assert!(line.contains("--model"), "{line}");
+    let line = assert_clean_failure(&trainer(&["--no-such-flag"]));
+    assert!(line.contains("--no-such-flag"), "{line}");
+}
+
+#[test]
+fn config_files_with_wrong_types_or_sizes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("c.json");
+    let cases = [
+        (r#"{"epochs": "five"}"#, "epochs"),
+        (r#"{"epochs": -1}"#, "epochs"),
+        (r#"{"batch_size": 0}"#, "batch_size"),
+        (r#"{"lr": 0}"#, "lr"),
+        (r#"{"model": {"num_classes": 1}}"#, "num_classes"),
+        (r#"{"model": {"hidden_sizes": "64"}}"#, "hidden_sizes"),
+        (r#"[1, 2]"#, "object"),
+        ("", "c.json"),
+    ];
+    for (json, named) in cases {
+        std::fs::write(&config, json).expect("write");
+        let line = assert_clean_failure(&trainer(&["--config", path_str(&config)]));
+        assert!(line.contains(named), "{json}: {line}");
+    }
+}
+
+#[test]
+fn damaged_model_files_of_every_kind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = untrained_run(&tmp.path().join("run"));
+    let intact = std::fs::read(run.model_path()).expect("read");
+    let other_network = {
+        let other = untrained_run(&tmp.path().join("other"));
+        let config = TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![16]));
+        other.save_model(&config.model.init(&Device::flex())).expect("save");
+        std::fs::read(other.model_path()).expect("read")
+    };
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("truncated", intact[..1000].to_vec()),
+        ("zero-length", Vec::new()),
+        ("garbage", b"\x00\x01 this is not a burnpack file at all".repeat(50)),
+        ("another network", other_network),
+    ];
+    for (what, bytes) in cases {
+        std::fs::write(run.model_path(), bytes).expect("write");
+        let line = assert_clean_failure(&trainer(&["predict", "--model", path_str(run.root()), "--test-index", "0"]));
+        assert!(line.contains("model.bpk"), "{what}: {line}");
+    }
+}
+
+#[test]
+fn an_unwritable_artifacts_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    tiny_mnist(tmp.path(), false);
+    let blocker = tmp.path().join("a-file");
+    std::fs::write(&blocker, b"x").expect("write");
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir", path_str(tmp.path()), "--valid-size", "5",
+        "--artifacts", path_str(&blocker.join("run")),
+    ]));
+    assert!(line.contains("a-file"), "{line}");
 }

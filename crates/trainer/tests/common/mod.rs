@@ -53,3 +53,29 @@ pub fn assert_clean_failure(output: &Output) -> String {
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
+
+/// Four tiny IDX files in `dir` (20 training and 5 test images of 28x28, labels 0-9);
+/// `corrupt` truncates the training images.
+pub fn tiny_mnist(dir: &Path, corrupt: bool) {
+    let idx = |magic: u32, dims: &[u32], payload: &[u8]| {
+        let mut bytes = magic.to_be_bytes().to_vec();
+        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        bytes.extend(payload);
+        bytes
+    };
+    let images = |count: usize| -> Vec<u8> { (0..count * 784).map(|i| (i * 7 % 251) as u8).collect() };
+    let labels = |count: usize| -> Vec<u8> { (0..count).map(|i| (i % 10) as u8).collect() };
+    let mut train_images = idx(0x803, &[20, 28, 28], &images(20));
+    if corrupt {
+        train_images.truncate(train_images.len() - 100);
+    }
+    let files = [
+        ("train-images-idx3-ubyte", train_images),
+        ("train-labels-idx1-ubyte", idx(0x801, &[20], &labels(20))),
+        ("t10k-images-idx3-ubyte", idx(0x803, &[5, 28, 28], &images(5))),
+        ("t10k-labels-idx1-ubyte", idx(0x801, &[5], &labels(5))),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).expect("write idx");
+    }
+}

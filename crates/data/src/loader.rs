@@ -1,0 +1,199 @@
+//! A Burn [`DataLoader`] whose batch order is a pure function of the seed and the
+//! epoch, so that a run resumed after epoch `k` sees exactly the batches an
+//! uninterrupted run would have seen from epoch `k + 1` on. (Burn's own loader
+//! reshuffles from a random generator that advances with each epoch and starts over
+//! when the process does.)
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::data::dataset::{Dataset, DatasetError};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::{MnistBatch, MnistBatcher, MnistDataset};
+
+/// Batches of an [`MnistDataset`], in file order or shuffled anew each epoch.
+#[derive(Debug)]
+pub struct EpochLoader {
+    dataset: MnistDataset,
+    batch_size: usize,
+    device: Device,
+    shuffle_seed: Option<u64>,
+    /// The epoch the next call to `iter` serves, counted from 0.
+    next_epoch: AtomicUsize,
+}
+
+impl EpochLoader {
+    /// Serves `dataset` in file order, `batch_size` items at a time (the last batch
+    /// may be smaller).
+    pub fn new(dataset: MnistDataset, batch_size: usize, device: Device) -> Self {
+        Self {
+            dataset,
+            batch_size: batch_size.max(1),
+            device,
+            shuffle_seed: None,
+            next_epoch: AtomicUsize::new(0),
+        }
+    }
+
+    /// Shuffles before every epoch, with an order determined by `seed` and the epoch.
+    pub fn shuffled(mut self, seed: u64) -> Self {
+        self.shuffle_seed = Some(seed);
+        self
+    }
+
+    /// Makes the first epoch served the `epochs_done + 1`-th, as when resuming.
+    pub fn starting_after(self, epochs_done: usize) -> Self {
+        self.next_epoch.store(epochs_done, Ordering::SeqCst);
+        self
+    }
+
+    /// The item order of epoch `epoch` (counted from 0).
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if let Some(seed) = self.shuffle_seed {
+            order.shuffle(&mut StdRng::seed_from_u64(epoch_seed(seed, epoch)));
+        }
+        order
+    }
+
+    fn with(&self, dataset: MnistDataset, device: Device) -> Self {
+        Self {
+            dataset,
+            batch_size: self.batch_size,
+            device,
+            shuffle_seed: self.shuffle_seed,
+            next_epoch: AtomicUsize::new(self.next_epoch.load(Ordering::SeqCst)),
+        }
+    }
+}
+
+/// Mixes the epoch into the seed (SplitMix64's finaliser), so that neighbouring
+/// epochs and seeds get unrelated orders.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl DataLoader<MnistBatch> for EpochLoader {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<MnistBatch> + 'a> {
+        let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        Box::new(EpochIterator {
+            loader: self,
+            order: self.order(epoch),
+            position: 0,
+        })
+    }
+
+    fn num_items(&self) -> usize {
+        self.dataset.len()
+    }
+
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<MnistBatch>> {
+        Arc::new(self.with(self.dataset.clone(), device.clone()))
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<MnistBatch>> {
+        Arc::new(self.with(self.dataset.slice(start..end), self.device.clone()))
+    }
+}
+
+struct EpochIterator<'a> {
+    loader: &'a EpochLoader,
+    order: Vec<usize>,
+    position: usize,
+}
+
+impl Iterator for EpochIterator<'_> {
+    type Item = Result<MnistBatch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let end = (self.position + self.loader.batch_size).min(self.order.len());
+        let indices = self.order.get(self.position..end).filter(|i| !i.is_empty())?;
+        self.position = end;
+        let items = indices
+            .iter()
+            .map(|&index| self.loader.dataset.get(index))
+            .collect::<Result<Vec<_>, _>>();
+        Some(items.map(|items| MnistBatcher.batch(items, &self.loader.device)))
+    }
+}
+
+impl DataLoaderIterator<MnistBatch> for EpochIterator<'_> {
+    fn progress(&self) -> Progress {
+        Progress::new(self.position, self.order.len(), Some("items".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LabelledImages;
+
+    fn loader(count: usize, batch_size: usize) -> EpochLoader {
+        let pixels = (0..count).map(|i| i as u8).collect();
+        let labels = (0..count).map(|i| (i % 10) as u8).collect();
+        let set = LabelledImages::from_parts(1, 1, pixels, labels).expect("parts agree");
+        EpochLoader::new(MnistDataset::new(set), batch_size, Device::flex())
+    }
+
+    fn epoch_ids(loader: &dyn DataLoader<MnistBatch>) -> Vec<Vec<u8>> {
+        loader
+            .iter()
+            .map(|batch| {
+                let images = batch.expect("batch").images;
+                images
+                    .try_into_vec_as::<f32>()
+                    .expect("floats")
+                    .iter()
+                    .map(|p| (p * 255.0).round() as u8)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn file_order_in_batches_with_a_short_last_one() {
+        let loader = loader(7, 3);
+        assert_eq!(epoch_ids(&loader), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+        assert_eq!(epoch_ids(&loader), epoch_ids(&loader), "no shuffle, same order");
+    }
+
+    #[test]
+    fn each_epoch_is_a_new_permutation() {
+        let loader = loader(50, 50).shuffled(7);
+        let first: Vec<u8> = epoch_ids(&loader).concat();
+        let second: Vec<u8> = epoch_ids(&loader).concat();
+        assert_ne!(first, second);
+        let mut sorted = first.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..50).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn a_resumed_loader_continues_where_an_uninterrupted_one_is() {
+        let uninterrupted = loader(40, 8).shuffled(3);
+        let epochs: Vec<Vec<Vec<u8>>> = (0..3).map(|_| epoch_ids(&uninterrupted)).collect();
+        let resumed = loader(40, 8).shuffled(3).starting_after(2);
+        assert_eq!(epoch_ids(&resumed), epochs[2]);
+        let moved = loader(40, 8).shuffled(3).starting_after(1).to_device(&Device::flex());
+        assert_eq!(epoch_ids(moved.as_ref()), epochs[1]);
+    }
+
+    #[test]
+    fn progress_counts_items() {
+        let loader = loader(5, 2);
+        let mut iterator = loader.iter();
+        assert_eq!(iterator.progress().items_processed, 0);
+        iterator.next();
+        assert_eq!(iterator.progress().items_processed, 2);
+        assert_eq!(iterator.progress().items_total, 5);
+    }
+}
