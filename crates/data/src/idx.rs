@@ -95,8 +95,10 @@ impl LabelledImages {
     }
 
     /// Builds a set from memory; `None` unless the pixel and label counts agree.
+    /// Sizes whose product overflows are refused rather than wrapped around.
     pub fn from_parts(rows: usize, cols: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Option<Self> {
-        (rows * cols * labels.len() == pixels.len() && rows * cols > 0).then(|| Self {
+        let image_len = rows.checked_mul(cols).filter(|&n| n > 0)?;
+        (image_len.checked_mul(labels.len()) == Some(pixels.len())).then(|| Self {
             images: IdxImages {
                 count: labels.len(),
                 rows,
@@ -127,10 +129,11 @@ impl LabelledImages {
         self.images.image_len()
     }
 
-    /// The pixels of image `index`, row-major.
+    /// The pixels of image `index`, row-major; `None` past the end.
     pub fn image(&self, index: usize) -> Option<&[u8]> {
         let len = self.image_len();
-        self.images.pixels.get(index * len..(index + 1) * len)
+        let start = index.checked_mul(len)?;
+        self.images.pixels.get(start..start.checked_add(len)?)
     }
 
     pub fn label(&self, index: usize) -> Option<u8> {
@@ -396,6 +399,23 @@ pub(crate) mod tests {
     fn missing_file_names_the_path() {
         let err = IdxLabels::read(Path::new("/no/such/labels")).expect_err("missing");
         assert!(err.to_string().contains("/no/such/labels"), "{err}");
+    }
+
+    #[test]
+    fn from_parts_refuses_sizes_whose_product_wraps() {
+        // 3 * 0xaaaa_aaaa_aaaa_aaab wraps to 1 in 64 bits: one 1-pixel image it is not.
+        let inverse_of_3 = 0xaaaa_aaaa_aaaa_aaab_u64 as usize;
+        if usize::BITS == 64 {
+            assert_eq!(LabelledImages::from_parts(3, inverse_of_3, vec![0], vec![0]), None);
+        }
+        assert_eq!(LabelledImages::from_parts(usize::MAX, 2, vec![], vec![]), None);
+        assert_eq!(LabelledImages::from_parts(0, 5, vec![], vec![1]), None);
+        let set = LabelledImages::from_parts(2, 3, vec![7; 12], vec![1, 2]).expect("consistent");
+        assert_eq!(set.image(1), Some(&[7u8; 6][..]));
+        // (usize::MAX / 2 + 1) * 6 used to wrap around to 6 and return image 1.
+        for index in [2, usize::MAX / 2, usize::MAX / 2 + 1, usize::MAX] {
+            assert_eq!(set.image(index), None, "image({index})");
+        }
     }
 
     #[test]
