@@ -71,15 +71,32 @@ fn cpu(spec: Option<&str>) -> Result<Backend, BackendError> {
 
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 fn wgpu(spec: Option<&str>) -> Result<Backend, BackendError> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    // Burn initialises a wgpu adapter once per process and refuses a second
+    // initialisation, so opened devices are kept for the next caller.
+    static OPENED: OnceLock<Mutex<HashMap<DeviceKind, Device>>> = OnceLock::new();
+
     let spec = spec.unwrap_or("default");
     let kind = parse_wgpu_kind(spec)?;
-    let device = Device::wgpu_options()
-        .device_kind(kind)
-        .init()
-        .map_err(|e| BackendError::NoAdapter {
-            spec: spec.to_string(),
-            reason: e.to_string(),
-        })?;
+    let mut opened = OPENED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let device = match opened.get(&kind) {
+        Some(device) => device.clone(),
+        None => {
+            let device = Device::wgpu_options()
+                .device_kind(kind.clone())
+                .init()
+                .map_err(|e| BackendError::NoAdapter {
+                    spec: spec.to_string(),
+                    reason: e.to_string(),
+                })?;
+            opened.insert(kind, device.clone());
+            device
+        }
+    };
     Ok(Backend {
         name: "wgpu",
         device,

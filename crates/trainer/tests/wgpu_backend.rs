@@ -1,0 +1,134 @@
+//! The wgpu backend, exercised for real on whatever adapter the machine has (in CI,
+//! Mesa's software Vulkan driver): training, and parity with the CPU backend on the
+//! same checkpoint. Built only with `--features wgpu`.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use std::process::Command;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::prelude::*;
+use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
+use data::{Mnist, MnistBatcher, MnistDataset};
+use model::Mlp;
+use trainer::backend::{self, Backend};
+use trainer::config::TrainingConfig;
+use trainer::evaluation::evaluate;
+use trainer::run_dir::RunDir;
+use trainer::training::{TrainRequest, train};
+
+/// Logits of `model` for every image of `test`, batch by batch.
+fn all_logits(model: &Mlp, test: &MnistDataset, device: &Device) -> Vec<f32> {
+    (0..test.len())
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .flat_map(|chunk| {
+            let items = chunk.iter().map(|&i| test.get(i).expect("in range")).collect();
+            let images = MnistBatcher.batch(items, device).images;
+            model.forward(images).try_into_vec_as::<f32>().expect("readable logits")
+        })
+        .collect()
+}
+
+fn argmax(row: &[f32]) -> usize {
+    (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0)
+}
+
+#[test]
+fn a_flex_checkpoint_gives_the_same_answers_on_wgpu() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let flex = Backend {
+        name: "flex",
+        device: Device::flex(),
+    };
+    let run = RunDir::new(tmp.path().join("run"));
+    train(
+        TrainRequest {
+            config: TrainingConfig::new().with_epochs(1).with_limit_train(Some(6000)),
+            data_dir: Some(data_dir.clone()),
+            run_dir: run.clone(),
+            resume: false,
+            overwrite: false,
+        },
+        &flex,
+    )
+    .expect("trains on flex");
+
+    let gpu = backend::open(None).expect("a wgpu adapter");
+    assert_eq!(gpu.name, "wgpu");
+    let (_, on_flex) = run.load_model(&flex.device).expect("loads on flex");
+    let (_, on_wgpu) = run.load_model(&gpu.device).expect("loads on wgpu");
+    let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
+    let cpu_logits = all_logits(&on_flex, &test, &flex.device);
+    let gpu_logits = all_logits(&on_wgpu, &test, &gpu.device);
+    assert_eq!(cpu_logits.len(), 10_000 * 10);
+
+    let max_difference = cpu_logits
+        .iter()
+        .zip(&gpu_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let mismatches = cpu_logits
+        .chunks(10)
+        .zip(gpu_logits.chunks(10))
+        .filter(|(a, b)| argmax(a) != argmax(b))
+        .count();
+    println!("parity over 10000 test images: max |logit difference| {max_difference:e}, {mismatches} different predictions");
+    assert!(max_difference < 1e-3, "max |logit difference| {max_difference}");
+    assert_eq!(mismatches, 0);
+}
+
+#[test]
+fn a_short_wgpu_training_run_learns_and_its_checkpoint_scores_the_same_on_flex() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run_path = tmp.path().join("run");
+    let output = trainer(&[
+        "train", "--data-dir", path_str(&data_dir), "--artifacts", path_str(&run_path),
+        "--epochs", "1", "--limit-train", "5000", "--batch-size", "32",
+    ]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(out.starts_with("backend wgpu"), "{out}");
+    let valid_accuracy: f64 = std::fs::read_to_string(run_path.join("metrics.csv"))
+        .expect("metrics")
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split(',').nth(4)?.parse().ok())
+        .expect("epoch 1 row");
+    assert!(valid_accuracy >= 85.0, "validation accuracy {valid_accuracy}");
+
+    let run = RunDir::new(&run_path);
+    let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
+    let gpu = backend::open(None).expect("a wgpu adapter");
+    let flex = Device::flex();
+    let (_, on_wgpu) = run.load_model(&gpu.device).expect("loads on wgpu");
+    let (_, on_flex) = run.load_model(&flex).expect("loads on flex");
+    let gpu_scores = evaluate(&on_wgpu, &test, 1000, &gpu.device).expect("evaluates on wgpu");
+    let cpu_scores = evaluate(&on_flex, &test, 1000, &flex).expect("evaluates on flex");
+    assert_eq!(gpu_scores.correct, cpu_scores.correct);
+    assert!((gpu_scores.loss - cpu_scores.loss).abs() < 1e-4);
+}
+
+#[test]
+fn no_usable_adapter_is_one_clear_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["eval", "--model", path_str(tmp.path())])
+        .env("VK_ICD_FILENAMES", "/nonexistent.json")
+        .env("VK_DRIVER_FILES", "/nonexistent.json")
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .expect("runs");
+    let line = assert_clean_failure(&output);
+    assert!(line.contains("wgpu") && line.contains("without `--features wgpu`"), "{line}");
+}
+
+#[test]
+fn an_unknown_device_is_rejected() {
+    let line = assert_clean_failure(&trainer(&["eval", "--model", "x", "--device", "gpu7"]));
+    assert!(line.contains("gpu7"), "{line}");
+}
