@@ -124,6 +124,9 @@ impl TrainingConfig {
         if self.model.num_classes < 2 {
             return invalid("model.num_classes", "at least 2", &self.model.num_classes);
         }
+        if !(0.0..1.0).contains(&self.model.dropout) {
+            return invalid("model.dropout", "in [0, 1)", &self.model.dropout);
+        }
         if self.model.hidden_sizes.contains(&0) {
             return invalid(
                 "model.hidden_sizes",
@@ -225,6 +228,8 @@ mod tests {
             TrainingConfig::new().with_lr(-0.1),
             TrainingConfig::new().with_lr(f64::NAN),
             TrainingConfig::new().with_epochs(0),
+            TrainingConfig::new().with_model(MlpConfig::new().with_dropout(1.0)),
+            TrainingConfig::new().with_model(MlpConfig::new().with_dropout(-0.1)),
             TrainingConfig::new().with_model(MlpConfig::new().with_hidden_sizes(vec![64, 0])),
         ];
         for config in bad {
