@@ -42,8 +42,14 @@ mod tests {
     fn batches_scale_pixels_and_keep_labels_in_order() {
         let device = Device::flex();
         let items = vec![
-            MnistItem { pixels: vec![0, 255, 51], label: 3 },
-            MnistItem { pixels: vec![255, 0, 102], label: 9 },
+            MnistItem {
+                pixels: vec![0, 255, 51],
+                label: 3,
+            },
+            MnistItem {
+                pixels: vec![255, 0, 102],
+                label: 9,
+            },
         ];
         let batch = MnistBatcher.batch(items, &device);
         assert_eq!(batch.images.dims(), [2, 3]);

@@ -49,7 +49,10 @@ impl MnistDataset {
     /// Shuffles `set` with `split.seed` and holds out its first `split.valid_size`
     /// items for validation; returns `(train, valid)`. A validation size of zero
     /// gives an empty validation set.
-    pub fn train_valid(set: LabelledImages, split: &SplitConfig) -> Result<(Self, Self), DataError> {
+    pub fn train_valid(
+        set: LabelledImages,
+        split: &SplitConfig,
+    ) -> Result<(Self, Self), DataError> {
         if split.valid_size >= set.len() {
             return Err(DataError::ValidationTooLarge {
                 valid_size: split.valid_size,
@@ -100,7 +103,11 @@ impl MnistDataset {
     /// One more than the largest label in the whole underlying set: the number of
     /// classes a model needs to tell them all apart.
     pub fn num_classes(&self) -> usize {
-        self.set.labels().iter().max().map_or(0, |&max| usize::from(max) + 1)
+        self.set
+            .labels()
+            .iter()
+            .max()
+            .map_or(0, |&max| usize::from(max) + 1)
     }
 
     /// The item at `index`, or `None` past the end.

@@ -73,7 +73,12 @@ pub(crate) fn into_cache(cache: &Path) -> Result<(), DataError> {
 }
 
 /// Downloads `url`, gunzips it and checks the MD5 of the result.
-fn fetch_verified(agent: &ureq::Agent, url: &str, name: &str, md5: &str) -> Result<Vec<u8>, String> {
+fn fetch_verified(
+    agent: &ureq::Agent,
+    url: &str,
+    name: &str,
+    md5: &str,
+) -> Result<Vec<u8>, String> {
     let response = agent.get(url).call().map_err(|e| e.to_string())?;
     let body = response.into_body();
     let progress = ProgressBar::new(body.content_length().unwrap_or(0));
@@ -115,7 +120,8 @@ pub fn write_atomically(target: &Path, contents: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     file.as_file().sync_all()?;
     file.persist(target).map_err(|e| e.error)?;

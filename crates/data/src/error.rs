@@ -57,10 +57,14 @@ pub enum DataError {
         test_size: (usize, usize),
     },
 
-    #[error("{dir} lacks the MNIST file {wanted} (also looked for .gz and dotted variants); pass --data-dir with a directory holding the four IDX files")]
+    #[error(
+        "{dir} lacks the MNIST file {wanted} (also looked for .gz and dotted variants); pass --data-dir with a directory holding the four IDX files"
+    )]
     MissingFile { dir: PathBuf, wanted: &'static str },
 
-    #[error("data directory {0} does not exist; pass --data-dir with a directory holding the four MNIST IDX files")]
+    #[error(
+        "data directory {0} does not exist; pass --data-dir with a directory holding the four MNIST IDX files"
+    )]
     NoSuchDir(PathBuf),
 
     #[error(
@@ -68,7 +72,9 @@ pub enum DataError {
     )]
     Download { tried: String, reasons: String },
 
-    #[error("cannot write the MNIST cache at {path}: {error}; pass --data-dir to read the files from elsewhere")]
+    #[error(
+        "cannot write the MNIST cache at {path}: {error}; pass --data-dir to read the files from elsewhere"
+    )]
     Cache {
         path: PathBuf,
         error: std::io::Error,

@@ -177,7 +177,10 @@ fn parse_idx(
         path: path.to_path_buf(),
         error,
     };
-    let is_gzip = file.fill_buf().map_err(read_error)?.starts_with(&GZIP_MAGIC);
+    let is_gzip = file
+        .fill_buf()
+        .map_err(read_error)?
+        .starts_with(&GZIP_MAGIC);
     let mut reader: Box<dyn Read + '_> = if is_gzip {
         Box::new(GzDecoder::new(file))
     } else {
@@ -188,8 +191,8 @@ fn parse_idx(
         path: path.to_path_buf(),
         reason,
     };
-    let found = read_u32(&mut reader, path)?
-        .ok_or_else(|| header_error("the file is empty".into()))?;
+    let found =
+        read_u32(&mut reader, path)?.ok_or_else(|| header_error("the file is empty".into()))?;
     if found != magic {
         return Err(DataError::BadMagic {
             path: path.to_path_buf(),
@@ -204,7 +207,9 @@ fn parse_idx(
         let dim = read_u32(&mut reader, path)?
             .ok_or_else(|| header_error("the file ends inside its header".into()))?;
         if dim == 0 {
-            return Err(header_error("a dimension is zero, so it holds no data".into()));
+            return Err(header_error(
+                "a dimension is zero, so it holds no data".into(),
+            ));
         }
         dims.push(dim as usize);
     }
@@ -323,9 +328,21 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let labels = write(dir.path(), "l", &idx_bytes(LABELS_MAGIC, &[1], &[0]));
         let err = IdxImages::read(&labels).expect_err("labels are not images");
-        assert!(matches!(err, DataError::BadMagic { found: LABELS_MAGIC, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DataError::BadMagic {
+                    found: LABELS_MAGIC,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let text = write(dir.path(), "t", b"hello world, not idx");
-        assert!(matches!(IdxLabels::read(&text), Err(DataError::BadMagic { .. })));
+        assert!(matches!(
+            IdxLabels::read(&text),
+            Err(DataError::BadMagic { .. })
+        ));
     }
 
     #[test]
@@ -336,7 +353,14 @@ pub(crate) mod tests {
             let path = write(dir.path(), name, &bytes);
             let err = IdxImages::read(&path).expect_err("truncated");
             assert!(
-                matches!(err, DataError::Truncated { expected: 12, found: 11, .. }),
+                matches!(
+                    err,
+                    DataError::Truncated {
+                        expected: 12,
+                        found: 11,
+                        ..
+                    }
+                ),
                 "{name}: {err}"
             );
         }
@@ -349,7 +373,10 @@ pub(crate) mod tests {
         for (name, bytes) in [("raw", long.clone()), ("gz", gzip(&long))] {
             let path = write(dir.path(), name, &bytes);
             let err = IdxLabels::read(&path).expect_err("too long");
-            assert!(matches!(err, DataError::TrailingData { expected: 2, .. }), "{err}");
+            assert!(
+                matches!(err, DataError::TrailingData { expected: 2, .. }),
+                "{err}"
+            );
         }
     }
 
@@ -361,24 +388,39 @@ pub(crate) mod tests {
             let path = write(dir.path(), name, &bytes);
             let err = IdxImages::read(&path).expect_err("lying header");
             assert!(
-                matches!(err, DataError::BadHeader { .. } | DataError::Truncated { .. }),
+                matches!(
+                    err,
+                    DataError::BadHeader { .. } | DataError::Truncated { .. }
+                ),
                 "{name}: {err}"
             );
         }
         let big = idx_bytes(IMAGES_MAGIC, &[1_000_000, 28, 28], &[0; 4]);
         let path = write(dir.path(), "big", &gzip(&big));
-        assert!(matches!(IdxImages::read(&path), Err(DataError::Truncated { found: 4, .. })));
+        assert!(matches!(
+            IdxImages::read(&path),
+            Err(DataError::Truncated { found: 4, .. })
+        ));
     }
 
     #[test]
     fn zero_dimension_and_short_header_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let zero = write(dir.path(), "z", &idx_bytes(IMAGES_MAGIC, &[5, 0, 28], &[]));
-        assert!(matches!(IdxImages::read(&zero), Err(DataError::BadHeader { .. })));
+        assert!(matches!(
+            IdxImages::read(&zero),
+            Err(DataError::BadHeader { .. })
+        ));
         let cut = write(dir.path(), "c", &idx_bytes(IMAGES_MAGIC, &[5], &[]));
-        assert!(matches!(IdxImages::read(&cut), Err(DataError::BadHeader { .. })));
+        assert!(matches!(
+            IdxImages::read(&cut),
+            Err(DataError::BadHeader { .. })
+        ));
         let empty = write(dir.path(), "e", &[]);
-        assert!(matches!(IdxLabels::read(&empty), Err(DataError::BadHeader { .. })));
+        assert!(matches!(
+            IdxLabels::read(&empty),
+            Err(DataError::BadHeader { .. })
+        ));
     }
 
     #[test]
@@ -390,7 +432,10 @@ pub(crate) mod tests {
         let path = write(dir.path(), "cut.gz", &bytes);
         let err = IdxLabels::read(&path).expect_err("cut stream");
         assert!(
-            matches!(err, DataError::Read { .. } | DataError::Truncated { .. } | DataError::BadHeader { .. }),
+            matches!(
+                err,
+                DataError::Read { .. } | DataError::Truncated { .. } | DataError::BadHeader { .. }
+            ),
             "{err}"
         );
     }
@@ -406,9 +451,15 @@ pub(crate) mod tests {
         // 3 * 0xaaaa_aaaa_aaaa_aaab wraps to 1 in 64 bits: one 1-pixel image it is not.
         let inverse_of_3 = 0xaaaa_aaaa_aaaa_aaab_u64 as usize;
         if usize::BITS == 64 {
-            assert_eq!(LabelledImages::from_parts(3, inverse_of_3, vec![0], vec![0]), None);
+            assert_eq!(
+                LabelledImages::from_parts(3, inverse_of_3, vec![0], vec![0]),
+                None
+            );
         }
-        assert_eq!(LabelledImages::from_parts(usize::MAX, 2, vec![], vec![]), None);
+        assert_eq!(
+            LabelledImages::from_parts(usize::MAX, 2, vec![], vec![]),
+            None
+        );
         assert_eq!(LabelledImages::from_parts(0, 5, vec![], vec![1]), None);
         let set = LabelledImages::from_parts(2, 3, vec![7; 12], vec![1, 2]).expect("consistent");
         assert_eq!(set.image(1), Some(&[7u8; 6][..]));
@@ -425,7 +476,14 @@ pub(crate) mod tests {
         let (_, labels) = write_pair(dir.path(), "b", 4, true);
         let err = LabelledImages::read(&images, &labels).expect_err("mismatch");
         assert!(
-            matches!(err, DataError::CountMismatch { image_count: 5, label_count: 4, .. }),
+            matches!(
+                err,
+                DataError::CountMismatch {
+                    image_count: 5,
+                    label_count: 4,
+                    ..
+                }
+            ),
             "{err}"
         );
     }

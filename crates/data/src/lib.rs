@@ -14,9 +14,9 @@ mod source;
 
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig};
+pub use download::write_atomically;
 pub use error::{DataError, IndexOutOfRange};
+pub use idx::{IdxImages, IdxLabels, LabelledImages};
 pub use loader::EpochLoader;
 pub use mnist::Mnist;
-pub use idx::{IdxImages, IdxLabels, LabelledImages};
-pub use download::write_atomically;
 pub use source::{MnistFiles, MnistSource, locate};

@@ -116,7 +116,10 @@ impl Iterator for EpochIterator<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let end = (self.position + self.loader.batch_size).min(self.order.len());
-        let indices = self.order.get(self.position..end).filter(|i| !i.is_empty())?;
+        let indices = self
+            .order
+            .get(self.position..end)
+            .filter(|i| !i.is_empty())?;
         self.position = end;
         let items = indices
             .iter()
@@ -162,8 +165,15 @@ mod tests {
     #[test]
     fn file_order_in_batches_with_a_short_last_one() {
         let loader = loader(7, 3);
-        assert_eq!(epoch_ids(&loader), vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
-        assert_eq!(epoch_ids(&loader), epoch_ids(&loader), "no shuffle, same order");
+        assert_eq!(
+            epoch_ids(&loader),
+            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+        );
+        assert_eq!(
+            epoch_ids(&loader),
+            epoch_ids(&loader),
+            "no shuffle, same order"
+        );
     }
 
     #[test]
@@ -183,7 +193,10 @@ mod tests {
         let epochs: Vec<Vec<Vec<u8>>> = (0..3).map(|_| epoch_ids(&uninterrupted)).collect();
         let resumed = loader(40, 8).shuffled(3).starting_after(2);
         assert_eq!(epoch_ids(&resumed), epochs[2]);
-        let moved = loader(40, 8).shuffled(3).starting_after(1).to_device(&Device::flex());
+        let moved = loader(40, 8)
+            .shuffled(3)
+            .starting_after(1)
+            .to_device(&Device::flex());
         assert_eq!(epoch_ids(moved.as_ref()), epochs[1]);
     }
 

@@ -46,7 +46,10 @@ impl std::fmt::Display for MnistSource {
 /// them there when they are missing.
 pub fn locate(data_dir: Option<&Path>) -> Result<(MnistFiles, MnistSource), DataError> {
     if let Some(dir) = data_dir {
-        return Ok((in_directory(dir)?, MnistSource::Directory(dir.to_path_buf())));
+        return Ok((
+            in_directory(dir)?,
+            MnistSource::Directory(dir.to_path_buf()),
+        ));
     }
     let cache = burn_cache_dir()?;
     if let Ok(files) = in_directory(&cache) {
@@ -64,7 +67,11 @@ pub(crate) fn burn_cache_dir() -> Result<PathBuf, DataError> {
 
 /// The split subfolder Burn's cache keeps each file in.
 pub(crate) fn split_of(name: &str) -> &'static str {
-    if name.starts_with("t10k") { "test" } else { "train" }
+    if name.starts_with("t10k") {
+        "test"
+    } else {
+        "train"
+    }
 }
 
 /// Looks for the four files in `dir` or in its `train/` and `test/` subfolders, under

@@ -132,7 +132,10 @@ mod tests {
             .with_num_classes(4);
         let mlp = config.init(&device);
         assert_eq!(mlp.hidden.len(), 3);
-        assert_eq!(mlp.num_params(), (12 * 7 + 7) + (7 * 5 + 5) + (5 * 3 + 3) + (3 * 4 + 4));
+        assert_eq!(
+            mlp.num_params(),
+            (12 * 7 + 7) + (7 * 5 + 5) + (5 * 3 + 3) + (3 * 4 + 4)
+        );
         assert_eq!(mlp.forward(Tensor::ones([2, 12], &device)).dims(), [2, 4]);
     }
 
@@ -141,21 +144,36 @@ mod tests {
         let device = device();
         let mlp = MlpConfig::new().with_hidden_sizes(vec![]).init(&device);
         assert_eq!(mlp.num_params(), 784 * 10 + 10);
-        assert_eq!(mlp.forward(Tensor::zeros([1, 784], &device)).dims(), [1, 10]);
+        assert_eq!(
+            mlp.forward(Tensor::zeros([1, 784], &device)).dims(),
+            [1, 10]
+        );
     }
 
     #[test]
     fn activations_and_dropout_are_configurable() {
         let device = device();
         let input = Tensor::<2>::ones([2, 784], &device);
-        for activation in [Activation::Relu, Activation::Gelu, Activation::Tanh, Activation::Sigmoid] {
-            let mlp = MlpConfig::new().with_activation(activation).with_dropout(0.5).init(&device);
+        for activation in [
+            Activation::Relu,
+            Activation::Gelu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+        ] {
+            let mlp = MlpConfig::new()
+                .with_activation(activation)
+                .with_dropout(0.5)
+                .init(&device);
             assert_eq!(mlp.num_params(), 55_050, "dropout adds no parameters");
             // Without autodiff (inference), dropout is the identity: outputs repeat.
             let first = mlp.forward(input.clone()).into_data();
-            mlp.forward(input.clone()).into_data().assert_eq(&first, true);
+            mlp.forward(input.clone())
+                .into_data()
+                .assert_eq(&first, true);
         }
-        let json = MlpConfig::new().with_activation(Activation::Gelu).to_string();
+        let json = MlpConfig::new()
+            .with_activation(Activation::Gelu)
+            .to_string();
         assert!(json.contains("\"gelu\""), "{json}");
     }
 
@@ -166,7 +184,9 @@ mod tests {
             .with_hidden_sizes(vec![3])
             .with_activation(Activation::Sigmoid)
             .init(&device);
-        let hidden = mlp.activation.apply(mlp.hidden[0].forward(Tensor::ones([1, 784], &device) * 100.0));
+        let hidden = mlp
+            .activation
+            .apply(mlp.hidden[0].forward(Tensor::ones([1, 784], &device) * 100.0));
         let values = hidden.try_into_vec_as::<f32>().expect("floats");
         assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{values:?}");
     }

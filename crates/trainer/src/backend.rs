@@ -32,7 +32,9 @@ pub enum BackendError {
         "unknown --device `{0}`; use `default`, `discrete[:N]`, `integrated[:N]`, `virtual[:N]` or `cpu` (wgpu), or an index (cuda)"
     )]
     BadDeviceSpec(String),
-    #[error("--device `{spec}` is not supported by the `{backend}` backend, which has a single device")]
+    #[error(
+        "--device `{spec}` is not supported by the `{backend}` backend, which has a single device"
+    )]
     NoDeviceChoice { spec: String, backend: &'static str },
 }
 
@@ -146,10 +148,19 @@ mod tests {
 
     #[test]
     fn wgpu_device_specs_parse() {
-        assert_eq!(parse_wgpu_kind("default").ok(), Some(DeviceKind::DefaultDevice));
+        assert_eq!(
+            parse_wgpu_kind("default").ok(),
+            Some(DeviceKind::DefaultDevice)
+        );
         assert_eq!(parse_wgpu_kind("cpu").ok(), Some(DeviceKind::Cpu));
-        assert_eq!(parse_wgpu_kind("discrete").ok(), Some(DeviceKind::DiscreteGpu(0)));
-        assert_eq!(parse_wgpu_kind("integrated:1").ok(), Some(DeviceKind::IntegratedGpu(1)));
+        assert_eq!(
+            parse_wgpu_kind("discrete").ok(),
+            Some(DeviceKind::DiscreteGpu(0))
+        );
+        assert_eq!(
+            parse_wgpu_kind("integrated:1").ok(),
+            Some(DeviceKind::IntegratedGpu(1))
+        );
         assert!(parse_wgpu_kind("gpu").is_err());
         assert!(parse_wgpu_kind("discrete:x").is_err());
         assert!(parse_wgpu_kind("cpu:1").is_err());
@@ -159,6 +170,9 @@ mod tests {
     #[test]
     fn cpu_backend_opens_and_refuses_device_choices() {
         assert!(open(None).is_ok());
-        assert!(matches!(open(Some("discrete:1")), Err(BackendError::NoDeviceChoice { .. })));
+        assert!(matches!(
+            open(Some("discrete:1")),
+            Err(BackendError::NoDeviceChoice { .. })
+        ));
     }
 }

@@ -47,10 +47,7 @@ pub struct TrainingConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {error}; pass --config with an existing JSON file")]
-    Read {
-        path: String,
-        error: std::io::Error,
-    },
+    Read { path: String, error: std::io::Error },
     #[error("config {path} is not valid: {reason}")]
     Parse { path: String, reason: String },
     #[error("config {path} has unknown key `{key}`; known keys at that level: {known}")]
@@ -197,7 +194,9 @@ mod tests {
     fn saved_config_loads_back_equal() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.json");
-        let config = TrainingConfig::new().with_epochs(3).with_limit_train(Some(100));
+        let config = TrainingConfig::new()
+            .with_epochs(3)
+            .with_limit_train(Some(100));
         config.save(&path).expect("save");
         let loaded = TrainingConfig::from_file(&path).expect("load");
         assert_eq!(loaded.to_string(), config.to_string());
@@ -216,9 +215,15 @@ mod tests {
     #[test]
     fn wrong_types_and_bad_json_are_parse_errors() {
         let (_dir, path) = write(r#"{"epochs": "five"}"#);
-        assert!(matches!(TrainingConfig::from_file(&path), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            TrainingConfig::from_file(&path),
+            Err(ConfigError::Parse { .. })
+        ));
         let (_dir, path) = write("{");
-        assert!(matches!(TrainingConfig::from_file(&path), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            TrainingConfig::from_file(&path),
+            Err(ConfigError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -13,9 +13,13 @@ pub enum TrainerError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Backend(#[from] BackendError),
-    #[error("{0} holds no trained model (no {1}); train one there first, or point --model at a run directory")]
+    #[error(
+        "{0} holds no trained model (no {1}); train one there first, or point --model at a run directory"
+    )]
     NoModel(PathBuf, &'static str),
-    #[error("cannot load the model in {path}: {reason}; retrain it, or point --model at an intact run directory")]
+    #[error(
+        "cannot load the model in {path}: {reason}; retrain it, or point --model at an intact run directory"
+    )]
     BadModel { path: PathBuf, reason: String },
     #[error(
         "checkpoint {path} is unreadable: {reason}; delete that epoch's checkpoint files to resume from the one before, or start over with --overwrite"
@@ -56,12 +60,30 @@ pub enum TrainerError {
         classes: usize,
         needed: usize,
     },
+    #[error("cannot export this model: {0}; export only ReLU networks")]
+    NotExportable(String),
     #[error("training stopped: {0}")]
     Training(String),
     #[error("cannot read image {path}: {reason}; give a PNG or JPEG file of a digit")]
     Image { path: PathBuf, reason: String },
     #[error("test index {index} is out of range; the test set has {len} images (0 to {})", len.saturating_sub(1))]
     TestIndex { index: usize, len: usize },
-    #[error("the model's input size {0} is not a square image; predicting from image files needs a square input such as 784 = 28x28")]
+    #[error(
+        "the model's input size {0} is not a square image; predicting from image files needs a square input such as 784 = 28x28"
+    )]
     NotSquare(usize),
+    #[error(
+        "cannot listen on {addr}: {error}; pick another --addr (port 0 lets the system choose a free port)"
+    )]
+    Listen { addr: String, error: std::io::Error },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error(
+        "cannot import {path}: {reason}; give a PyTorch state dict (safetensors or .pt) of the tutorial's Net, whose Linear layers are named fc1, fc2, ... in order"
+    )]
+    Import { path: PathBuf, reason: String },
+    #[error(
+        "{0} already holds a run; pass --overwrite to replace it, or choose another --out directory"
+    )]
+    ImportTargetExists(PathBuf),
 }

@@ -1,8 +1,8 @@
 //! Scoring a trained model on a labelled data set: loss, accuracy, per-class accuracy
 //! and the confusion matrix.
 
-use burn::data::dataset::Dataset;
 use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use data::{MnistBatcher, MnistDataset};
@@ -37,7 +37,11 @@ impl Evaluation {
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
-    if whole == 0 { 0.0 } else { 100.0 * part as f64 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
 }
 
 /// Runs `model` over every image of `dataset` in batches of `batch_size`.
@@ -63,7 +67,11 @@ pub fn evaluate(
         }
         let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
         loss_sum += loss.into_scalar::<f64>() * count as f64;
-        let predicted = logits.argmax(1).reshape([count]).try_into_vec_as::<i64>().map_err(read_error)?;
+        let predicted = logits
+            .argmax(1)
+            .reshape([count])
+            .try_into_vec_as::<i64>()
+            .map_err(read_error)?;
         let targets = batch.targets.try_into_vec_as::<i64>().map_err(read_error)?;
         for (&truth, &guess) in targets.iter().zip(&predicted) {
             let (truth, guess) = (truth as usize, guess as usize);
@@ -75,7 +83,11 @@ pub fn evaluate(
     }
     let total = dataset.len();
     Ok(Evaluation {
-        loss: if total == 0 { 0.0 } else { loss_sum / total as f64 },
+        loss: if total == 0 {
+            0.0
+        } else {
+            loss_sum / total as f64
+        },
         correct,
         total,
         confusion,
@@ -107,7 +119,8 @@ mod tests {
         device.seed(3);
         let pixels: Vec<u8> = (0..7 * 4).map(|i| (i * 37 % 256) as u8).collect();
         let labels = vec![0, 1, 2, 0, 1, 2, 1];
-        let set = data::LabelledImages::from_parts(2, 2, pixels, labels.clone()).expect("parts agree");
+        let set =
+            data::LabelledImages::from_parts(2, 2, pixels, labels.clone()).expect("parts agree");
         let dataset = MnistDataset::new(set);
         let model = model::MlpConfig::new()
             .with_input_size(4)
@@ -127,7 +140,9 @@ mod tests {
             let max = logits.iter().cloned().fold(f64::MIN, f64::max);
             let log_sum = logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln() + max;
             expected_loss += log_sum - logits[usize::from(label)];
-            let guess = (0..3).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).expect("3 classes");
+            let guess = (0..3)
+                .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                .expect("3 classes");
             expected_confusion[usize::from(label)][guess] += 1;
         }
         expected_loss /= labels.len() as f64;
@@ -137,6 +152,10 @@ mod tests {
         assert_eq!(evaluation.confusion, expected_confusion);
         let diagonal: usize = (0..3).map(|c| expected_confusion[c][c]).sum();
         assert_eq!(evaluation.correct, diagonal);
-        assert!((evaluation.loss - expected_loss).abs() < 1e-5, "{} vs {expected_loss}", evaluation.loss);
+        assert!(
+            (evaluation.loss - expected_loss).abs() < 1e-5,
+            "{} vs {expected_loss}",
+            evaluation.loss
+        );
     }
 }

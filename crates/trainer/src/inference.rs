@@ -21,7 +21,8 @@ impl Prediction {
 
     /// The `k` most probable classes with their probabilities, most probable first.
     pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
-        let mut ranked: Vec<(usize, f32)> = self.probabilities.iter().copied().enumerate().collect();
+        let mut ranked: Vec<(usize, f32)> =
+            self.probabilities.iter().copied().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(k);
         ranked
@@ -30,12 +31,33 @@ impl Prediction {
 
 /// Predicts the class of each image, given as raw pixel bytes (0-255, MNIST-style:
 /// light digit on black) of the model's input size.
-pub fn predict(model: &Mlp, images: &[Vec<u8>], device: &Device) -> Result<Vec<Prediction>, TrainerError> {
+pub fn predict(
+    model: &Mlp,
+    images: &[Vec<u8>],
+    device: &Device,
+) -> Result<Vec<Prediction>, TrainerError> {
+    let scaled: Vec<Vec<f32>> = images
+        .iter()
+        .map(|image| image.iter().map(|&p| f32::from(p) / 255.0).collect())
+        .collect();
+    predict_scaled(model, &scaled, device)
+}
+
+/// Predicts the class of each image, given as pixels already scaled to 0..1 the way
+/// the network takes them, each of the model's input size. [`predict`] runs this after
+/// scaling bytes; the HTTP API runs it on the pixels clients send, so no rounding to
+/// bytes comes between a client and the model.
+pub fn predict_scaled(
+    model: &Mlp,
+    images: &[Vec<f32>],
+    device: &Device,
+) -> Result<Vec<Prediction>, TrainerError> {
     let Some(first) = images.first() else {
         return Ok(Vec::new());
     };
-    let pixels: Vec<f32> = images.iter().flatten().map(|&p| f32::from(p) / 255.0).collect();
-    let input = Tensor::<2>::from_data(TensorData::new(pixels, [images.len(), first.len()]), device);
+    let pixels: Vec<f32> = images.concat();
+    let input =
+        Tensor::<2>::from_data(TensorData::new(pixels, [images.len(), first.len()]), device);
     // [batch, pixels] -> [batch, classes]
     let probabilities = softmax(model.forward(input), 1);
     let classes = probabilities.dims()[1];
@@ -67,7 +89,8 @@ mod tests {
     fn predictions_are_distributions_one_per_image() {
         let device = Device::flex();
         let model = model::MlpConfig::new().init(&device);
-        let predictions = predict(&model, &[vec![0; 784], vec![255; 784]], &device).expect("predicts");
+        let predictions =
+            predict(&model, &[vec![0; 784], vec![255; 784]], &device).expect("predicts");
         assert_eq!(predictions.len(), 2);
         for prediction in predictions {
             assert_eq!(prediction.probabilities.len(), 10);

@@ -1,19 +1,22 @@
-//! The `trainer` command line: `train` (the default), `eval` and `predict`.
+//! The `trainer` command line: `train` (the default), `eval`, `predict`, `serve`,
+//! `export` and `import`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::data::dataset::Dataset;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use data::{Mnist, MnistDataset};
+use trainer::TrainerError;
 use trainer::backend::{self, Backend};
 use trainer::config::TrainingConfig;
 use trainer::evaluation::evaluate;
+use trainer::export::{export_safetensors, import_run};
 use trainer::inference::predict;
 use trainer::preprocess::load_digit;
 use trainer::run_dir::RunDir;
+use trainer::serve::{Classifier, Server};
 use trainer::training::{TrainRequest, architecture, check_model_fits, eval_batch_size, train};
-use trainer::TrainerError;
 
 /// The configuration used when --config is not given, relative to the working directory.
 const DEFAULT_CONFIG: &str = "configs/mnist-mlp.json";
@@ -38,6 +41,12 @@ enum Command {
     Eval(EvalArgs),
     /// Predict the digit in image files, or in a test-set image.
     Predict(PredictArgs),
+    /// Serve a page to draw digits on and a JSON prediction API, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Write a trained model's weights as the PyTorch tutorial's state dict.
+    Export(ExportArgs),
+    /// Make a run directory from a PyTorch state dict of the tutorial's network.
+    Import(ImportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +127,51 @@ struct PredictArgs {
     common: CommonArgs,
 }
 
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Run directory holding config.json and model.bpk.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Device of a GPU backend to compute on, as for the other commands.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Run directory holding config.json and model.bpk.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// File format of the state dict.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// File to write; an existing one is replaced.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// `fc1.weight` [64, 784], `fc1.bias` [64], ... for `Net().load_state_dict(load_file(FILE))`.
+    Safetensors,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// PyTorch state dict: a safetensors file or a torch.save file (.pt, .pth).
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// Run directory to create.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace a run that already exists in --out.
+    #[arg(long)]
+    overwrite: bool,
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -132,6 +186,9 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => run_train(args),
         Some(Command::Eval(args)) => run_eval(args),
         Some(Command::Predict(args)) => run_predict(args),
+        Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Export(args)) => run_export(args),
+        Some(Command::Import(args)) => run_import(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,7 +230,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         ..config
     };
     config.validate()?;
-    let run_dir = args.artifacts.unwrap_or_else(|| Path::new("artifacts").join(name));
+    let run_dir = args
+        .artifacts
+        .unwrap_or_else(|| Path::new("artifacts").join(name));
     let backend = open_backend(&args.common)?;
     let request = TrainRequest {
         config,
@@ -229,7 +288,13 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         test.len()
     );
     let scores = evaluate(&model, &test, eval_batch_size(&config), &backend.device)?;
-    println!("test loss {:.4}  accuracy {:.2}%  ({}/{} correct)", scores.loss, scores.accuracy(), scores.correct, scores.total);
+    println!(
+        "test loss {:.4}  accuracy {:.2}%  ({}/{} correct)",
+        scores.loss,
+        scores.accuracy(),
+        scores.correct,
+        scores.total
+    );
     println!("per-class accuracy:");
     for class in 0..scores.confusion.len() {
         match scores.class_accuracy(class) {
@@ -238,7 +303,9 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         }
     }
     println!("confusion matrix (rows: true class, columns: predicted):");
-    let header: String = (0..scores.confusion.len()).map(|c| format!("{c:>6}")).collect();
+    let header: String = (0..scores.confusion.len())
+        .map(|c| format!("{c:>6}"))
+        .collect();
     println!("    {header}");
     for (class, row) in scores.confusion.iter().enumerate() {
         let cells: String = row.iter().map(|n| format!("{n:>6}")).collect();
@@ -255,8 +322,14 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         Some(index) => {
             let mnist = Mnist::load(data_dir_for(&run, &args.common).as_deref())?;
             let test = MnistDataset::new(mnist.test);
-            let item = test.item(index).ok_or(TrainerError::TestIndex { index, len: test.len() })?;
-            (vec![format!("test image {index} (label {})", item.label)], vec![item.pixels])
+            let item = test.item(index).ok_or(TrainerError::TestIndex {
+                index,
+                len: test.len(),
+            })?;
+            (
+                vec![format!("test image {index} (label {})", item.label)],
+                vec![item.pixels],
+            )
         }
         None => {
             let side = square_side(config.model.input_size)?;
@@ -265,11 +338,24 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|path| load_digit(path, side))
                 .collect::<Result<Vec<_>, _>>()?;
-            (args.images.iter().map(|p| p.display().to_string()).collect(), images)
+            (
+                args.images
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                images,
+            )
         }
     };
-    if let Some(image) = images.iter().find(|image| image.len() != config.model.input_size) {
-        return Err(TrainerError::InputSizeMismatch { expected: config.model.input_size, found: image.len() }.into());
+    if let Some(image) = images
+        .iter()
+        .find(|image| image.len() != config.model.input_size)
+    {
+        return Err(TrainerError::InputSizeMismatch {
+            expected: config.model.input_size,
+            found: image.len(),
+        }
+        .into());
     }
     for (name, prediction) in names.iter().zip(predict(&model, &images, &backend.device)?) {
         let top: Vec<String> = prediction
@@ -277,8 +363,57 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(class, p)| format!("{class} {:.1}%", 100.0 * p))
             .collect();
-        println!("{name}: predicted {}  (top 3: {})", prediction.class(), top.join(", "));
+        println!(
+            "{name}: predicted {}  (top 3: {})",
+            prediction.class(),
+            top.join(", ")
+        );
     }
+    Ok(())
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.model);
+    let backend = backend::open(args.device.as_deref())?;
+    println!("{backend}");
+    let (config, model) = run.load_model(&backend.device)?;
+    let server = Server::bind(
+        &args.addr,
+        Classifier::new(model, &config.model, backend.device),
+    )?;
+    println!("model {} ({})", run.root().display(), architecture(&config));
+    println!("listening on http://{}", server.local_addr());
+    server.run()?;
+    println!("stopped");
+    Ok(())
+}
+
+fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.model);
+    let backend = backend::open(None)?;
+    let (config, model) = run.load_model(&backend.device)?;
+    match args.format {
+        ExportFormat::Safetensors => export_safetensors(&model, &config.model, &args.out)?,
+    }
+    println!(
+        "wrote {} ({}) to {}",
+        run.root().display(),
+        architecture(&config),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let backend = backend::open(None)?;
+    let run = RunDir::new(&args.out);
+    let config = import_run(&args.from, &run, args.overwrite, &backend.device)?;
+    println!(
+        "imported {} ({}) into {}",
+        args.from.display(),
+        architecture(&config),
+        run.root().display()
+    );
     Ok(())
 }
 
@@ -296,5 +431,9 @@ fn one_line(message: &str) -> String {
 /// The side of the square image a model with `input_size` inputs takes.
 fn square_side(input_size: usize) -> Result<usize, TrainerError> {
     let side = (input_size as f64).sqrt().round() as usize;
-    if side * side == input_size { Ok(side) } else { Err(TrainerError::NotSquare(input_size)) }
+    if side * side == input_size {
+        Ok(side)
+    } else {
+        Err(TrainerError::NotSquare(input_size))
+    }
 }

@@ -71,7 +71,8 @@ pub fn mnist_style(image: &DynamicImage, side: usize) -> Result<Vec<u8>, String>
         .ok_or_else(|| "the image's pixel buffer is inconsistent".to_string())?;
 
     let (left, top, right, bottom) = bounding_box(&ink).ok_or("no digit is visible")?;
-    let digit = image::imageops::crop_imm(&ink, left, top, right - left + 1, bottom - top + 1).to_image();
+    let digit =
+        image::imageops::crop_imm(&ink, left, top, right - left + 1, bottom - top + 1).to_image();
     let box_side = (side * 20).div_ceil(28).max(1) as f32;
     let scale = box_side / digit.width().max(digit.height()) as f32;
     let fitted_width = ((digit.width() as f32 * scale).round() as u32).max(1);
@@ -134,7 +135,10 @@ fn centre_by_mass(digit: &GrayImage, side: usize) -> Vec<u8> {
     let (centre_x, centre_y) = if mass > 0.0 {
         (sum_x / mass, sum_y / mass)
     } else {
-        (f64::from(digit.width()) / 2.0, f64::from(digit.height()) / 2.0)
+        (
+            f64::from(digit.width()) / 2.0,
+            f64::from(digit.height()) / 2.0,
+        )
     };
     let middle = (side as f64 - 1.0) / 2.0;
     let offset_x = (middle - centre_x).round() as i64;
@@ -188,8 +192,14 @@ mod tests {
         assert_eq!(grid[0], 0, "background becomes black");
         let (left, top, right, bottom) = ink_bounds(&grid, 28);
         assert_eq!(bottom - top + 1, 20, "the long side fills the 20-pixel box");
-        assert!((4..=6).contains(&(right - left + 1)), "aspect kept: 10x40 -> 5x20");
-        assert!((3..=5).contains(&top) && (22..=24).contains(&bottom), "centred: {top}..{bottom}");
+        assert!(
+            (4..=6).contains(&(right - left + 1)),
+            "aspect kept: 10x40 -> 5x20"
+        );
+        assert!(
+            (3..=5).contains(&top) && (22..=24).contains(&bottom),
+            "centred: {top}..{bottom}"
+        );
         assert!((11..=12).contains(&left), "centred: {left}..{right}");
     }
 
@@ -243,7 +253,10 @@ mod tests {
         assert!(matches!(err, TrainerError::Image { .. }), "{err}");
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").expect("write");
-        assert!(matches!(load_digit(&empty, 28), Err(TrainerError::Image { .. })));
+        assert!(matches!(
+            load_digit(&empty, 28),
+            Err(TrainerError::Image { .. })
+        ));
     }
 
     fn crc32(bytes: &[u8]) -> u32 {
@@ -251,7 +264,11 @@ mod tests {
         for &byte in bytes {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

@@ -8,13 +8,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use burn::train::{Interrupter, LearnerSummary};
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining,
 };
+use burn::train::{Interrupter, LearnerSummary};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The scores of one finished epoch.
@@ -148,7 +148,10 @@ impl MetricsRendererTraining for EpochRenderer {
         self.record(Split::Valid, state);
     }
 
-    fn on_train_end(&mut self, _: Option<LearnerSummary>) -> Result<(), Box<dyn std::error::Error>> {
+    fn on_train_end(
+        &mut self,
+        _: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     }
 }
@@ -162,7 +165,13 @@ impl MetricsRendererEvaluation for EpochRenderer {
 }
 
 impl TrainingProgressLogger for EpochRenderer {
-    fn start(&mut self, total_epochs: usize, starting_epoch: usize, _: Option<usize>, _: Option<&str>) {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _: Option<usize>,
+        _: Option<&str>,
+    ) {
         self.total_epochs = total_epochs;
         self.current.epoch = starting_epoch;
         self.epoch_started = Instant::now();
@@ -173,7 +182,11 @@ impl TrainingProgressLogger for EpochRenderer {
         self.current.duration = self.epoch_started.elapsed();
         let mut stdout = std::io::stdout().lock();
         // A closed stdout must not stop training; the history still records the epoch.
-        let _ = writeln!(stdout, "epoch {epoch}/{}  {}", self.total_epochs, self.current);
+        let _ = writeln!(
+            stdout,
+            "epoch {epoch}/{}  {}",
+            self.total_epochs, self.current
+        );
         let _ = stdout.flush();
         if let Ok(mut history) = self.history.lock() {
             history.push(self.current.clone());

@@ -139,7 +139,9 @@ impl RunDir {
     /// The path of one of Burn's per-epoch checkpoint records (`model`, `optim` or
     /// `scheduler`).
     pub fn checkpoint_path(&self, record: &str, epoch: usize) -> PathBuf {
-        self.root.join(CHECKPOINTS).join(format!("{record}-{epoch}.bpk"))
+        self.root
+            .join(CHECKPOINTS)
+            .join(format!("{record}-{epoch}.bpk"))
     }
 
     /// Rewrites `metrics.csv` with one row per epoch.
@@ -155,7 +157,9 @@ impl RunDir {
                 e.duration.as_secs_f64()
             )
         });
-        let csv: Vec<String> = std::iter::once(METRICS_HEADER.to_string()).chain(rows).collect();
+        let csv: Vec<String> = std::iter::once(METRICS_HEADER.to_string())
+            .chain(rows)
+            .collect();
         self.write(METRICS, (csv.join("\n") + "\n").as_bytes())
     }
 
@@ -166,8 +170,20 @@ impl RunDir {
         text.lines()
             .skip(1)
             .filter_map(|line| {
-                let fields: Vec<f64> = line.split(',').map(str::parse).collect::<Result<_, _>>().ok()?;
-                let [epoch, train_loss, train_accuracy, valid_loss, valid_accuracy, seconds] = fields[..] else {
+                let fields: Vec<f64> = line
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .ok()?;
+                let [
+                    epoch,
+                    train_loss,
+                    train_accuracy,
+                    valid_loss,
+                    valid_accuracy,
+                    seconds,
+                ] = fields[..]
+                else {
                     return None;
                 };
                 Some(EpochSummary {
@@ -239,7 +255,8 @@ mod tests {
         std::fs::create_dir_all(&checkpoints).expect("mkdir");
         for epoch in [1, 2, 10] {
             for record in CHECKPOINT_RECORDS {
-                std::fs::write(checkpoints.join(format!("{record}-{epoch}.bpk")), b"x").expect("write");
+                std::fs::write(checkpoints.join(format!("{record}-{epoch}.bpk")), b"x")
+                    .expect("write");
             }
         }
         std::fs::write(checkpoints.join("model-11.bpk"), b"x").expect("write");
@@ -264,7 +281,11 @@ mod tests {
         run.save_metrics(&epochs).expect("save");
         assert_eq!(run.load_metrics(3), epochs);
         assert_eq!(run.load_metrics(2), epochs[..2].to_vec());
-        assert!(RunDir::new(dir.path().join("none")).load_metrics(9).is_empty());
+        assert!(
+            RunDir::new(dir.path().join("none"))
+                .load_metrics(9)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -272,7 +293,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = RunDir::new(dir.path());
         let device = Device::flex();
-        let config = TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![8]));
+        let config =
+            TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![8]));
         let model = config.model.init(&device);
         run.save_config(&config).expect("save config");
         run.save_model(&model).expect("save model");
@@ -287,9 +309,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = RunDir::new(dir.path());
         let device = Device::flex();
-        run.save_model(&model::MlpConfig::new().with_hidden_sizes(vec![8]).init(&device))
-            .expect("save model");
-        run.save_config(&TrainingConfig::new()).expect("save config");
+        run.save_model(
+            &model::MlpConfig::new()
+                .with_hidden_sizes(vec![8])
+                .init(&device),
+        )
+        .expect("save model");
+        run.save_config(&TrainingConfig::new())
+            .expect("save config");
         let err = run.load_model(&device).expect_err("shape mismatch");
         assert!(matches!(err, TrainerError::BadModel { .. }), "{err}");
     }

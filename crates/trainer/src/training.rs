@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use burn::data::dataset::Dataset;
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::prelude::*;
-use burn::optim::OptimizerRecord;
 use burn::lr_scheduler::LrSchedulerRecord;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::OptimizerRecord;
+use burn::prelude::*;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LossMetric};
@@ -19,12 +19,12 @@ use burn::train::{
 use data::{EpochLoader, Mnist, MnistBatch, MnistDataset};
 use model::Mlp;
 
+use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
 use crate::evaluation::{Evaluation, evaluate};
 use crate::renderer::{EpochHook, EpochRenderer, EpochSummary, History};
 use crate::run_dir::{RunDir, RunInfo};
-use crate::TrainerError;
 
 /// What to train and where.
 #[derive(Debug, Clone)]
@@ -142,26 +142,34 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     let train_loader = EpochLoader::new(train_set, config.batch_size, backend.device.clone())
         .shuffled(config.seed)
         .starting_after(epochs_done);
-    let valid_loader = EpochLoader::new(valid_set, eval_batch_size(&config), backend.device.clone());
+    let valid_loader =
+        EpochLoader::new(valid_set, eval_batch_size(&config), backend.device.clone());
 
     let history: History = Arc::new(Mutex::new(run_dir.load_metrics(epochs_done)));
     let metrics_dir = run_dir.clone();
     let save_metrics: EpochHook =
         Box::new(move |epochs| metrics_dir.save_metrics(epochs).map_err(|e| e.to_string()));
-    let mut training = SupervisedTraining::new(run_dir.root(), Arc::new(train_loader), Arc::new(valid_loader))
-        .metrics((AccuracyMetric::new(), LossMetric::new()))
-        // Per-epoch metrics go to metrics.csv, written atomically; Burn's file logger
-        // appends per batch and its application logger installs a process-wide panic
-        // hook, so neither is used.
-        .with_metric_logger(InMemoryMetricLogger::default())
-        .with_application_logger(None)
-        .with_default_checkpointers()
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
-        .num_epochs(config.epochs);
+    let mut training = SupervisedTraining::new(
+        run_dir.root(),
+        Arc::new(train_loader),
+        Arc::new(valid_loader),
+    )
+    .metrics((AccuracyMetric::new(), LossMetric::new()))
+    // Per-epoch metrics go to metrics.csv, written atomically; Burn's file logger
+    // appends per batch and its application logger installs a process-wide panic
+    // hook, so neither is used.
+    .with_metric_logger(InMemoryMetricLogger::default())
+    .with_application_logger(None)
+    .with_default_checkpointers()
+    .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
+    .num_epochs(config.epochs);
     let renderer = EpochRenderer::new(history.clone(), save_metrics, training.interrupter());
     training = training.renderer(Box::new(renderer));
     if let Some(epoch) = resume_from {
-        println!("resuming after epoch {epoch} from {}", run_dir.root().display());
+        println!(
+            "resuming after epoch {epoch} from {}",
+            run_dir.root().display()
+        );
         training = training.checkpoint(epoch);
     }
     let optimizer = config.optimizer.init();
@@ -194,7 +202,12 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     println!("saved {}", run_dir.model_path().display());
     let epochs = history
         .lock()
-        .map(|all| all.iter().filter(|e| e.epoch > epochs_done).cloned().collect())
+        .map(|all| {
+            all.iter()
+                .filter(|e| e.epoch > epochs_done)
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     Ok(TrainReport {
         epochs,
@@ -216,7 +229,10 @@ fn prepare_run_dir(
                 return Err(TrainerError::NothingToResume(run_dir.root().to_path_buf()));
             }
             // The run died within its first epoch: continuing it is starting it over.
-            println!("{} holds no complete checkpoint yet; starting the run over", run_dir.root().display());
+            println!(
+                "{} holds no complete checkpoint yet; starting the run over",
+                run_dir.root().display()
+            );
             return Ok(None);
         };
         if last >= config.epochs {

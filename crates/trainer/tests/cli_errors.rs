@@ -15,7 +15,8 @@ fn untrained_run(dir: &Path) -> RunDir {
     run.create().expect("create run dir");
     let config = TrainingConfig::new();
     run.save_config(&config).expect("save config");
-    run.save_model(&config.model.init(&Device::flex())).expect("save model");
+    run.save_model(&config.model.init(&Device::flex()))
+        .expect("save model");
     run
 }
 
@@ -25,10 +26,22 @@ fn missing_data_dir() {
     let missing = tmp.path().join("nowhere");
     let run = tmp.path().join("run");
     let line = assert_clean_failure(&trainer(&[
-        "train", "--data-dir", path_str(&missing), "--artifacts", path_str(&run), "--epochs", "1",
+        "train",
+        "--data-dir",
+        path_str(&missing),
+        "--artifacts",
+        path_str(&run),
+        "--epochs",
+        "1",
     ]));
-    assert!(line.contains("nowhere") && line.contains("--data-dir"), "{line}");
-    assert!(!run.exists(), "a failed start must not create the run directory");
+    assert!(
+        line.contains("nowhere") && line.contains("--data-dir"),
+        "{line}"
+    );
+    assert!(
+        !run.exists(),
+        "a failed start must not create the run directory"
+    );
 }
 
 #[test]
@@ -36,9 +49,15 @@ fn corrupt_idx_file() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), true);
     let line = assert_clean_failure(&trainer(&[
-        "--data-dir", path_str(tmp.path()), "--artifacts", path_str(&tmp.path().join("run")),
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&tmp.path().join("run")),
     ]));
-    assert!(line.contains("train-images-idx3-ubyte") && line.contains("truncated"), "{line}");
+    assert!(
+        line.contains("train-images-idx3-ubyte") && line.contains("truncated"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -53,12 +72,25 @@ fn bad_config_values_on_the_command_line_and_in_a_file() {
 
     let config = tmp.path().join("bad.json");
     std::fs::write(&config, r#"{"model": {"hidden_sizes": [64, 0]}}"#).expect("write");
-    let line = assert_clean_failure(&trainer(&["--data-dir", data, "--config", path_str(&config)]));
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir",
+        data,
+        "--config",
+        path_str(&config),
+    ]));
     assert!(line.contains("hidden_sizes"), "{line}");
     std::fs::write(&config, r#"{"learning_rate": 0.1}"#).expect("write");
-    let line = assert_clean_failure(&trainer(&["--data-dir", data, "--config", path_str(&config)]));
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir",
+        data,
+        "--config",
+        path_str(&config),
+    ]));
     assert!(line.contains("learning_rate"), "{line}");
-    let line = assert_clean_failure(&trainer(&["--config", path_str(&tmp.path().join("none.json"))]));
+    let line = assert_clean_failure(&trainer(&[
+        "--config",
+        path_str(&tmp.path().join("none.json")),
+    ]));
     assert!(line.contains("none.json"), "{line}");
 }
 
@@ -67,10 +99,18 @@ fn data_that_does_not_fit_the_model() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
     let config = tmp.path().join("small.json");
-    std::fs::write(&config, r#"{"model": {"input_size": 100}, "split": {"valid_size": 5}}"#).expect("write");
+    std::fs::write(
+        &config,
+        r#"{"model": {"input_size": 100}, "split": {"valid_size": 5}}"#,
+    )
+    .expect("write");
     let line = assert_clean_failure(&trainer(&[
-        "--data-dir", path_str(tmp.path()), "--config", path_str(&config),
-        "--artifacts", path_str(&tmp.path().join("run")),
+        "--data-dir",
+        path_str(tmp.path()),
+        "--config",
+        path_str(&config),
+        "--artifacts",
+        path_str(&tmp.path().join("run")),
     ]));
     assert!(line.contains("input_size"), "{line}");
 }
@@ -82,11 +122,17 @@ fn unreadable_image() {
     let image = tmp.path().join("digit.png");
     std::fs::write(&image, b"garbage").expect("write");
     let line = assert_clean_failure(&trainer(&[
-        "predict", "--model", path_str(run.root()), path_str(&image),
+        "predict",
+        "--model",
+        path_str(run.root()),
+        path_str(&image),
     ]));
     assert!(line.contains("digit.png"), "{line}");
     let line = assert_clean_failure(&trainer(&[
-        "predict", "--model", path_str(run.root()), path_str(&tmp.path().join("absent.png")),
+        "predict",
+        "--model",
+        path_str(run.root()),
+        path_str(&tmp.path().join("absent.png")),
     ]));
     assert!(line.contains("absent.png"), "{line}");
 }
@@ -94,12 +140,22 @@ fn unreadable_image() {
 #[test]
 fn missing_or_damaged_model() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let line = assert_clean_failure(&trainer(&["eval", "--model", path_str(&tmp.path().join("none"))]));
+    let line = assert_clean_failure(&trainer(&[
+        "eval",
+        "--model",
+        path_str(&tmp.path().join("none")),
+    ]));
     assert!(line.contains("config.json"), "{line}");
 
     let run = untrained_run(&tmp.path().join("run"));
     std::fs::write(run.model_path(), b"not a burnpack file").expect("write");
-    let line = assert_clean_failure(&trainer(&["predict", "--model", path_str(run.root()), "--test-index", "0"]));
+    let line = assert_clean_failure(&trainer(&[
+        "predict",
+        "--model",
+        path_str(run.root()),
+        "--test-index",
+        "0",
+    ]));
     assert!(line.contains("model.bpk"), "{line}");
 }
 
@@ -110,9 +166,17 @@ fn an_existing_run_is_never_overwritten_silently() {
     let run = untrained_run(&tmp.path().join("run"));
     let before = std::fs::read(run.model_path()).expect("read model");
     let line = assert_clean_failure(&trainer(&[
-        "--data-dir", path_str(tmp.path()), "--artifacts", path_str(run.root()), "--valid-size", "5",
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(run.root()),
+        "--valid-size",
+        "5",
     ]));
-    assert!(line.contains("--resume") && line.contains("--overwrite"), "{line}");
+    assert!(
+        line.contains("--resume") && line.contains("--overwrite"),
+        "{line}"
+    );
     assert_eq!(std::fs::read(run.model_path()).expect("read model"), before);
 }
 
@@ -154,19 +218,31 @@ fn damaged_model_files_of_every_kind() {
     let intact = std::fs::read(run.model_path()).expect("read");
     let other_network = {
         let other = untrained_run(&tmp.path().join("other"));
-        let config = TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![16]));
-        other.save_model(&config.model.init(&Device::flex())).expect("save");
+        let config =
+            TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![16]));
+        other
+            .save_model(&config.model.init(&Device::flex()))
+            .expect("save");
         std::fs::read(other.model_path()).expect("read")
     };
     let cases: [(&str, Vec<u8>); 4] = [
         ("truncated", intact[..1000].to_vec()),
         ("zero-length", Vec::new()),
-        ("garbage", b"\x00\x01 this is not a burnpack file at all".repeat(50)),
+        (
+            "garbage",
+            b"\x00\x01 this is not a burnpack file at all".repeat(50),
+        ),
         ("another network", other_network),
     ];
     for (what, bytes) in cases {
         std::fs::write(run.model_path(), bytes).expect("write");
-        let line = assert_clean_failure(&trainer(&["predict", "--model", path_str(run.root()), "--test-index", "0"]));
+        let line = assert_clean_failure(&trainer(&[
+            "predict",
+            "--model",
+            path_str(run.root()),
+            "--test-index",
+            "0",
+        ]));
         assert!(line.contains("model.bpk"), "{what}: {line}");
     }
 }
@@ -178,8 +254,12 @@ fn an_unwritable_artifacts_directory() {
     let blocker = tmp.path().join("a-file");
     std::fs::write(&blocker, b"x").expect("write");
     let line = assert_clean_failure(&trainer(&[
-        "--data-dir", path_str(tmp.path()), "--valid-size", "5",
-        "--artifacts", path_str(&blocker.join("run")),
+        "--data-dir",
+        path_str(tmp.path()),
+        "--valid-size",
+        "5",
+        "--artifacts",
+        path_str(&blocker.join("run")),
     ]));
     assert!(line.contains("a-file"), "{line}");
 }

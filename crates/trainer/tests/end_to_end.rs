@@ -16,7 +16,9 @@ fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = backend::open(None).expect("default backend");
     let request = TrainRequest {
-        config: TrainingConfig::new().with_epochs(1).with_limit_train(Some(6000)),
+        config: TrainingConfig::new()
+            .with_epochs(1)
+            .with_limit_train(Some(6000)),
         data_dir: Some(data_dir.clone()),
         run_dir: RunDir::new(tmp.path().join("run")),
         resume: false,
@@ -27,17 +29,33 @@ fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
 
     assert_eq!(report.epochs.len(), 1);
     let epoch = &report.epochs[0];
-    assert!(epoch.valid_accuracy >= 85.0, "validation accuracy {}", epoch.valid_accuracy);
-    assert!(epoch.train_loss > 0.0 && epoch.valid_loss > 0.0, "{epoch:?}");
-    assert!(report.test.accuracy() >= 85.0, "test accuracy {}", report.test.accuracy());
+    assert!(
+        epoch.valid_accuracy >= 85.0,
+        "validation accuracy {}",
+        epoch.valid_accuracy
+    );
+    assert!(
+        epoch.train_loss > 0.0 && epoch.valid_loss > 0.0,
+        "{epoch:?}"
+    );
+    assert!(
+        report.test.accuracy() >= 85.0,
+        "test accuracy {}",
+        report.test.accuracy()
+    );
 
     let (config, reloaded) = run.load_model(&backend.device).expect("reloads");
     assert_eq!(config.limit_train, Some(6000));
     let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
     let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
-    let images = burn::data::dataloader::batcher::Batcher::batch(&MnistBatcher, items, &backend.device).images;
+    let images =
+        burn::data::dataloader::batcher::Batcher::batch(&MnistBatcher, items, &backend.device)
+            .images;
     let expected = report.model.forward(images.clone()).into_data();
-    reloaded.forward(images).into_data().assert_eq(&expected, true);
+    reloaded
+        .forward(images)
+        .into_data()
+        .assert_eq(&expected, true);
 }
 
 #[test]
@@ -45,7 +63,14 @@ fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
     let Some(data_dir) = mnist_dir() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
-    let common = ["--data-dir", path_str(&data_dir), "--artifacts", path_str(&run), "--limit-train", "6000"];
+    let common = [
+        "--data-dir",
+        path_str(&data_dir),
+        "--artifacts",
+        path_str(&run),
+        "--limit-train",
+        "6000",
+    ];
 
     let first = trainer(&[&["train", "--epochs", "1"], &common[..]].concat());
     assert!(first.status.success(), "{}", common::stderr(&first));
@@ -55,16 +80,29 @@ fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
     let out = stdout(&resumed);
     assert!(resumed.status.success(), "{}", common::stderr(&resumed));
     assert!(out.contains("resuming after epoch 1"), "{out}");
-    assert!(out.contains("epoch 2/2") && !out.contains("epoch 1/2"), "{out}");
+    assert!(
+        out.contains("epoch 2/2") && !out.contains("epoch 1/2"),
+        "{out}"
+    );
     assert!(run.join("checkpoint/model-2.bpk").is_file());
-    assert!(run.join("checkpoint/model-1.bpk").is_file(), "earlier checkpoints are kept");
+    assert!(
+        run.join("checkpoint/model-1.bpk").is_file(),
+        "earlier checkpoints are kept"
+    );
 
     // eval and predict find the data through the run, without --data-dir.
     let eval = trainer(&["eval", "--model", path_str(&run)]);
     let out = stdout(&eval);
     assert!(eval.status.success(), "{}", common::stderr(&eval));
-    assert!(out.contains("accuracy") && out.contains("confusion matrix"), "{out}");
-    let matrix_rows = out.lines().skip_while(|l| !l.starts_with("confusion")).skip(2).count();
+    assert!(
+        out.contains("accuracy") && out.contains("confusion matrix"),
+        "{out}"
+    );
+    let matrix_rows = out
+        .lines()
+        .skip_while(|l| !l.starts_with("confusion"))
+        .skip(2)
+        .count();
     assert_eq!(matrix_rows, 10, "{out}");
 
     let predict = trainer(&["predict", "--model", path_str(&run), "--test-index", "0"]);
@@ -79,7 +117,14 @@ fn predict_reads_an_image_file_of_a_test_digit() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     let trained = trainer(&[
-        "--data-dir", path_str(&data_dir), "--artifacts", path_str(&run), "--epochs", "1", "--limit-train", "6000",
+        "--data-dir",
+        path_str(&data_dir),
+        "--artifacts",
+        path_str(&run),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "6000",
     ]);
     assert!(trained.status.success(), "{}", common::stderr(&trained));
 
@@ -90,8 +135,9 @@ fn predict_reads_an_image_file_of_a_test_digit() {
     let mut labels = Vec::new();
     for index in [0, 1, 2, 3] {
         let item = test.get(index).expect("in range");
-        let digit = image::GrayImage::from_raw(28, 28, item.pixels.iter().map(|p| 255 - p).collect())
-            .expect("28x28");
+        let digit =
+            image::GrayImage::from_raw(28, 28, item.pixels.iter().map(|p| 255 - p).collect())
+                .expect("28x28");
         let mut canvas = image::GrayImage::from_pixel(160, 120, image::Luma([255]));
         let large = image::imageops::resize(&digit, 84, 84, image::imageops::FilterType::Triangle);
         image::imageops::overlay(&mut canvas, &large, 50, 20);

@@ -21,7 +21,9 @@ fn test_logits(run: &Path, data_dir: &Path) -> TensorData {
     let (_, model) = RunDir::new(run).load_model(&device).expect("model loads");
     let test = MnistDataset::new(Mnist::load(Some(data_dir)).expect("data").test);
     let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
-    model.forward(MnistBatcher.batch(items, &device).images).into_data()
+    model
+        .forward(MnistBatcher.batch(items, &device).images)
+        .into_data()
 }
 
 #[test]
@@ -30,9 +32,19 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (killed, whole) = (tmp.path().join("killed"), tmp.path().join("whole"));
     let args = |run: &Path| -> Vec<String> {
-        ["train", "--epochs", "3", "--limit-train", "30000", "--data-dir", path_str(&data_dir), "--artifacts", path_str(run)]
-            .map(String::from)
-            .to_vec()
+        [
+            "train",
+            "--epochs",
+            "3",
+            "--limit-train",
+            "30000",
+            "--data-dir",
+            path_str(&data_dir),
+            "--artifacts",
+            path_str(run),
+        ]
+        .map(String::from)
+        .to_vec()
     };
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
@@ -43,31 +55,58 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
         .expect("trainer starts");
     // Burn writes the three records of a checkpoint concurrently; wait for all of
     // epoch 1's, so that the kill lands in the middle of epoch 2.
-    let first_checkpoint = ["model", "optim", "scheduler"].map(|r| killed.join(format!("checkpoint/{r}-1.bpk")));
+    let first_checkpoint =
+        ["model", "optim", "scheduler"].map(|r| killed.join(format!("checkpoint/{r}-1.bpk")));
     let deadline = Instant::now() + Duration::from_secs(120);
     while !first_checkpoint.iter().all(|path| path.exists()) {
         assert!(Instant::now() < deadline, "no checkpoint after 120 s");
-        assert!(child.try_wait().expect("child status").is_none(), "the run ended before it could be killed");
+        assert!(
+            child.try_wait().expect("child status").is_none(),
+            "the run ended before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("reaped");
-    assert_eq!(status.code(), None, "the child was killed by a signal, not finished");
+    assert_eq!(
+        status.code(),
+        None,
+        "the child was killed by a signal, not finished"
+    );
     assert!(!killed.join("model.bpk").exists(), "killed before the end");
 
-    let resumed = trainer(&[&args(&killed).iter().map(String::as_str).collect::<Vec<_>>()[..], &["--resume"]].concat());
+    let resumed = trainer(
+        &[
+            &args(&killed).iter().map(String::as_str).collect::<Vec<_>>()[..],
+            &["--resume"],
+        ]
+        .concat(),
+    );
     let out = stdout(&resumed);
     assert!(resumed.status.success(), "{}", common::stderr(&resumed));
-    assert!(out.contains("resuming after epoch") && out.contains("epoch 3/3"), "{out}");
+    assert!(
+        out.contains("resuming after epoch") && out.contains("epoch 3/3"),
+        "{out}"
+    );
 
     let uninterrupted = trainer(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(uninterrupted.status.success(), "{}", common::stderr(&uninterrupted));
+    assert!(
+        uninterrupted.status.success(),
+        "{}",
+        common::stderr(&uninterrupted)
+    );
     let expected = test_logits(&whole, &data_dir);
     test_logits(&killed, &data_dir).assert_eq(&expected, true);
     let metrics = |run: &Path| std::fs::read_to_string(run.join("metrics.csv")).expect("metrics");
     let rows = |text: String| -> Vec<String> {
         // The last column is wall time, which differs between runs.
-        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(scores, _)| scores).to_string()).collect()
+        text.lines()
+            .map(|l| {
+                l.rsplit_once(',')
+                    .map_or(l, |(scores, _)| scores)
+                    .to_string()
+            })
+            .collect()
     };
     assert_eq!(rows(metrics(&killed)), rows(metrics(&whole)));
 }
@@ -77,7 +116,14 @@ fn killed_before_the_first_checkpoint_resume_starts_over() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
     let run = tmp.path().join("run");
-    let data = ["--data-dir", path_str(tmp.path()), "--artifacts", path_str(&run), "--valid-size", "5"];
+    let data = [
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&run),
+        "--valid-size",
+        "5",
+    ];
     let first = trainer(&[&data[..], &["--epochs", "1"]].concat());
     assert!(first.status.success(), "{}", common::stderr(&first));
     // As if killed after writing its config but before any complete checkpoint.
@@ -85,11 +131,19 @@ fn killed_before_the_first_checkpoint_resume_starts_over() {
     std::fs::remove_file(run.join("model.bpk")).expect("remove");
     let resumed = trainer(&[&data[..], &["--epochs", "1", "--resume"]].concat());
     assert!(resumed.status.success(), "{}", common::stderr(&resumed));
-    assert!(stdout(&resumed).contains("starting the run over"), "{}", stdout(&resumed));
+    assert!(
+        stdout(&resumed).contains("starting the run over"),
+        "{}",
+        stdout(&resumed)
+    );
     assert!(run.join("model.bpk").is_file());
 
     let line = assert_clean_failure(&trainer(&[
-        "--resume", "--artifacts", path_str(&tmp.path().join("never-ran")), "--data-dir", path_str(tmp.path()),
+        "--resume",
+        "--artifacts",
+        path_str(&tmp.path().join("never-ran")),
+        "--data-dir",
+        path_str(tmp.path()),
     ]));
     assert!(line.contains("never-ran"), "{line}");
 }
@@ -99,16 +153,29 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let Some(data_dir) = mnist_dir() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
-    let base = ["--data-dir", path_str(&data_dir), "--artifacts", path_str(&run), "--limit-train", "3000"];
+    let base = [
+        "--data-dir",
+        path_str(&data_dir),
+        "--artifacts",
+        path_str(&run),
+        "--limit-train",
+        "3000",
+    ];
     let first = trainer(&[&base[..], &["--epochs", "1"]].concat());
     assert!(first.status.success(), "{}", common::stderr(&first));
     let model = std::fs::read(run.join("model.bpk")).expect("model");
 
     let exploding = trainer(&[&base[..], &["--epochs", "2", "--resume", "--lr", "1e30"]].concat());
     let line = assert_clean_failure(&exploding);
-    assert!(line.contains("epoch 2, step") && line.contains("epoch 1"), "{line}");
+    assert!(
+        line.contains("epoch 2, step") && line.contains("epoch 1"),
+        "{line}"
+    );
     assert!(run.join("checkpoint/model-1.bpk").is_file());
-    assert!(!run.join("checkpoint/model-2.bpk").exists(), "the ruined epoch is not checkpointed");
+    assert!(
+        !run.join("checkpoint/model-2.bpk").exists(),
+        "the ruined epoch is not checkpointed"
+    );
     assert_eq!(std::fs::read(run.join("model.bpk")).expect("model"), model);
 }
 
@@ -117,16 +184,30 @@ fn resuming_with_another_network_names_both() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
     let run = tmp.path().join("run");
-    let data = ["--data-dir", path_str(tmp.path()), "--artifacts", path_str(&run), "--valid-size", "5"];
+    let data = [
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&run),
+        "--valid-size",
+        "5",
+    ];
     let first = trainer(&[&data[..], &["--epochs", "1"]].concat());
     assert!(first.status.success(), "{}", common::stderr(&first));
 
     let config = tmp.path().join("wide.json");
     std::fs::write(&config, r#"{"model": {"hidden_sizes": [128]}}"#).expect("write");
     let line = assert_clean_failure(&trainer(
-        &[&data[..], &["--epochs", "2", "--resume", "--config", path_str(&config)]].concat(),
+        &[
+            &data[..],
+            &["--epochs", "2", "--resume", "--config", path_str(&config)],
+        ]
+        .concat(),
     ));
-    assert!(line.contains("784-64-64-10") && line.contains("784-128-10"), "{line}");
+    assert!(
+        line.contains("784-64-64-10") && line.contains("784-128-10"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -134,16 +215,29 @@ fn a_damaged_checkpoint_is_reported_not_panicked_on() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
     let run = tmp.path().join("run");
-    let data = ["--data-dir", path_str(tmp.path()), "--artifacts", path_str(&run), "--valid-size", "5"];
+    let data = [
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&run),
+        "--valid-size",
+        "5",
+    ];
     let first = trainer(&[&data[..], &["--epochs", "1"]].concat());
     assert!(first.status.success(), "{}", common::stderr(&first));
     for record in ["model", "optim", "scheduler"] {
         let path = run.join(format!("checkpoint/{record}-1.bpk"));
         let intact = std::fs::read(&path).expect("read");
         // The scheduler's record of a constant learning rate is all header; cut into it.
-        let keep = if record == "scheduler" { 16 } else { intact.len() / 3 };
+        let keep = if record == "scheduler" {
+            16
+        } else {
+            intact.len() / 3
+        };
         std::fs::write(&path, &intact[..keep]).expect("truncate");
-        let line = assert_clean_failure(&trainer(&[&data[..], &["--epochs", "2", "--resume"]].concat()));
+        let line = assert_clean_failure(&trainer(
+            &[&data[..], &["--epochs", "2", "--resume"]].concat(),
+        ));
         assert!(line.contains(&format!("{record}-1.bpk")), "{line}");
         std::fs::write(&path, intact).expect("restore");
     }
@@ -167,11 +261,22 @@ fn a_full_disk_stops_with_one_line_and_keeps_earlier_files() {
     }
     let run = disk.join("run");
     let output = trainer(&[
-        "--data-dir", path_str(tmp.path()), "--artifacts", path_str(&run), "--valid-size", "5", "--epochs", "3",
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&run),
+        "--valid-size",
+        "5",
+        "--epochs",
+        "3",
     ]);
     let config = std::fs::read_to_string(run.join("config.json"));
     let _ = Command::new("umount").arg(&disk).status();
     let line = assert_clean_failure(&output);
     assert!(line.contains("No space left"), "{line}");
-    assert!(config.expect("config.json survives").contains("\"epochs\": 3"));
+    assert!(
+        config
+            .expect("config.json survives")
+            .contains("\"epochs\": 3")
+    );
 }

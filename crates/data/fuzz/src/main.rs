@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use data_fuzz::{ALLOC_FACTOR, ALLOC_SLACK, Config, Crash, Outcome, Summary, check_idx, mutate, run};
+use data_fuzz::{
+    ALLOC_FACTOR, ALLOC_SLACK, Config, Crash, Outcome, Summary, check_idx, mutate, run,
+};
 
 const USAGE: &str = "\
 usage: fuzz-idx [--iterations N] [--seed S] [--max-len BYTES] [--corpus DIR] [--crashes DIR]
@@ -25,7 +27,13 @@ crates/data/fuzz/crashes) and exits with status 1.
 
 #[derive(Debug)]
 enum Command {
-    Fuzz { iterations: u64, seed: u64, max_len: usize, corpus: PathBuf, crashes: PathBuf },
+    Fuzz {
+        iterations: u64,
+        seed: u64,
+        max_len: usize,
+        corpus: PathBuf,
+        crashes: PathBuf,
+    },
     Replay(Vec<PathBuf>),
     WriteCorpus(PathBuf),
 }
@@ -40,7 +48,10 @@ fn parse_args() -> Result<Command, String> {
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> Result<u64, String> {
         let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
-        value.replace('_', "").parse().map_err(|e| format!("{flag} {value}: {e}"))
+        value
+            .replace('_', "")
+            .parse()
+            .map_err(|e| format!("{flag} {value}: {e}"))
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -51,17 +62,28 @@ fn parse_args() -> Result<Command, String> {
             "--crashes" => crashes = args.next().ok_or("--crashes needs a directory")?.into(),
             "--replay" => return Ok(Command::Replay(args.map(PathBuf::from).collect())),
             "--write-corpus" => {
-                return Ok(Command::WriteCorpus(args.next().ok_or("--write-corpus needs a directory")?.into()));
+                return Ok(Command::WriteCorpus(
+                    args.next()
+                        .ok_or("--write-corpus needs a directory")?
+                        .into(),
+                ));
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    Ok(Command::Fuzz { iterations, seed, max_len, corpus, crashes })
+    Ok(Command::Fuzz {
+        iterations,
+        seed,
+        max_len,
+        corpus,
+        crashes,
+    })
 }
 
 fn load_corpus(dir: &Path) -> Result<Vec<Vec<u8>>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read corpus {}: {e}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read corpus {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_file())
@@ -78,14 +100,18 @@ fn load_corpus(dir: &Path) -> Result<Vec<Vec<u8>>, String> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn save_crash(dir: &Path, seed: u64, crash: &Crash) -> Result<PathBuf, std::io::Error> {
     std::fs::create_dir_all(dir)?;
-    let kind = if crash.from_parts { "from-parts" } else { "idx" };
+    let kind = if crash.from_parts {
+        "from-parts"
+    } else {
+        "idx"
+    };
     let ext = if crash.from_parts { "txt" } else { "bin" };
     let path = dir.join(format!(
         "crash-{kind}-seed{seed}-iter{}-{:016x}.{ext}",
@@ -141,7 +167,11 @@ fn main() -> ExitCode {
             });
             match written {
                 Ok(()) => {
-                    println!("wrote {} seed files to {}", mutate::seeds().len(), dir.display());
+                    println!(
+                        "wrote {} seed files to {}",
+                        mutate::seeds().len(),
+                        dir.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -169,9 +199,19 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
-        Command::Fuzz { iterations, seed, max_len, corpus, crashes } => {
+        Command::Fuzz {
+            iterations,
+            seed,
+            max_len,
+            corpus,
+            crashes,
+        } => {
             let corpus = match load_corpus(&corpus) {
                 Ok(corpus) => corpus,
                 Err(message) => {
@@ -183,7 +223,12 @@ fn main() -> ExitCode {
                 "fuzz-idx: seed {seed}, {iterations} iterations, {} seed files, inputs up to {max_len} bytes, allocation limit {ALLOC_FACTOR} x content + {ALLOC_SLACK} bytes",
                 corpus.len()
             );
-            let config = Config { iterations, seed, max_len, corpus };
+            let config = Config {
+                iterations,
+                seed,
+                max_len,
+                corpus,
+            };
             match run(&config, |summary| {
                 eprintln!(
                     "  ... {} executions, {:.0}/s",
@@ -197,10 +242,16 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(crash) => {
-                    eprintln!("fuzz-idx: CRASH at iteration {} (seed {seed}): {}", crash.iteration, crash.message);
+                    eprintln!(
+                        "fuzz-idx: CRASH at iteration {} (seed {seed}): {}",
+                        crash.iteration, crash.message
+                    );
                     match save_crash(&crashes, seed, &crash) {
                         Ok(path) => eprintln!("fuzz-idx: input written to {}", path.display()),
-                        Err(e) => eprintln!("fuzz-idx: cannot write the input to {}: {e}", crashes.display()),
+                        Err(e) => eprintln!(
+                            "fuzz-idx: cannot write the input to {}: {e}",
+                            crashes.display()
+                        ),
                     }
                     ExitCode::FAILURE
                 }

@@ -109,7 +109,9 @@ pub fn gzip_with(bytes: &[u8], level: u32, name: bool, comment: bool, extra: boo
         builder = builder.extra(vec![b'F', b'Z', 2, 0, 0xab, 0xcd]);
     }
     let mut encoder = builder.write(Vec::new(), Compression::new(level));
-    encoder.write_all(bytes).expect("writing to a Vec cannot fail");
+    encoder
+        .write_all(bytes)
+        .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -119,9 +121,19 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 fn random_gzip(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
     // Mostly the cheap levels: level 0 (stored blocks) and 1; sometimes the rest.
-    let level = if rng.one_in(4) { rng.below(10) as u32 } else { rng.below(2) as u32 };
+    let level = if rng.one_in(4) {
+        rng.below(10) as u32
+    } else {
+        rng.below(2) as u32
+    };
     let flags = rng.next_u64();
-    gzip_with(bytes, level, flags & 0x10 != 0, flags & 0x20 != 0, flags & 0x40 != 0)
+    gzip_with(
+        bytes,
+        level,
+        flags & 0x10 != 0,
+        flags & 0x20 != 0,
+        flags & 0x40 != 0,
+    )
 }
 
 /// The seed files, by name; `fuzz-idx --write-corpus` writes them to `corpus/idx/`.
@@ -165,8 +177,14 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ("images-1x1x1.idx", images(1, 1, 1)),
         ("labels-1.idx", labels(1)),
         ("images-2x28x28.idx.gz", gzip(&images(2, 28, 28))),
-        ("images-3x2x2-stored-named.idx.gz", gzip_with(&images(3, 2, 2), 0, true, true, true)),
-        ("labels-60-best.idx.gz", gzip_with(&labels(60), 9, false, false, false)),
+        (
+            "images-3x2x2-stored-named.idx.gz",
+            gzip_with(&images(3, 2, 2), 0, true, true, true),
+        ),
+        (
+            "labels-60-best.idx.gz",
+            gzip_with(&labels(60), 9, false, false, false),
+        ),
         ("empty.bin", Vec::new()),
         ("images-magic-only.idx", IMAGES_MAGIC.to_be_bytes().to_vec()),
         ("images-header-cut.idx", idx(IMAGES_MAGIC, &[5], &[])),
@@ -190,7 +208,10 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         ("gz-trailing-garbage.gz", trailing_garbage),
     ];
     seeds.sort_by(|a, b| a.0.cmp(b.0));
-    seeds.into_iter().map(|(name, bytes)| (name.to_string(), bytes)).collect()
+    seeds
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes))
+        .collect()
 }
 
 /// Arguments for [`crate::check_from_parts`]: valid and near-valid sizes, huge and
@@ -216,17 +237,37 @@ pub fn from_parts_args(rng: &mut Rng) -> (usize, usize, usize, usize, usize) {
     let (rows, cols, labels) = match rng.below(4) {
         0 => (rng.below(9), rng.below(9), rng.below(9)),
         1 => (
-            if rng.one_in(2) { rng.pick(&INTERESTING) } else { rng.below(9) },
-            if rng.one_in(2) { rng.pick(&INTERESTING) } else { rng.next_u64() as usize },
+            if rng.one_in(2) {
+                rng.pick(&INTERESTING)
+            } else {
+                rng.below(9)
+            },
+            if rng.one_in(2) {
+                rng.pick(&INTERESTING)
+            } else {
+                rng.next_u64() as usize
+            },
             rng.below(9),
         ),
         2 => {
             // rows * cols wraps to a small number: cols = k * rows^-1 mod 2^64.
-            let rows = (if rng.one_in(2) { rng.below(50) } else { rng.next_u64() as usize }) | 1;
+            let rows = (if rng.one_in(2) {
+                rng.below(50)
+            } else {
+                rng.next_u64() as usize
+            }) | 1;
             let k = 1 + rng.below(8);
-            (rows, inverse_mod_2_64(rows).wrapping_mul(k), 1 + rng.below(4))
+            (
+                rows,
+                inverse_mod_2_64(rows).wrapping_mul(k),
+                1 + rng.below(4),
+            )
         }
-        _ => (rng.next_u64() as usize, rng.next_u64() as usize, rng.below(64)),
+        _ => (
+            rng.next_u64() as usize,
+            rng.next_u64() as usize,
+            rng.below(64),
+        ),
     };
     let product = rows.wrapping_mul(cols).wrapping_mul(labels);
     let pixels = match rng.below(4) {
@@ -234,7 +275,11 @@ pub fn from_parts_args(rng: &mut Rng) -> (usize, usize, usize, usize, usize) {
         2 => product.wrapping_add(if rng.one_in(2) { 1 } else { usize::MAX }) % 4096,
         _ => rng.below(4096),
     };
-    let (rows, cols) = if rng.one_in(2) { (rows, cols) } else { (cols, rows) };
+    let (rows, cols) = if rng.one_in(2) {
+        (rows, cols)
+    } else {
+        (cols, rows)
+    };
     (rows, cols, pixels, labels, probe)
 }
 
@@ -284,7 +329,11 @@ impl Mutator {
     fn other<'a>(&'a self, rng: &mut Rng) -> &'a [u8] {
         let n = self.seeds.len() + self.pool.len();
         let i = rng.below(n);
-        if i < self.seeds.len() { &self.seeds[i] } else { &self.pool[i - self.seeds.len()] }
+        if i < self.seeds.len() {
+            &self.seeds[i]
+        } else {
+            &self.pool[i - self.seeds.len()]
+        }
     }
 
     /// Keeps `input` when its signature has been seen 1, 2, 4, 8, ... times, so rare
@@ -335,14 +384,22 @@ impl Mutator {
             }
             // Compress, then corrupt the compressed stream.
             14 | 15 => {
-                let mut gz = if is_gzip(&base) { base } else { random_gzip(rng, &base) };
+                let mut gz = if is_gzip(&base) {
+                    base
+                } else {
+                    random_gzip(rng, &base)
+                };
                 self.havoc(rng, &mut gz);
                 gz
             }
             // A valid file with random dimensions and content, raw or gzip.
             16 => {
                 let file = self.synthesize(rng);
-                if rng.one_in(3) { random_gzip(rng, &file) } else { file }
+                if rng.one_in(3) {
+                    random_gzip(rng, &file)
+                } else {
+                    file
+                }
             }
             // Make the header agree with the payload (mostly valid files), maybe
             // with one more mutation, raw or gzip.
@@ -355,13 +412,21 @@ impl Mutator {
                 if rng.one_in(8) {
                     self.mutate_once(rng, &mut raw);
                 }
-                if rng.one_in(3) { random_gzip(rng, &raw) } else { raw }
+                if rng.one_in(3) {
+                    random_gzip(rng, &raw)
+                } else {
+                    raw
+                }
             }
         }
     }
 
     fn raw_of(&self, base: Vec<u8>) -> Vec<u8> {
-        let mut raw = if is_gzip(&base) { gunzip(&base).0 } else { base };
+        let mut raw = if is_gzip(&base) {
+            gunzip(&base).0
+        } else {
+            base
+        };
         raw.truncate(self.max_len);
         raw
     }
@@ -377,7 +442,11 @@ impl Mutator {
             payload_len *= d;
             dims.push(d as u32);
         }
-        let magic = if rank == 1 { LABELS_MAGIC } else { IMAGES_MAGIC };
+        let magic = if rank == 1 {
+            LABELS_MAGIC
+        } else {
+            IMAGES_MAGIC
+        };
         let fill = rng.below(3);
         let payload: Vec<u8> = (0..payload_len)
             .map(|i| match fill {
@@ -408,7 +477,11 @@ impl Mutator {
             }
             // A byte set to an interesting value, biased to the header.
             1 if len > 0 => {
-                let at = if rng.one_in(2) { rng.below(len.min(20)) } else { rng.below(len) };
+                let at = if rng.one_in(2) {
+                    rng.below(len.min(20))
+                } else {
+                    rng.below(len)
+                };
                 data[at] = rng.pick(&INTERESTING_U8);
             }
             // A random byte.
@@ -418,11 +491,20 @@ impl Mutator {
             }
             // A header u32 field set to 0, 1, huge, u32::MAX, a length-derived value...
             3 => {
-                let at = if rng.one_in(4) { rng.below(len.max(1)) } else { 4 * rng.below(4) };
+                let at = if rng.one_in(4) {
+                    rng.below(len.max(1))
+                } else {
+                    4 * rng.below(4)
+                };
                 let payload = len.saturating_sub(16) as u32;
                 let value = match rng.below(4) {
                     0 | 1 => rng.pick(&INTERESTING_U32),
-                    2 => rng.pick(&[payload, payload.wrapping_add(1), payload.wrapping_sub(1), len as u32]),
+                    2 => rng.pick(&[
+                        payload,
+                        payload.wrapping_add(1),
+                        payload.wrapping_sub(1),
+                        len as u32,
+                    ]),
                     _ => rng.next_u64() as u32,
                 };
                 set_u32(data, at, value);
@@ -435,13 +517,21 @@ impl Mutator {
                     word.copy_from_slice(bytes);
                     let delta = 1 + rng.below(16) as u32;
                     let old = u32::from_be_bytes(word);
-                    let new = if rng.one_in(2) { old.wrapping_add(delta) } else { old.wrapping_sub(delta) };
+                    let new = if rng.one_in(2) {
+                        old.wrapping_add(delta)
+                    } else {
+                        old.wrapping_sub(delta)
+                    };
                     set_u32(data, at, new);
                 }
             }
             // Truncation, biased into the header.
             5 => {
-                let cut = if rng.one_in(2) { rng.below(len.min(24) + 1) } else { rng.below(len + 1) };
+                let cut = if rng.one_in(2) {
+                    rng.below(len.min(24) + 1)
+                } else {
+                    rng.below(len + 1)
+                };
                 data.truncate(cut);
             }
             // Extension.
@@ -486,7 +576,11 @@ impl Mutator {
             }
             // Another magic number.
             10 => {
-                let magic = if rng.one_in(8) { rng.next_u64() as u32 & 0xffff } else { rng.pick(&MAGICS) };
+                let magic = if rng.one_in(8) {
+                    rng.next_u64() as u32 & 0xffff
+                } else {
+                    rng.pick(&MAGICS)
+                };
                 set_u32(data, 0, magic);
             }
             // Prepend or strip the gzip magic.
@@ -501,7 +595,9 @@ impl Mutator {
             12 if len > 0 => {
                 let other = self.other(rng);
                 let start = rng.below(len);
-                let n = (1 + rng.below(32)).min(len - start).min(other.len().saturating_sub(start));
+                let n = (1 + rng.below(32))
+                    .min(len - start)
+                    .min(other.len().saturating_sub(start));
                 if n > 0 {
                     data[start..start + n].copy_from_slice(&other[start..start + n]);
                 }
@@ -513,13 +609,21 @@ impl Mutator {
                 if at == 3 && rng.one_in(2) {
                     data[3] ^= 1 << rng.below(8);
                 } else {
-                    data[at] = if rng.one_in(2) { rng.pick(&INTERESTING_U8) } else { rng.next_u64() as u8 };
+                    data[at] = if rng.one_in(2) {
+                        rng.pick(&INTERESTING_U8)
+                    } else {
+                        rng.next_u64() as u8
+                    };
                 }
             }
             // The gzip trailer: CRC32 and ISIZE.
             14 if len >= 8 => {
                 let at = len - 8 + rng.below(8);
-                data[at] = if rng.one_in(2) { rng.pick(&INTERESTING_U8) } else { rng.next_u64() as u8 };
+                data[at] = if rng.one_in(2) {
+                    rng.pick(&INTERESTING_U8)
+                } else {
+                    rng.next_u64() as u8
+                };
             }
             // Insert a chunk of interesting bytes.
             15 => {
@@ -553,7 +657,11 @@ fn fix_dims(rng: &mut Rng, data: &mut Vec<u8>) {
         .get(..4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         .filter(|m| *m == IMAGES_MAGIC || *m == LABELS_MAGIC)
-        .unwrap_or(if rng.one_in(2) { IMAGES_MAGIC } else { LABELS_MAGIC });
+        .unwrap_or(if rng.one_in(2) {
+            IMAGES_MAGIC
+        } else {
+            LABELS_MAGIC
+        });
     let header = if magic == IMAGES_MAGIC { 16 } else { 8 };
     if data.len() <= header {
         let extra = header + 1 + rng.below(12) - data.len();

@@ -10,7 +10,11 @@ use std::process::{Command, Output};
 pub fn mnist_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("MNIST_DATA_DIR") {
         let dir = PathBuf::from(dir);
-        assert!(dir.is_dir(), "MNIST_DATA_DIR={} is not a directory", dir.display());
+        assert!(
+            dir.is_dir(),
+            "MNIST_DATA_DIR={} is not a directory",
+            dir.display()
+        );
         return Some(dir);
     }
     let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist");
@@ -42,9 +46,16 @@ pub fn stderr(output: &Output) -> String {
 /// line on stderr, no panic or backtrace; returns that line.
 pub fn assert_clean_failure(output: &Output) -> String {
     let err = stderr(output);
-    assert!(!output.status.success(), "expected failure, got success; stdout: {}", stdout(output));
+    assert!(
+        !output.status.success(),
+        "expected failure, got success; stdout: {}",
+        stdout(output)
+    );
     assert_ne!(output.status.code(), None, "killed by a signal: {err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "panicked: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "panicked: {err}"
+    );
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "want one line on stderr, got: {err}");
     lines[0].to_string()
@@ -63,7 +74,8 @@ pub fn tiny_mnist(dir: &Path, corrupt: bool) {
         bytes.extend(payload);
         bytes
     };
-    let images = |count: usize| -> Vec<u8> { (0..count * 784).map(|i| (i * 7 % 251) as u8).collect() };
+    let images =
+        |count: usize| -> Vec<u8> { (0..count * 784).map(|i| (i * 7 % 251) as u8).collect() };
     let labels = |count: usize| -> Vec<u8> { (0..count).map(|i| (i % 10) as u8).collect() };
     let mut train_images = idx(0x803, &[20, 28, 28], &images(20));
     if corrupt {
@@ -72,7 +84,10 @@ pub fn tiny_mnist(dir: &Path, corrupt: bool) {
     let files = [
         ("train-images-idx3-ubyte", train_images),
         ("train-labels-idx1-ubyte", idx(0x801, &[20], &labels(20))),
-        ("t10k-images-idx3-ubyte", idx(0x803, &[5, 28, 28], &images(5))),
+        (
+            "t10k-images-idx3-ubyte",
+            idx(0x803, &[5, 28, 28], &images(5)),
+        ),
         ("t10k-labels-idx1-ubyte", idx(0x801, &[5], &labels(5))),
     ];
     for (name, bytes) in files {

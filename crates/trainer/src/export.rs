@@ -1,0 +1,332 @@
+//! Exchanging weights with PyTorch. The tutorial's `Net` holds its Linear layers as
+//! `fc1`, `fc2`, ... in forward order, so its state dict has `fcK.weight` shaped
+//! `[out, in]` and `fcK.bias` shaped `[out]`. The Burn [`Mlp`] holds the same layers as
+//! `hidden.0`, `hidden.1`, ..., `output`, with weights shaped `[in, out]`. Export and
+//! import rename between the two namings and leave the transposing to burn-store's
+//! PyTorch adapters, so that neither side needs hand-written serialisation.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{
+    BurnToPyTorchAdapter, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
+    ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
+use burn::tensor::DType;
+use model::{Activation, Mlp, MlpConfig};
+
+use crate::TrainerError;
+use crate::config::TrainingConfig;
+use crate::run_dir::RunDir;
+
+/// Writes `model`, built from `config`, as a safetensors file holding the state dict of
+/// the PyTorch `Net` with the same layers, so that `Net().load_state_dict(load_file(out))`
+/// takes it. An existing file at `out` is replaced once the new one is complete.
+pub fn export_safetensors(model: &Mlp, config: &MlpConfig, out: &Path) -> Result<(), TrainerError> {
+    if config.activation != Activation::Relu {
+        return Err(TrainerError::NotExportable(format!(
+            "its hidden layers use {:?} but the tutorial's PyTorch Net applies ReLU, so PyTorch would compute other outputs",
+            config.activation
+        )));
+    }
+    let layers = config.hidden_sizes.len() + 1;
+    let remapper = (0..layers).try_fold(KeyRemapper::new(), |remapper, index| {
+        remapper.add_pattern(
+            format!(r"^{}\.", burn_layer(index, layers).replace('.', r"\.")),
+            format!("{}.", pytorch_layer(index)),
+        )
+    });
+    let write_error = |reason: String| TrainerError::Write {
+        path: out.to_path_buf(),
+        error: std::io::Error::other(reason),
+    };
+    let mut store = SafetensorsStore::from_file(out)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(remapper.map_err(|e| write_error(e.to_string()))?)
+        .overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| write_error(e.to_string()))
+}
+
+/// Reads a PyTorch state dict of the tutorial's `Net` (or of one with other layer
+/// widths or more layers) from a safetensors or `.pt` file, recognised by content.
+/// The network's shape comes from the tensors' shapes; weights of any float type are
+/// converted to f32.
+pub fn import_state_dict(path: &Path, device: &Device) -> Result<(MlpConfig, Mlp), TrainerError> {
+    let import_error = |reason: String| TrainerError::Import {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let tensors = read_tensors(path).map_err(import_error)?;
+    let config = network_of(&tensors).map_err(import_error)?;
+    let layers = config.hidden_sizes.len() + 1;
+    let renamed: Vec<PackTensor> = tensors
+        .into_iter()
+        .map(|(name, mut tensor)| {
+            // network_of accepted only names that parse.
+            if let Some((layer, param)) = pytorch_param(&name) {
+                tensor.name = format!("{}.{param}", burn_layer(layer - 1, layers));
+            }
+            tensor
+        })
+        .collect();
+    let mut model = config.init(device);
+    let adapter: Box<dyn ModuleAdapter> =
+        Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+    let result = model.apply(renamed, None, Some(adapter), true);
+    if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
+        return Err(import_error(result.to_string().trim().replace('\n', "; ")));
+    }
+    Ok((config, model))
+}
+
+/// Imports a state dict (see [`import_state_dict`]) into a new run directory that
+/// `eval`, `predict` and `serve` take like a trained one. An existing run there is
+/// replaced only with `overwrite`, and only once the file has been read successfully.
+pub fn import_run(
+    from: &Path,
+    run: &RunDir,
+    overwrite: bool,
+    device: &Device,
+) -> Result<TrainingConfig, TrainerError> {
+    let occupied = run.holds_run() || run.model_path().exists();
+    if occupied && !overwrite {
+        return Err(TrainerError::ImportTargetExists(run.root().to_path_buf()));
+    }
+    let (network, model) = import_state_dict(from, device)?;
+    if occupied {
+        run.clear()?;
+    }
+    let config = TrainingConfig::new().with_model(network);
+    run.create()?;
+    run.save_config(&config)?;
+    run.save_model(&model)?;
+    Ok(config)
+}
+
+/// The PyTorch name of layer `index` (0-based, in forward order).
+fn pytorch_layer(index: usize) -> String {
+    format!("fc{}", index + 1)
+}
+
+/// The layer number (from 1) and parameter name of a state-dict key `fc<N>.<param>`.
+fn pytorch_param(name: &str) -> Option<(usize, &str)> {
+    let (layer, param) = name.strip_prefix("fc")?.split_once('.')?;
+    let number = layer.parse::<usize>().ok().filter(|&n| n >= 1)?;
+    Some((number, param))
+}
+
+/// The Burn module path of layer `index` (0-based) of an [`Mlp`] with `layers` Linear
+/// layers in all: the hidden ones, then the output.
+fn burn_layer(index: usize, layers: usize) -> String {
+    if index + 1 < layers {
+        format!("hidden.{index}")
+    } else {
+        "output".into()
+    }
+}
+
+/// The file's tensors by name. A safetensors file starts with the length of its JSON
+/// header and then the header's `{`; anything else is handed to the PyTorch reader,
+/// which knows every layout `torch.save` has written.
+fn read_tensors(path: &Path) -> Result<BTreeMap<String, PackTensor>, String> {
+    let mut start = [0u8; 9];
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut start))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                "the file is too short to hold any tensor".to_string()
+            }
+            _ => e.to_string(),
+        })?;
+    if start[8] == b'{' {
+        let mut store = SafetensorsStore::from_file(path);
+        store.get_all_tensors().cloned().map_err(|e| e.to_string())
+    } else {
+        let mut store = PytorchStore::from_file(path);
+        store.get_all_tensors().cloned().map_err(|e| e.to_string())
+    }
+}
+
+/// The network a state dict describes: its tensors must be `fc1` to `fcN`, each with
+/// a weight `[out, in]` and a bias `[out]`, each layer taking the previous one's output.
+fn network_of(tensors: &BTreeMap<String, PackTensor>) -> Result<MlpConfig, String> {
+    let mut weights = BTreeMap::new();
+    let mut biases = BTreeMap::new();
+    for (name, tensor) in tensors {
+        let shape = tensor.shape.to_vec();
+        match pytorch_param(name) {
+            Some((layer, "weight")) => weights.insert(layer, shape),
+            Some((layer, "bias")) => biases.insert(layer, shape),
+            _ => {
+                return Err(format!(
+                    "it holds `{name}`, which is not fc<N>.weight or fc<N>.bias"
+                ));
+            }
+        };
+    }
+    let layers = weights.len();
+    if layers == 0 {
+        return Err("it holds no fc1.weight".into());
+    }
+    let mut widths = Vec::with_capacity(layers + 1);
+    for layer in 1..=layers {
+        let weight = weights
+            .get(&layer)
+            .ok_or_else(|| format!("it has {layers} weights but no fc{layer}.weight: layers must be numbered fc1 to fc{layers}"))?;
+        let &[out, inputs] = weight.as_slice() else {
+            return Err(format!(
+                "fc{layer}.weight has shape {weight:?}; a Linear weight is [out, in]"
+            ));
+        };
+        if out == 0 || inputs == 0 {
+            return Err(format!(
+                "fc{layer}.weight has shape {weight:?}, an empty layer"
+            ));
+        }
+        match widths.last() {
+            None => widths.push(inputs),
+            Some(&previous) if previous != inputs => {
+                return Err(format!(
+                    "fc{layer}.weight takes {inputs} inputs but fc{}.weight gives {previous} outputs",
+                    layer - 1
+                ));
+            }
+            Some(_) => {}
+        }
+        widths.push(out);
+        match biases.get(&layer) {
+            Some(bias) if bias.as_slice() == [out] => {}
+            Some(bias) => {
+                return Err(format!(
+                    "fc{layer}.bias has shape {bias:?}; it should be [{out}]"
+                ));
+            }
+            None => return Err(format!("it has no fc{layer}.bias")),
+        }
+    }
+    if let Some(extra) = biases.keys().find(|&&layer| layer > layers) {
+        return Err(format!("it has fc{extra}.bias but no fc{extra}.weight"));
+    }
+    Ok(MlpConfig::new()
+        .with_input_size(widths[0])
+        .with_hidden_sizes(widths[1..layers].to_vec())
+        .with_num_classes(widths[layers]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::store::burn_pack::Bytes;
+
+    fn tensor(shape: &[usize]) -> PackTensor {
+        let count: usize = shape.iter().product();
+        PackTensor::new(
+            String::new(),
+            DType::F32,
+            shape.to_vec(),
+            None,
+            Bytes::from_bytes_vec(vec![0; count * 4]),
+        )
+    }
+
+    fn state_dict(entries: &[(&str, &[usize])]) -> BTreeMap<String, PackTensor> {
+        entries
+            .iter()
+            .map(|(name, shape)| (name.to_string(), tensor(shape)))
+            .collect()
+    }
+
+    #[test]
+    fn the_tutorial_state_dict_is_the_default_network() {
+        let tensors = state_dict(&[
+            ("fc1.weight", &[64, 784]),
+            ("fc1.bias", &[64]),
+            ("fc2.weight", &[64, 64]),
+            ("fc2.bias", &[64]),
+            ("fc3.weight", &[10, 64]),
+            ("fc3.bias", &[10]),
+        ]);
+        let config = network_of(&tensors).expect("the tutorial's network");
+        assert_eq!(
+            (config.input_size, config.hidden_sizes, config.num_classes),
+            (784, vec![64, 64], 10)
+        );
+    }
+
+    #[test]
+    fn layers_are_ordered_by_number_not_by_name() {
+        let mut entries: Vec<(String, Vec<usize>)> = Vec::new();
+        for layer in 1..=10 {
+            let (out, inputs) = if layer == 10 {
+                (3, 5)
+            } else {
+                (5, if layer == 1 { 7 } else { 5 })
+            };
+            entries.push((format!("fc{layer}.weight"), vec![out, inputs]));
+            entries.push((format!("fc{layer}.bias"), vec![out]));
+        }
+        let tensors = entries
+            .iter()
+            .map(|(name, shape)| (name.clone(), tensor(shape)))
+            .collect();
+        let config = network_of(&tensors).expect("ten layers");
+        assert_eq!(
+            (
+                config.input_size,
+                config.hidden_sizes.len(),
+                config.num_classes
+            ),
+            (7, 9, 3)
+        );
+        assert_eq!(burn_layer(8, 10), "hidden.8");
+        assert_eq!(burn_layer(9, 10), "output");
+        assert_eq!(pytorch_layer(9), "fc10");
+    }
+
+    #[test]
+    fn inconsistent_state_dicts_are_explained() {
+        let cases: [(&[(&str, &[usize])], &str); 6] = [
+            (&[], "no fc1.weight"),
+            (
+                &[
+                    ("fc1.weight", &[4, 8]),
+                    ("fc1.bias", &[4]),
+                    ("head.weight", &[2, 4]),
+                ],
+                "`head.weight`",
+            ),
+            (
+                &[
+                    ("fc1.weight", &[4, 8]),
+                    ("fc1.bias", &[4]),
+                    ("fc3.weight", &[2, 4]),
+                    ("fc3.bias", &[2]),
+                ],
+                "no fc2.weight",
+            ),
+            (
+                &[
+                    ("fc1.weight", &[4, 8]),
+                    ("fc1.bias", &[4]),
+                    ("fc2.weight", &[2, 5]),
+                    ("fc2.bias", &[2]),
+                ],
+                "takes 5 inputs",
+            ),
+            (&[("fc1.weight", &[4, 8])], "no fc1.bias"),
+            (
+                &[("fc1.weight", &[4, 8]), ("fc1.bias", &[8])],
+                "should be [4]",
+            ),
+        ];
+        for (entries, expected) in cases {
+            let err = network_of(&state_dict(entries)).expect_err(expected);
+            assert!(err.contains(expected), "{err} (wanted {expected})");
+        }
+    }
+}
