@@ -2,23 +2,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use burn::prelude::*;
 use common::{assert_clean_failure, path_str, tiny_mnist, trainer};
 use trainer::config::TrainingConfig;
-use trainer::run_dir::RunDir;
-
-/// A run directory with an untrained model, enough for `predict` to get to the image.
-fn untrained_run(dir: &Path) -> RunDir {
-    let run = RunDir::new(dir);
-    run.create().expect("create run dir");
-    let config = TrainingConfig::new();
-    run.save_config(&config).expect("save config");
-    run.save_model(&config.model.init(&Device::flex()))
-        .expect("save model");
-    run
-}
 
 #[test]
 fn missing_data_dir() {
@@ -118,7 +104,7 @@ fn data_that_does_not_fit_the_model() {
 #[test]
 fn unreadable_image() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run = untrained_run(&tmp.path().join("run"));
+    let run = common::untrained_run(&tmp.path().join("run"));
     let image = tmp.path().join("digit.png");
     std::fs::write(&image, b"garbage").expect("write");
     let line = assert_clean_failure(&trainer(&[
@@ -147,7 +133,7 @@ fn missing_or_damaged_model() {
     ]));
     assert!(line.contains("config.json"), "{line}");
 
-    let run = untrained_run(&tmp.path().join("run"));
+    let run = common::untrained_run(&tmp.path().join("run"));
     std::fs::write(run.model_path(), b"not a burnpack file").expect("write");
     let line = assert_clean_failure(&trainer(&[
         "predict",
@@ -163,7 +149,7 @@ fn missing_or_damaged_model() {
 fn an_existing_run_is_never_overwritten_silently() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
-    let run = untrained_run(&tmp.path().join("run"));
+    let run = common::untrained_run(&tmp.path().join("run"));
     let before = std::fs::read(run.model_path()).expect("read model");
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
@@ -214,10 +200,10 @@ fn config_files_with_wrong_types_or_sizes() {
 #[test]
 fn damaged_model_files_of_every_kind() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run = untrained_run(&tmp.path().join("run"));
+    let run = common::untrained_run(&tmp.path().join("run"));
     let intact = std::fs::read(run.model_path()).expect("read");
     let other_network = {
-        let other = untrained_run(&tmp.path().join("other"));
+        let other = common::untrained_run(&tmp.path().join("other"));
         let config =
             TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![16]));
         other

@@ -6,24 +6,14 @@ use burn::data::dataset::Dataset;
 use common::{mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use trainer::backend;
-use trainer::config::TrainingConfig;
-use trainer::run_dir::RunDir;
-use trainer::training::{TrainRequest, train};
+use trainer::training::train;
 
 #[test]
 fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
     let Some(data_dir) = mnist_dir() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = backend::open(None).expect("default backend");
-    let request = TrainRequest {
-        config: TrainingConfig::new()
-            .with_epochs(1)
-            .with_limit_train(Some(6000)),
-        data_dir: Some(data_dir.clone()),
-        run_dir: RunDir::new(tmp.path().join("run")),
-        resume: false,
-        overwrite: false,
-    };
+    let request = common::quick_run(&data_dir, &tmp.path().join("run"));
     let run = request.run_dir.clone();
     let report = train(request, &backend).expect("trains");
 

@@ -17,10 +17,9 @@ use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use model::{Mlp, MlpConfig};
 use trainer::TrainerError;
-use trainer::config::TrainingConfig;
 use trainer::export::{export_safetensors, import_run, import_state_dict};
 use trainer::run_dir::RunDir;
-use trainer::training::{TrainRequest, train};
+use trainer::training::train;
 
 /// The largest difference allowed between the numpy forward pass and Rust's logits.
 const LOGIT_TOLERANCE: f64 = 1e-5;
@@ -258,15 +257,7 @@ fn numpy_forward_pass_gives_rust_logits_and_its_files_import_back_identically() 
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = trainer::backend::open(None).expect("backend");
     let device = backend.device.clone();
-    let request = TrainRequest {
-        config: TrainingConfig::new()
-            .with_epochs(1)
-            .with_limit_train(Some(6000)),
-        data_dir: Some(data_dir.clone()),
-        run_dir: RunDir::new(tmp.path().join("run")),
-        resume: false,
-        overwrite: false,
-    };
+    let request = common::quick_run(&data_dir, &tmp.path().join("run"));
     let model = train(request, &backend).expect("trains").model;
     let weights = tmp.path().join("net.safetensors");
     export_safetensors(&model, &MlpConfig::new(), &weights).expect("exports");

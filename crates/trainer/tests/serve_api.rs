@@ -23,12 +23,11 @@ use image::{GrayImage, ImageFormat, Luma};
 use model::{Mlp, MlpConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use trainer::config::TrainingConfig;
 use trainer::inference::{predict, predict_scaled};
 use trainer::preprocess::load_digit;
 use trainer::run_dir::RunDir;
 use trainer::serve::{BODY_LIMIT, Classifier, MAX_BATCH, MAX_IMAGE_SIDE, router};
-use trainer::training::{TrainRequest, train};
+use trainer::training::train;
 
 /// An untrained tutorial network: its answers are arbitrary but deterministic, which
 /// is all that comparing the API with `predict` needs.
@@ -436,15 +435,7 @@ async fn a_trained_model_reads_test_digits_through_the_api() {
     let Some(data_dir) = mnist_dir() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = trainer::backend::open(None).expect("backend");
-    let request = TrainRequest {
-        config: TrainingConfig::new()
-            .with_epochs(1)
-            .with_limit_train(Some(6000)),
-        data_dir: Some(data_dir.clone()),
-        run_dir: RunDir::new(tmp.path().join("run")),
-        resume: false,
-        overwrite: false,
-    };
+    let request = common::quick_run(&data_dir, &tmp.path().join("run"));
     let report = tokio::task::spawn_blocking(move || train(request, &backend).expect("trains"))
         .await
         .expect("training thread");
@@ -495,17 +486,6 @@ async fn a_trained_model_reads_test_digits_through_the_api() {
         (StatusCode::OK, Some(7)),
         "{answer}"
     );
-}
-
-/// A run directory holding an untrained tutorial network.
-fn untrained_run(dir: &std::path::Path) -> RunDir {
-    let run = RunDir::new(dir);
-    let config = TrainingConfig::new();
-    run.create().expect("mkdir");
-    run.save_config(&config).expect("config");
-    run.save_model(&config.model.init(&Device::flex()))
-        .expect("model");
-    run
 }
 
 /// Starts `trainer serve` on a free port; returns the process and its address once
@@ -574,7 +554,7 @@ fn stop(mut child: Child, signal: &str) -> std::process::Output {
 #[test]
 fn the_server_answers_on_its_socket_and_stops_cleanly_on_sigterm_and_sigint() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run = untrained_run(tmp.path());
+    let run = common::untrained_run(tmp.path());
     for signal in ["TERM", "INT"] {
         let (child, addr) = start_server(&run);
         let (status, body) = http(&addr, "GET", "/healthz", "text/plain", b"");
@@ -625,7 +605,7 @@ fn the_server_answers_on_its_socket_and_stops_cleanly_on_sigterm_and_sigint() {
 #[test]
 fn a_busy_port_or_a_missing_model_is_one_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let run = untrained_run(tmp.path());
+    let run = common::untrained_run(tmp.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
     let busy = trainer(&["serve", "--model", path_str(run.root()), "--addr", &addr]);

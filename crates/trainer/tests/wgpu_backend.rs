@@ -14,10 +14,9 @@ use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use model::Mlp;
 use trainer::backend::{self, Backend};
-use trainer::config::TrainingConfig;
 use trainer::evaluation::evaluate;
 use trainer::run_dir::RunDir;
-use trainer::training::{TrainRequest, train};
+use trainer::training::train;
 
 /// Logits of `model` for every image of `test`, batch by batch.
 fn all_logits(model: &Mlp, test: &MnistDataset, device: &Device) -> Vec<f32> {
@@ -52,20 +51,9 @@ fn a_flex_checkpoint_gives_the_same_answers_on_wgpu() {
         name: "flex",
         device: Device::flex(),
     };
-    let run = RunDir::new(tmp.path().join("run"));
-    train(
-        TrainRequest {
-            config: TrainingConfig::new()
-                .with_epochs(1)
-                .with_limit_train(Some(6000)),
-            data_dir: Some(data_dir.clone()),
-            run_dir: run.clone(),
-            resume: false,
-            overwrite: false,
-        },
-        &flex,
-    )
-    .expect("trains on flex");
+    let request = common::quick_run(&data_dir, &tmp.path().join("run"));
+    let run = request.run_dir.clone();
+    train(request, &flex).expect("trains on flex");
 
     let gpu = backend::open(None).expect("a wgpu adapter");
     assert_eq!(gpu.name, "wgpu");

@@ -591,18 +591,27 @@ mod tests {
         // decompress to; a deliberately cut stream only has to be there.
         let inflate = |bytes: &[u8]| {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).ok().map(|_| out)
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut out)
+                .ok()
+                .map(|_| out)
         };
         for (name, bytes) in mutate::seeds() {
             let on_disk = std::fs::read(dir.join(&name));
-            assert!(on_disk.is_ok(), "corpus/idx/{name} is missing; run fuzz-idx --write-corpus");
+            assert!(
+                on_disk.is_ok(),
+                "corpus/idx/{name} is missing; run fuzz-idx --write-corpus"
+            );
             let on_disk = on_disk.unwrap_or_default();
             let same = if bytes.starts_with(&[0x1f, 0x8b]) {
                 inflate(&on_disk) == inflate(&bytes)
             } else {
                 on_disk == bytes
             };
-            assert!(same, "corpus/idx/{name} is stale; run fuzz-idx --write-corpus");
+            assert!(
+                same,
+                "corpus/idx/{name} is stale; run fuzz-idx --write-corpus"
+            );
         }
     }
 }

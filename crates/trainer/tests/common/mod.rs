@@ -94,3 +94,29 @@ pub fn tiny_mnist(dir: &Path, corrupt: bool) {
         std::fs::write(dir.join(name), bytes).expect("write idx");
     }
 }
+
+/// A quick run of the default network: one epoch on the first 6,000 training images.
+pub fn quick_run(data_dir: &Path, run_dir: &Path) -> trainer::training::TrainRequest {
+    trainer::training::TrainRequest {
+        config: trainer::config::TrainingConfig::new()
+            .with_epochs(1)
+            .with_limit_train(Some(6000)),
+        data_dir: Some(data_dir.to_path_buf()),
+        run_dir: trainer::run_dir::RunDir::new(run_dir),
+        resume: false,
+        overwrite: false,
+    }
+}
+
+/// A run directory holding an untrained tutorial network: enough for `eval`,
+/// `predict` and `serve` to load.
+pub fn untrained_run(dir: &Path) -> trainer::run_dir::RunDir {
+    use burn::prelude::*;
+    let run = trainer::run_dir::RunDir::new(dir);
+    run.create().expect("create run dir");
+    let config = trainer::config::TrainingConfig::new();
+    run.save_config(&config).expect("save config");
+    run.save_model(&config.model.init(&Device::flex()))
+        .expect("save model");
+    run
+}
