@@ -111,21 +111,33 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
     assert_eq!(rows(metrics(&killed)), rows(metrics(&whole)));
 }
 
-#[test]
-fn killed_before_the_first_checkpoint_resume_starts_over() {
+/// The arguments that point `trainer` at the tiny data set in `dir` and at `run`.
+fn tiny_args<'a>(dir: &'a Path, run: &'a Path) -> [&'a str; 6] {
+    [
+        "--data-dir",
+        path_str(dir),
+        "--artifacts",
+        path_str(run),
+        "--valid-size",
+        "5",
+    ]
+}
+
+/// A tiny data set and a run trained on it for one epoch: the temporary folder
+/// holding both, and the run directory.
+fn tiny_run_after_one_epoch() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
     let run = tmp.path().join("run");
-    let data = [
-        "--data-dir",
-        path_str(tmp.path()),
-        "--artifacts",
-        path_str(&run),
-        "--valid-size",
-        "5",
-    ];
-    let first = trainer(&[&data[..], &["--epochs", "1"]].concat());
+    let first = trainer(&[&tiny_args(tmp.path(), &run)[..], &["--epochs", "1"]].concat());
     assert!(first.status.success(), "{}", common::stderr(&first));
+    (tmp, run)
+}
+
+#[test]
+fn killed_before_the_first_checkpoint_resume_starts_over() {
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let data = tiny_args(tmp.path(), &run);
     // As if killed after writing its config but before any complete checkpoint.
     std::fs::remove_file(run.join("checkpoint/optim-1.bpk")).expect("remove");
     std::fs::remove_file(run.join("model.bpk")).expect("remove");
@@ -181,19 +193,8 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn resuming_with_another_network_names_both() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    tiny_mnist(tmp.path(), false);
-    let run = tmp.path().join("run");
-    let data = [
-        "--data-dir",
-        path_str(tmp.path()),
-        "--artifacts",
-        path_str(&run),
-        "--valid-size",
-        "5",
-    ];
-    let first = trainer(&[&data[..], &["--epochs", "1"]].concat());
-    assert!(first.status.success(), "{}", common::stderr(&first));
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let data = tiny_args(tmp.path(), &run);
 
     let config = tmp.path().join("wide.json");
     std::fs::write(&config, r#"{"model": {"hidden_sizes": [128]}}"#).expect("write");
@@ -212,19 +213,8 @@ fn resuming_with_another_network_names_both() {
 
 #[test]
 fn a_damaged_checkpoint_is_reported_not_panicked_on() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    tiny_mnist(tmp.path(), false);
-    let run = tmp.path().join("run");
-    let data = [
-        "--data-dir",
-        path_str(tmp.path()),
-        "--artifacts",
-        path_str(&run),
-        "--valid-size",
-        "5",
-    ];
-    let first = trainer(&[&data[..], &["--epochs", "1"]].concat());
-    assert!(first.status.success(), "{}", common::stderr(&first));
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let data = tiny_args(tmp.path(), &run);
     for record in ["model", "optim", "scheduler"] {
         let path = run.join(format!("checkpoint/{record}-1.bpk"));
         let intact = std::fs::read(&path).expect("read");
