@@ -60,7 +60,6 @@ pub(crate) fn into_cache(cache: &Path) -> Result<(), DataError> {
         });
         let Some(contents) = contents else {
             return Err(DataError::Download {
-                tried: MIRRORS.join(", "),
                 reasons: failures.join("; "),
             });
         };

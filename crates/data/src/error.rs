@@ -68,9 +68,9 @@ pub enum DataError {
     NoSuchDir(PathBuf),
 
     #[error(
-        "could not download MNIST ({reasons}); tried {tried}; pass --data-dir with a directory holding the four IDX files"
+        "could not download MNIST ({reasons}); pass --data-dir with a directory holding the four IDX files"
     )]
-    Download { tried: String, reasons: String },
+    Download { reasons: String },
 
     #[error(
         "cannot write the MNIST cache at {path}: {error}; pass --data-dir to read the files from elsewhere"
