@@ -34,11 +34,6 @@ pub struct TrainingConfig {
     /// Seed for weight initialisation and the order of training batches.
     #[config(default = 42)]
     pub seed: u64,
-    /// Threads that assemble batches while the model trains. With more than one,
-    /// batches arrive in whatever order the threads finish, so runs stop being
-    /// reproducible.
-    #[config(default = 1)]
-    pub num_workers: usize,
     /// Train on only the first this-many training images, for quick runs.
     pub limit_train: Option<usize>,
 }

@@ -73,9 +73,6 @@ struct TrainArgs {
     /// Training images held out for validation.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     valid_size: Option<usize>,
-    /// Threads that assemble batches.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    num_workers: Option<usize>,
     /// Run directory for checkpoints, logs and the final model [default: artifacts/<config name>].
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
@@ -221,7 +218,6 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         batch_size: args.batch_size.unwrap_or(config.batch_size),
         lr: args.lr.unwrap_or(config.lr),
         seed: args.seed.unwrap_or(config.seed),
-        num_workers: args.num_workers.unwrap_or(config.num_workers),
         limit_train: args.limit_train.or(config.limit_train),
         split: match args.valid_size {
             Some(valid_size) => config.split.clone().with_valid_size(valid_size),
