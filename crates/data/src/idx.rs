@@ -155,10 +155,7 @@ fn read_idx(
     kind: &'static str,
     magic: u32,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let read_error = |error| DataError::Read {
-        path: path.to_path_buf(),
-        error,
-    };
+    let read_error = read_failed(path);
     let file = File::open(path).map_err(read_error)?;
     let file_len = file.metadata().map_err(read_error)?.len();
     parse_idx(BufReader::new(file), file_len, path, kind, magic)
@@ -173,10 +170,7 @@ fn parse_idx(
     kind: &'static str,
     magic: u32,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let read_error = |error| DataError::Read {
-        path: path.to_path_buf(),
-        error,
-    };
+    let read_error = read_failed(path);
     let is_gzip = file
         .fill_buf()
         .map_err(read_error)?
@@ -245,16 +239,21 @@ fn check_payload_len(path: &Path, expected: u64, found: u64) -> Result<(), DataE
     }
 }
 
+/// Wraps an I/O error met while reading `path`.
+fn read_failed(path: &Path) -> impl Fn(std::io::Error) -> DataError + Copy + '_ {
+    move |error| DataError::Read {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
 /// Reads a big-endian `u32`; `None` at a clean or partial end of file.
 fn read_u32(reader: &mut impl Read, path: &Path) -> Result<Option<u32>, DataError> {
     let mut bytes = [0u8; 4];
     match reader.read_exact(&mut bytes) {
         Ok(()) => Ok(Some(u32::from_be_bytes(bytes))),
         Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
-        Err(error) => Err(DataError::Read {
-            path: path.to_path_buf(),
-            error,
-        }),
+        Err(error) => Err(read_failed(path)(error)),
     }
 }
 

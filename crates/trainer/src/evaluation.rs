@@ -1,11 +1,11 @@
 //! Scoring a trained model on a labelled data set: loss, accuracy, per-class accuracy
 //! and the confusion matrix.
 
-use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use data::{MnistBatcher, MnistDataset};
+use data::{EpochLoader, MnistDataset};
 use model::Mlp;
 
 use crate::TrainerError;
@@ -56,10 +56,9 @@ pub fn evaluate(
     let mut loss_sum = 0.0;
     let mut correct = 0;
     let mut confusion: Vec<Vec<usize>> = Vec::new();
-    let indices: Vec<usize> = (0..dataset.len()).collect();
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let items = chunk.iter().filter_map(|&i| dataset.item(i)).collect();
-        let batch = MnistBatcher.batch(items, device);
+    let batches = EpochLoader::new(dataset.clone(), batch_size, device.clone());
+    for batch in batches.iter() {
+        let batch = batch.map_err(|e| TrainerError::Training(e.to_string()))?;
         let logits = model.forward(batch.images);
         let [count, classes] = logits.dims();
         if confusion.is_empty() {

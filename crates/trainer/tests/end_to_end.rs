@@ -106,17 +106,7 @@ fn predict_reads_an_image_file_of_a_test_digit() {
     let Some(data_dir) = mnist_dir() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
-    let trained = trainer(&[
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&run),
-        "--epochs",
-        "1",
-        "--limit-train",
-        "6000",
-    ]);
-    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    common::train_quick_run_with_cli(&data_dir, &run);
 
     // Test digits as a user would photograph them: dark ink on white, larger, in a
     // wider frame, as PNG and JPEG.

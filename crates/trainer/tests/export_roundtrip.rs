@@ -332,18 +332,7 @@ fn the_commands_export_import_and_predict_alike() {
         tmp.path().join("imported"),
     );
     let data = path_str(&data_dir);
-    let trained = trainer(&[
-        "train",
-        "--data-dir",
-        data,
-        "--artifacts",
-        path_str(&run),
-        "--epochs",
-        "1",
-        "--limit-train",
-        "6000",
-    ]);
-    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    common::train_quick_run_with_cli(&data_dir, &run);
 
     let export = trainer(&[
         "export",

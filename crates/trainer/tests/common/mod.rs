@@ -120,3 +120,19 @@ pub fn untrained_run(dir: &Path) -> trainer::run_dir::RunDir {
         .expect("save model");
     run
 }
+
+/// Trains the same quick run as [`quick_run`], through the binary as a user would.
+pub fn train_quick_run_with_cli(data_dir: &Path, run_dir: &Path) {
+    let trained = trainer(&[
+        "train",
+        "--data-dir",
+        path_str(data_dir),
+        "--artifacts",
+        path_str(run_dir),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "6000",
+    ]);
+    assert!(trained.status.success(), "{}", stderr(&trained));
+}
