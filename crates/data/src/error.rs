@@ -58,9 +58,18 @@ pub enum DataError {
     },
 
     #[error(
-        "{dir} lacks the MNIST file {wanted} (also looked for .gz and dotted variants); pass --data-dir with a directory holding the four IDX files"
+        "{dir} lacks the file {wanted} (also looked for .gz and dotted variants, and for files named like *train*images*, *test*labels*); pass --data-dir with a directory holding the four IDX files: training and test images and labels"
     )]
     MissingFile { dir: PathBuf, wanted: &'static str },
+
+    #[error(
+        "{dir} holds several files that could be {wanted}: {candidates}; keep one data set per directory"
+    )]
+    AmbiguousFiles {
+        dir: PathBuf,
+        wanted: &'static str,
+        candidates: String,
+    },
 
     #[error(
         "data directory {0} does not exist; pass --data-dir with a directory holding the four MNIST IDX files"

@@ -74,13 +74,22 @@ pub(crate) fn split_of(name: &str) -> &'static str {
     }
 }
 
-/// Looks for the four files in `dir` or in its `train/` and `test/` subfolders, under
-/// the canonical names, gzipped (`.gz`) or not, and in the dotted spelling some
-/// redistributions use (`train-images.idx3-ubyte`).
+/// Looks for the four files in `dir` or in its `train/` and `test/` subfolders: under
+/// MNIST's names, gzipped (`.gz`) or not, and in the dotted spelling some
+/// redistributions use (`train-images.idx3-ubyte`); failing that, under any names
+/// that say which split and which kind of file they hold, as other data sets in the
+/// IDX format have (`emnist-letters-train-images-idx3-ubyte.gz`, `train-imgs...`).
 pub fn in_directory(dir: &Path) -> Result<MnistFiles, DataError> {
     if !dir.is_dir() {
         return Err(DataError::NoSuchDir(dir.to_path_buf()));
     }
+    match canonical_files(dir) {
+        Ok(files) => Ok(files),
+        Err(missing) => described_files(dir).unwrap_or(Err(missing)),
+    }
+}
+
+fn canonical_files(dir: &Path) -> Result<MnistFiles, DataError> {
     let find = |wanted: &'static str| -> Result<PathBuf, DataError> {
         let dotted = wanted.replacen("-idx", ".idx", 1);
         let folders = [dir.to_path_buf(), dir.join(split_of(wanted))];
@@ -105,6 +114,83 @@ pub fn in_directory(dir: &Path) -> Result<MnistFiles, DataError> {
     })
 }
 
+/// The four files of a data set whose file names describe them, if `dir` holds any
+/// such file; `None` if it holds none at all.
+fn described_files(dir: &Path) -> Option<Result<MnistFiles, DataError>> {
+    let candidates: Vec<PathBuf> = [dir.to_path_buf(), dir.join("train"), dir.join("test")]
+        .iter()
+        .filter_map(|folder| std::fs::read_dir(folder).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    let slot = |test: bool, images: bool| -> Vec<PathBuf> {
+        candidates
+            .iter()
+            .filter(|path| {
+                let name = path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().to_lowercase())
+                    .unwrap_or_default();
+                let is_test = name.contains("t10k") || name.contains("test");
+                let is_train = name.contains("train");
+                let is_images =
+                    name.contains("idx3") || name.contains("images") || name.contains("imgs");
+                let is_labels = name.contains("idx1") || name.contains("labels");
+                let split_matches = if test {
+                    is_test && !is_train
+                } else {
+                    is_train && !is_test
+                };
+                let kind_matches = if images {
+                    is_images && !is_labels
+                } else {
+                    is_labels && !is_images
+                };
+                split_matches && kind_matches
+            })
+            .cloned()
+            .collect()
+    };
+    let slots = [
+        (false, true, TRAIN_IMAGES),
+        (false, false, TRAIN_LABELS),
+        (true, true, TEST_IMAGES),
+        (true, false, TEST_LABELS),
+    ]
+    .map(|(test, images, wanted)| (slot(test, images), wanted));
+    if slots.iter().all(|(found, _)| found.is_empty()) {
+        return None;
+    }
+    let pick = |index: usize| -> Result<PathBuf, DataError> {
+        let (found, wanted) = &slots[index];
+        match &found[..] {
+            [one] => Ok(one.clone()),
+            [] => Err(DataError::MissingFile {
+                dir: dir.to_path_buf(),
+                wanted,
+            }),
+            several => Err(DataError::AmbiguousFiles {
+                dir: dir.to_path_buf(),
+                wanted,
+                candidates: several
+                    .iter()
+                    .map(|path| path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    };
+    Some((|| {
+        Ok(MnistFiles {
+            train_images: pick(0)?,
+            train_labels: pick(1)?,
+            test_images: pick(2)?,
+            test_labels: pick(3)?,
+        })
+    })())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +213,37 @@ mod tests {
         assert_eq!(files.train_labels, root.join("train-labels.idx1-ubyte"));
         assert_eq!(files.test_images, root.join("test/t10k-images-idx3-ubyte"));
         assert_eq!(files.test_labels, root.join("t10k-labels.idx1-ubyte.gz"));
+    }
+
+    #[test]
+    fn other_data_sets_are_found_by_what_their_names_say() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for name in [
+            "emnist-letters-train-images-idx3-ubyte.gz",
+            "emnist-letters-train-labels-idx1-ubyte.gz",
+            "emnist-letters-test-images-idx3-ubyte.gz",
+            "emnist-letters-test-labels-idx1-ubyte.gz",
+            "README.txt",
+        ] {
+            touch(&root.join(name));
+        }
+        let files = in_directory(root).expect("all four described");
+        assert_eq!(
+            files.test_labels,
+            root.join("emnist-letters-test-labels-idx1-ubyte.gz")
+        );
+        assert_eq!(
+            files.train_images,
+            root.join("emnist-letters-train-images-idx3-ubyte.gz")
+        );
+        // Two data sets side by side cannot be told apart: the error lists both.
+        touch(&root.join("emnist-digits-train-images-idx3-ubyte.gz"));
+        let err = in_directory(root).expect_err("ambiguous");
+        assert!(
+            err.to_string().contains("emnist-digits-train-images"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,4 +3,4 @@
 
 mod mlp;
 
-pub use mlp::{Activation, Mlp, MlpConfig};
+pub use mlp::{Activation, Mlp, MlpConfig, Normalization};

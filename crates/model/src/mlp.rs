@@ -1,3 +1,4 @@
+use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -25,17 +26,46 @@ impl Activation {
     }
 }
 
+/// How input pixels, already scaled to [0, 1], are standardised before the first layer.
+/// It is part of the network so that every consumer of a trained model (evaluation,
+/// prediction, serving, export) feeds it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalization {
+    /// Pixels as they are, in [0, 1] (the tutorial's `ToTensor`).
+    #[default]
+    Unit,
+    /// MNIST's training-set mean 0.1307 and standard deviation 0.3081, as in PyTorch's
+    /// MNIST example (`transforms.Normalize((0.1307,), (0.3081,))`).
+    Mnist,
+    /// `(x - mean) / std` with the given statistics, for other data sets.
+    Standard { mean: f32, std: f32 },
+}
+
+impl Normalization {
+    /// `(mean, std)`, or `None` when pixels pass through unchanged.
+    pub fn statistics(self) -> Option<(f32, f32)> {
+        match self {
+            Self::Unit => None,
+            Self::Mnist => Some((0.1307, 0.3081)),
+            Self::Standard { mean, std } => Some((mean, std)),
+        }
+    }
+}
+
 /// Shape of the multilayer perceptron. The defaults are the PyTorch tutorial's
 /// 784-64-64-10 network.
 #[derive(Config, Debug)]
 pub struct MlpConfig {
-    /// Features per input row: 28 * 28 pixels for MNIST.
+    /// Features per input row: 28 * 28 pixels for MNIST. Training sets it from the
+    /// data's image size.
     #[config(default = 784)]
     pub input_size: usize,
     /// Width of each hidden layer, in order; each is followed by a ReLU.
     #[config(default = "vec![64, 64]")]
     pub hidden_sizes: Vec<usize>,
-    /// Number of classes, the width of the output logits.
+    /// Number of classes, the width of the output logits. Training sets it from the
+    /// labels, or from the training config's `num_classes`.
     #[config(default = 10)]
     pub num_classes: usize,
     /// The non-linearity after each hidden layer: relu, gelu, tanh or sigmoid.
@@ -44,6 +74,10 @@ pub struct MlpConfig {
     /// Probability of zeroing each hidden activation while training; 0 disables it.
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Input standardisation: `"unit"` (pixels / 255), `"mnist"` (MNIST's mean and
+    /// std) or `{"standard": {"mean": m, "std": s}}`.
+    #[config(default = "Normalization::Unit")]
+    pub normalization: Normalization,
 }
 
 /// Fully connected layers with a non-linearity (and optionally dropout) between
@@ -57,6 +91,8 @@ pub struct Mlp {
     dropout: Option<Dropout>,
     #[module(skip)]
     activation: Activation,
+    #[module(skip)]
+    normalization: Normalization,
 }
 
 impl MlpConfig {
@@ -75,6 +111,7 @@ impl MlpConfig {
             output: LinearConfig::new(last_width, self.num_classes).init(device),
             dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
             activation: self.activation,
+            normalization: self.normalization,
         }
     }
 }
@@ -87,6 +124,10 @@ impl Mlp {
     /// - `images`: `[batch, input_size]`
     /// - returns: `[batch, num_classes]`
     pub fn forward(&self, images: Tensor<2>) -> Tensor<2> {
+        let images = match self.normalization.statistics() {
+            Some((mean, std)) => images.sub_scalar(mean).div_scalar(std),
+            None => images,
+        };
         let features = self.hidden.iter().fold(images, |x, layer| {
             // [batch, in] -> [batch, width]
             let x = self.activation.apply(layer.forward(x));
@@ -97,6 +138,41 @@ impl Mlp {
         });
         // [batch, last width] -> [batch, num_classes]
         self.output.forward(features)
+    }
+
+    /// The same function with the input standardisation folded into the first layer,
+    /// for consumers that feed pixels in [0, 1] straight to the first Linear layer (the
+    /// tutorial's PyTorch `Net`): with `x' = (x - mean) / std`,
+    /// `x' W + b = x (W / std) + (b - (mean / std) * column sums of W)`.
+    pub fn with_normalization_folded(mut self) -> Self {
+        let Some((mean, std)) = self.normalization.statistics() else {
+            return self;
+        };
+        let first = match self.hidden.first_mut() {
+            Some(layer) => layer,
+            None => &mut self.output,
+        };
+        // [input_size, width]
+        let weight = first.weight.val();
+        let width = weight.dims()[1];
+        // [input_size, width] -> [width]
+        let shift = weight.clone().sum_dim(0).reshape([width]) * (mean / std);
+        first.bias = Some(Param::from_tensor(match first.bias.take() {
+            Some(bias) => bias.val() - shift,
+            None => shift.neg(),
+        }));
+        first.weight = Param::from_tensor(weight / std);
+        self.normalization = Normalization::Unit;
+        self
+    }
+
+    /// The weights of the first layer, which sees the pixels: one column per unit,
+    /// each a template over the input image.
+    ///
+    /// # Shapes
+    /// - returns: `[input_size, width of the first layer]`
+    pub fn input_weights(&self) -> Tensor<2> {
+        self.hidden.first().unwrap_or(&self.output).weight.val()
     }
 }
 
@@ -189,6 +265,50 @@ mod tests {
             .apply(mlp.hidden[0].forward(Tensor::ones([1, 784], &device) * 100.0));
         let values = hidden.try_into_vec_as::<f32>().expect("floats");
         assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{values:?}");
+    }
+
+    #[test]
+    fn normalization_standardises_the_input() {
+        let device = device();
+        let unit = MlpConfig::new().init(&device);
+        let mnist = MlpConfig::new()
+            .with_normalization(Normalization::Mnist)
+            .init(&device)
+            .load_record(unit.clone().into_record());
+        // A pixel at the mean becomes 0, so the MNIST-normalised network sees for it
+        // what the plain one sees for a black pixel.
+        let at_mean = Tensor::<2>::full([1, 784], 0.1307, &device);
+        let black = Tensor::<2>::zeros([1, 784], &device);
+        mnist
+            .forward(at_mean)
+            .into_data()
+            .assert_approx_eq::<f32>(&unit.forward(black).into_data(), Default::default());
+        let standard = Normalization::Standard {
+            mean: 0.5,
+            std: 0.25,
+        };
+        let json = MlpConfig::new().with_normalization(standard).to_string();
+        let restored = MlpConfig::load_binary(json.as_bytes()).expect("round trip");
+        assert_eq!(restored.normalization, standard, "{json}");
+    }
+
+    #[test]
+    fn folding_the_normalization_keeps_the_function() {
+        let device = device();
+        for hidden_sizes in [vec![16, 8], vec![]] {
+            let mlp = MlpConfig::new()
+                .with_hidden_sizes(hidden_sizes)
+                .with_normalization(Normalization::Mnist)
+                .init(&device);
+            let input = Tensor::<2>::random([4, 784], burn::tensor::Distribution::Default, &device);
+            let expected = mlp.forward(input.clone()).into_data();
+            let folded = mlp.with_normalization_folded();
+            assert_eq!(folded.normalization, Normalization::Unit);
+            folded
+                .forward(input)
+                .into_data()
+                .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-4));
+        }
     }
 
     #[test]

@@ -5,20 +5,25 @@
 use std::path::Path;
 
 use burn::config::Config;
-use burn::optim::AdamConfig;
 use data::SplitConfig;
 use model::MlpConfig;
+
+use crate::optimizer::{OptimizerConfig, OptimizerName};
+use crate::schedule::ScheduleConfig;
 
 /// A training run, with the PyTorch tutorial's settings as defaults.
 #[derive(Config, Debug)]
 pub struct TrainingConfig {
-    /// The network to train.
+    /// The network to train. Its `input_size` and `num_classes` are taken from the
+    /// data when training starts.
     #[config(default = "MlpConfig::new()")]
     pub model: MlpConfig,
-    /// Adam's hyperparameters other than the learning rate. Epsilon is PyTorch's 1e-8
-    /// rather than Burn's 1e-5, to match the tutorial.
-    #[config(default = "AdamConfig::new().with_epsilon(1e-8)")]
-    pub optimizer: AdamConfig,
+    /// The optimizer and its hyperparameters other than the learning rate.
+    #[config(default = "OptimizerConfig::new()")]
+    pub optimizer: OptimizerConfig,
+    /// How the learning rate changes over the run.
+    #[config(default = "ScheduleConfig::new()")]
+    pub lr_schedule: ScheduleConfig,
     /// How validation images are held out of the training set.
     #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
@@ -28,7 +33,7 @@ pub struct TrainingConfig {
     /// Images per optimisation step.
     #[config(default = 64)]
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// The learning rate (the peak of the schedule).
     #[config(default = 1e-3)]
     pub lr: f64,
     /// Seed for weight initialisation and the order of training batches.
@@ -36,6 +41,14 @@ pub struct TrainingConfig {
     pub seed: u64,
     /// Train on only the first this-many training images, for quick runs.
     pub limit_train: Option<usize>,
+    /// Stop when the validation loss has not improved for this many epochs, and keep
+    /// the model of the epoch with the lowest validation loss.
+    pub patience: Option<usize>,
+    /// Classes the network predicts; by default the largest label in the data plus one.
+    pub num_classes: Option<usize>,
+    /// Names of the classes in label order, for printing (e.g. Fashion-MNIST's
+    /// "T-shirt/top", "Trouser", ...); by default the labels themselves.
+    pub class_names: Option<Vec<String>>,
 }
 
 /// A configuration that cannot be used, and why.
@@ -61,32 +74,63 @@ pub enum ConfigError {
 
 impl TrainingConfig {
     /// Reads a JSON config, rejecting keys this program does not know (a typo would
-    /// otherwise silently fall back to a default) and values it cannot train with.
+    /// otherwise silently fall back to a default) and values of the wrong type. Keys
+    /// the file leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: shown.clone(),
             error,
         })?;
+        let written: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        Self::new().overlaid(written, &shown)
+    }
+
+    /// This config with the values of `written`, a JSON object in the layout of the
+    /// config file, put over it. `source` names where `written` came from in errors.
+    pub fn overlaid(&self, written: serde_json::Value, source: &str) -> Result<Self, ConfigError> {
         let parse_error = |reason: String| ConfigError::Parse {
-            path: shown.clone(),
+            path: source.to_string(),
             reason,
         };
-        let written: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
         if !written.is_object() {
             return Err(parse_error("it must be a JSON object".into()));
         }
-        let mut merged =
-            serde_json::to_value(Self::new()).map_err(|e| parse_error(e.to_string()))?;
+        let mut merged = serde_json::to_value(self).map_err(|e| parse_error(e.to_string()))?;
         overlay(&mut merged, written, "").map_err(|(key, known)| ConfigError::UnknownKey {
-            path: shown.clone(),
+            path: source.to_string(),
             key,
             known,
         })?;
-        let config: Self = serde_path_to_error::deserialize(merged)
-            .map_err(|e| parse_error(format!("`{}`: {}", e.path(), e.inner())))?;
-        Ok(config)
+        serde_path_to_error::deserialize(merged)
+            .map_err(|e| parse_error(format!("`{}`: {}", e.path(), e.inner())))
+    }
+
+    /// This config with `key` (a dotted path such as `optimizer.name`) set to `value`,
+    /// which is read as JSON when it parses as JSON and as a string otherwise, so that
+    /// `lr=0.01`, `model.hidden_sizes=[128,64]` and `optimizer.name=adamw` all work.
+    pub fn with_setting(&self, key: &str, value: &str) -> Result<Self, ConfigError> {
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+        self.with_value(key, value)
+    }
+
+    /// This config with `key` (a dotted path such as `optimizer.name`) set to `value`.
+    pub fn with_value(&self, key: &str, value: serde_json::Value) -> Result<Self, ConfigError> {
+        self.overlaid(nested(key, value), &format!("setting `{key}`"))
+    }
+
+    /// The class names to print: the configured ones, else the labels as numbers.
+    pub fn class_name(&self, class: usize) -> String {
+        self.class_names
+            .as_ref()
+            .and_then(|names| names.get(class))
+            .cloned()
+            .unwrap_or_else(|| class.to_string())
     }
 
     /// Checks the values a run cannot start with.
@@ -126,8 +170,80 @@ impl TrainingConfig {
                 &format!("{:?}", self.model.hidden_sizes),
             );
         }
+        if let Some((mean, std)) = self.model.normalization.statistics()
+            && !(mean.is_finite() && std.is_finite() && std > 0.0)
+        {
+            return invalid(
+                "model.normalization",
+                "a finite mean and a positive std",
+                &format!("mean {mean}, std {std}"),
+            );
+        }
+        let optimizer = &self.optimizer;
+        for (field, beta) in [
+            ("optimizer.beta_1", optimizer.beta_1),
+            ("optimizer.beta_2", optimizer.beta_2),
+        ] {
+            if !(0.0..1.0).contains(&beta) {
+                return invalid(field, "in [0, 1)", &beta);
+            }
+        }
+        if !(optimizer.epsilon.is_finite() && optimizer.epsilon > 0.0) {
+            return invalid("optimizer.epsilon", "a positive number", &optimizer.epsilon);
+        }
+        if !(optimizer.weight_decay.is_finite() && optimizer.weight_decay >= 0.0) {
+            return invalid(
+                "optimizer.weight_decay",
+                "0 or more",
+                &optimizer.weight_decay,
+            );
+        }
+        if optimizer.name == OptimizerName::Sgd && !(0.0..1.0).contains(&optimizer.momentum) {
+            return invalid("optimizer.momentum", "in [0, 1)", &optimizer.momentum);
+        }
+        let schedule = &self.lr_schedule;
+        if !(schedule.warmup_epochs.is_finite() && schedule.warmup_epochs >= 0.0) {
+            return invalid(
+                "lr_schedule.warmup_epochs",
+                "0 or more",
+                &schedule.warmup_epochs,
+            );
+        }
+        if schedule.step_epochs == 0 {
+            return invalid("lr_schedule.step_epochs", "at least 1", &0);
+        }
+        if !(schedule.gamma.is_finite() && schedule.gamma > 0.0) {
+            return invalid("lr_schedule.gamma", "a positive number", &schedule.gamma);
+        }
+        if !(schedule.min_lr.is_finite() && (0.0..=self.lr).contains(&schedule.min_lr)) {
+            return invalid("lr_schedule.min_lr", "between 0 and lr", &schedule.min_lr);
+        }
+        if self.patience == Some(0) {
+            return invalid("patience", "at least 1 when given", &0);
+        }
+        if let Some(classes) = self.num_classes
+            && classes < 2
+        {
+            return invalid("num_classes", "at least 2 when given", &classes);
+        }
+        if let (Some(names), Some(classes)) = (&self.class_names, self.num_classes)
+            && names.len() != classes
+        {
+            return invalid(
+                "class_names",
+                "one name per class (num_classes)",
+                &format!("{} names for {classes} classes", names.len()),
+            );
+        }
         Ok(())
     }
+}
+
+/// `{"a": {"b": value}}` for the key `a.b`.
+fn nested(key: &str, value: serde_json::Value) -> serde_json::Value {
+    key.rsplit('.').fold(value, |inner, part| {
+        serde_json::Value::Object(serde_json::Map::from_iter([(part.to_string(), inner)]))
+    })
 }
 
 /// Writes the values of `written` (a config as the user wrote it) over `base` (the
@@ -159,6 +275,7 @@ fn overlay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::Normalization;
 
     fn write(json: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -222,6 +339,47 @@ mod tests {
     }
 
     #[test]
+    fn optimizer_schedule_and_normalization_parse() {
+        let (_dir, path) = write(
+            r#"{"optimizer": {"name": "adamw", "weight_decay": 0.01},
+                "lr_schedule": {"name": "cosine", "warmup_epochs": 0.5},
+                "model": {"normalization": "mnist"}, "patience": 2,
+                "class_names": ["zero", "one"], "num_classes": 2}"#,
+        );
+        let config = TrainingConfig::from_file(&path).expect("valid");
+        assert_eq!(config.optimizer.name, OptimizerName::Adamw);
+        assert_eq!(config.optimizer.weight_decay, 0.01);
+        assert_eq!(config.lr_schedule.warmup_epochs, 0.5);
+        assert_eq!(config.model.normalization, Normalization::Mnist);
+        assert_eq!(config.patience, Some(2));
+        assert_eq!(config.class_name(1), "one");
+        assert!(config.validate().is_ok());
+        let (_dir, path) = write(r#"{"optimizer": {"name": "rmsprop"}}"#);
+        let err = TrainingConfig::from_file(&path).expect_err("unknown optimizer");
+        assert!(err.to_string().contains("optimizer.name"), "{err}");
+    }
+
+    #[test]
+    fn settings_override_nested_keys_and_read_json_or_text() {
+        let config = TrainingConfig::new()
+            .with_setting("optimizer.name", "sgd")
+            .and_then(|c| c.with_setting("lr", "0.05"))
+            .and_then(|c| c.with_setting("model.hidden_sizes", "[128, 32]"))
+            .expect("valid settings");
+        assert_eq!(config.optimizer.name, OptimizerName::Sgd);
+        assert_eq!(config.lr, 0.05);
+        assert_eq!(config.model.hidden_sizes, vec![128, 32]);
+        let err = TrainingConfig::new()
+            .with_setting("optimizer.nmae", "sgd")
+            .expect_err("typo");
+        assert!(err.to_string().contains("`optimizer.nmae`"), "{err}");
+        let err = TrainingConfig::new()
+            .with_setting("epochs", "many")
+            .expect_err("not a number");
+        assert!(err.to_string().contains("epochs"), "{err}");
+    }
+
+    #[test]
     fn values_a_run_cannot_use_are_rejected() {
         let bad = [
             TrainingConfig::new().with_batch_size(0),
@@ -231,6 +389,21 @@ mod tests {
             TrainingConfig::new().with_model(MlpConfig::new().with_dropout(1.0)),
             TrainingConfig::new().with_model(MlpConfig::new().with_dropout(-0.1)),
             TrainingConfig::new().with_model(MlpConfig::new().with_hidden_sizes(vec![64, 0])),
+            TrainingConfig::new().with_model(MlpConfig::new().with_normalization(
+                Normalization::Standard {
+                    mean: 0.1,
+                    std: 0.0,
+                },
+            )),
+            TrainingConfig::new().with_optimizer(OptimizerConfig::new().with_beta_1(1.0)),
+            TrainingConfig::new().with_optimizer(OptimizerConfig::new().with_weight_decay(-1.0)),
+            TrainingConfig::new().with_lr_schedule(ScheduleConfig::new().with_step_epochs(0)),
+            TrainingConfig::new().with_lr_schedule(ScheduleConfig::new().with_min_lr(1.0)),
+            TrainingConfig::new().with_patience(Some(0)),
+            TrainingConfig::new().with_num_classes(Some(1)),
+            TrainingConfig::new()
+                .with_num_classes(Some(3))
+                .with_class_names(Some(vec!["a".into()])),
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config}");

@@ -13,6 +13,8 @@ pub enum TrainerError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Backend(#[from] BackendError),
+    #[error(transparent)]
+    Sweep(#[from] crate::sweep::SweepError),
     #[error(
         "{0} holds no trained model (no {1}); train one there first, or point --model at a run directory"
     )]
@@ -53,7 +55,7 @@ pub enum TrainerError {
     )]
     InputSizeMismatch { expected: usize, found: usize },
     #[error(
-        "the data has labels up to {max_label} but the model has {classes} classes; set model.num_classes to at least {needed} in the config"
+        "the data has labels up to {max_label} but the model has {classes} classes; set num_classes to at least {needed} in the config, or leave it out to take the class count from the labels"
     )]
     TooFewClasses {
         max_label: usize,
@@ -62,6 +64,8 @@ pub enum TrainerError {
     },
     #[error("cannot export this model: {0}; export only ReLU networks")]
     NotExportable(String),
+    #[error("cannot draw {path}: {reason}")]
+    Picture { path: PathBuf, reason: String },
     #[error("training stopped: {0}")]
     Training(String),
     #[error("cannot read image {path}: {reason}; give a PNG or JPEG file of a digit")]

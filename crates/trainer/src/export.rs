@@ -47,7 +47,10 @@ pub fn export_safetensors(model: &Mlp, config: &MlpConfig, out: &Path) -> Result
         .with_to_adapter(BurnToPyTorchAdapter)
         .remap(remapper.map_err(|e| write_error(e.to_string()))?)
         .overwrite(true);
+    // PyTorch's Net takes pixels in [0, 1]: any standardisation moves into fc1.
     model
+        .clone()
+        .with_normalization_folded()
         .save_into(&mut store)
         .map_err(|e| write_error(e.to_string()))
 }

@@ -36,11 +36,13 @@ pub fn predict(
     images: &[Vec<u8>],
     device: &Device,
 ) -> Result<Vec<Prediction>, TrainerError> {
-    let scaled: Vec<Vec<f32>> = images
-        .iter()
-        .map(|image| image.iter().map(|&p| f32::from(p) / 255.0).collect())
-        .collect();
+    let scaled: Vec<Vec<f32>> = images.iter().map(|image| scale_pixels(image)).collect();
     predict_scaled(model, &scaled, device)
+}
+
+/// Pixel bytes (0-255) as the network takes them, in [0, 1], like the training batches.
+pub fn scale_pixels(image: &[u8]) -> Vec<f32> {
+    image.iter().map(|&p| f32::from(p) / 255.0).collect()
 }
 
 /// Predicts the class of each image, given as pixels already scaled to 0..1 the way

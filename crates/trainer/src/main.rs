@@ -1,21 +1,25 @@
-//! The `trainer` command line: `train` (the default), `eval`, `predict`, `serve`,
-//! `export` and `import`.
+//! The `trainer` command line: `train` (the default), `sweep`, `eval`, `predict`,
+//! `explain`, `serve`, `export` and `import`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::data::dataset::Dataset;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use data::{Mnist, MnistDataset};
+use data::{Mnist, MnistDataset, MnistItem};
 use trainer::TrainerError;
 use trainer::backend::{self, Backend};
+use trainer::bench;
 use trainer::config::TrainingConfig;
-use trainer::evaluation::evaluate;
+use trainer::evaluation::{Evaluation, evaluate};
+use trainer::explain::{draw_explanation, explain};
 use trainer::export::{export_safetensors, import_run};
 use trainer::inference::predict;
+use trainer::plots::confusion_matrix;
 use trainer::preprocess::load_digit;
 use trainer::run_dir::RunDir;
 use trainer::serve::{Classifier, Server};
+use trainer::sweep::{Best, Outcome, SweepError, SweepRequest, run_sweep as sweep};
 use trainer::training::{TrainRequest, architecture, check_model_fits, eval_batch_size, train};
 
 /// The configuration used when --config is not given, relative to the working directory.
@@ -36,13 +40,23 @@ struct Cli {
 enum Command {
     /// Train a model, checkpointing every epoch (the default command).
     Train(TrainArgs),
+    /// Search hyperparameters: train a grid or a random sample of configs, rank them
+    /// on the validation set, and test the best.
+    Sweep(SweepArgs),
     /// Score a trained run on the test set: loss, accuracy, per-class accuracy and
     /// confusion matrix.
     Eval(EvalArgs),
     /// Predict the digit in image files, or in a test-set image.
     Predict(PredictArgs),
+    /// Draw what the model looks at for one image: the input, its saliency map and the
+    /// first layer's weights, as one PNG.
+    Explain(ExplainArgs),
     /// Serve a page to draw digits on and a JSON prediction API, until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Measure training, evaluation and prediction speed, start-up time and memory
+    /// for the comparison with PyTorch (bench/compare.sh); prints one JSON object as
+    /// the last line.
+    Bench(BenchArgs),
     /// Write a trained model's weights as the PyTorch tutorial's state dict.
     Export(ExportArgs),
     /// Make a run directory from a PyTorch state dict of the tutorial's network.
@@ -73,6 +87,18 @@ struct TrainArgs {
     /// Training images held out for validation.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     valid_size: Option<usize>,
+    /// Stop when the validation loss has not improved for N epochs, keeping the best
+    /// epoch's model.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    patience: Option<usize>,
+    /// Set any config value by its dotted key, e.g. `--set optimizer.name=adamw`,
+    /// `--set lr_schedule.name=cosine`, `--set model.hidden_sizes=[128,64]`;
+    /// repeatable, applied over --config and under the flags above.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// Skip scoring the final model on the test set (sweeps test only their winner).
+    #[arg(long)]
+    no_test: bool,
     /// Run directory for checkpoints, logs and the final model [default: artifacts/<config name>].
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
@@ -125,6 +151,51 @@ struct PredictArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["image", "test_index"]))]
+struct ExplainArgs {
+    /// Run directory holding config.json and model.bpk.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Explain this image of the test set.
+    #[arg(long, value_name = "N")]
+    test_index: Option<usize>,
+    /// Explain this image file (PNG or JPEG), prepared as `predict` prepares it.
+    #[arg(long, value_name = "FILE", conflicts_with = "test_index")]
+    image: Option<PathBuf>,
+    /// Also write the picture to this PNG file; it always goes into the run directory
+    /// as explain-test-<N>.png or explain-<image name>.png.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct SweepArgs {
+    /// Sweep description (JSON): the base config, the values to try and how; see
+    /// configs/sweep-*.json.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Directory for the trials and leaderboards [default: artifacts/<sweep file name>].
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Trials to train at once, each in its own process.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Epochs of the tutorial's training run to time (the median counts).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    epochs: u16,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
 struct ServeArgs {
     /// Run directory holding config.json and model.bpk.
     #[arg(long, value_name = "DIR")]
@@ -170,6 +241,7 @@ struct ImportArgs {
 }
 
 fn main() -> ExitCode {
+    exit_quietly_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if error.use_stderr() => {
@@ -181,9 +253,12 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         None => run_train(cli.train),
         Some(Command::Train(args)) => run_train(args),
+        Some(Command::Sweep(args)) => run_sweep(args),
         Some(Command::Eval(args)) => run_eval(args),
         Some(Command::Predict(args)) => run_predict(args),
+        Some(Command::Explain(args)) => run_explain(args),
         Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Export(args)) => run_export(args),
         Some(Command::Import(args)) => run_import(args),
     };
@@ -213,12 +288,19 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         }
         (config, _) => base_config(config.as_deref())?,
     };
+    let config = args.settings.iter().try_fold(config, |config, setting| {
+        let (key, value) = setting.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("--set {setting}: expected KEY=VALUE, e.g. --set optimizer.name=adamw")
+        })?;
+        anyhow::Ok(config.with_setting(key.trim(), value.trim())?)
+    })?;
     let config = TrainingConfig {
         epochs: args.epochs.unwrap_or(config.epochs),
         batch_size: args.batch_size.unwrap_or(config.batch_size),
         lr: args.lr.unwrap_or(config.lr),
         seed: args.seed.unwrap_or(config.seed),
         limit_train: args.limit_train.or(config.limit_train),
+        patience: args.patience.or(config.patience),
         split: match args.valid_size {
             Some(valid_size) => config.split.clone().with_valid_size(valid_size),
             None => config.split.clone(),
@@ -236,8 +318,55 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         run_dir: RunDir::new(run_dir),
         resume: args.resume,
         overwrite: args.overwrite,
+        test: !args.no_test,
     };
     train(request, &backend)?;
+    Ok(())
+}
+
+fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
+    let name = args.config.file_stem().map_or_else(
+        || "sweep".into(),
+        |stem| stem.to_string_lossy().into_owned(),
+    );
+    let dir = args
+        .artifacts
+        .unwrap_or_else(|| Path::new("artifacts").join(name));
+    let request = SweepRequest {
+        spec_path: args.config,
+        dir: dir.clone(),
+        jobs: usize::from(args.jobs),
+        trainer: std::env::current_exe()?,
+        data_dir: args.common.data_dir.clone(),
+        device: args.common.device.clone(),
+    };
+    let ranked = sweep(&request)?;
+    let Some((best, valid_accuracy)) = ranked.first().and_then(|entry| match entry.outcome {
+        Outcome::Finished { valid_accuracy, .. } => Some((entry, valid_accuracy)),
+        Outcome::Failed(_) => None,
+    }) else {
+        return Err(SweepError::NothingFinished(dir).into());
+    };
+    // The test set is consulted once, for the winner only.
+    let run = RunDir::new(best.trial.dir(&dir));
+    let backend = open_backend(&args.common)?;
+    let (_, scores) = score_on_test(&run, &args.common, &backend)?;
+    println!(
+        "best: trial-{:03} ({})  valid acc {valid_accuracy:.2}%  test acc {:.2}%  test loss {:.4}",
+        best.trial.number,
+        best.trial.describe(),
+        scores.accuracy(),
+        scores.loss
+    );
+    Best {
+        trial: format!("trial-{:03}", best.trial.number),
+        settings: best.trial.settings.iter().cloned().collect(),
+        valid_accuracy,
+        test_accuracy: scores.accuracy(),
+        test_loss: scores.loss,
+    }
+    .save(&dir)?;
+    println!("wrote {}", dir.join("best.json").display());
     Ok(())
 }
 
@@ -269,11 +398,14 @@ fn data_dir_for(run: &RunDir, common: &CommonArgs) -> Option<PathBuf> {
         .or_else(|| run.load_info().data_dir.filter(|dir| dir.is_dir()))
 }
 
-fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
-    let run = RunDir::new(&args.model);
-    let backend = open_backend(&args.common)?;
+/// Scores the model of `run` on its test set.
+fn score_on_test(
+    run: &RunDir,
+    common: &CommonArgs,
+    backend: &Backend,
+) -> anyhow::Result<(TrainingConfig, Evaluation)> {
     let (config, model) = run.load_model(&backend.device)?;
-    let mnist = Mnist::load(data_dir_for(&run, &args.common).as_deref())?;
+    let mnist = Mnist::load(data_dir_for(run, common).as_deref())?;
     let test = MnistDataset::new(mnist.test);
     check_model_fits(&config, &test)?;
     println!(
@@ -284,6 +416,13 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         test.len()
     );
     let scores = evaluate(&model, &test, eval_batch_size(&config), &backend.device)?;
+    Ok((config, scores))
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.model);
+    let backend = open_backend(&args.common)?;
+    let (config, scores) = score_on_test(&run, &args.common, &backend)?;
     println!(
         "test loss {:.4}  accuracy {:.2}%  ({}/{} correct)",
         scores.loss,
@@ -291,11 +430,14 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         scores.correct,
         scores.total
     );
+    let names: Vec<String> = (0..scores.confusion.len())
+        .map(|class| config.class_name(class))
+        .collect();
     println!("per-class accuracy:");
-    for class in 0..scores.confusion.len() {
+    for (class, name) in names.iter().enumerate() {
         match scores.class_accuracy(class) {
-            Some(accuracy) => println!("  {class:>2}: {accuracy:6.2}%"),
-            None => println!("  {class:>2}:     - (no test images)"),
+            Some(accuracy) => println!("  {name:>2}: {accuracy:6.2}%"),
+            None => println!("  {name:>2}:     - (no test images)"),
         }
     }
     println!("confusion matrix (rows: true class, columns: predicted):");
@@ -307,6 +449,12 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         let cells: String = row.iter().map(|n| format!("{n:>6}")).collect();
         println!("  {class:>2}{cells}");
     }
+    // The scores above are the command's result; a run directory that cannot take
+    // the picture (read-only, say) does not undo them.
+    match confusion_matrix(&scores.confusion, &names, &run.confusion_path()) {
+        Ok(()) => println!("wrote {}", run.confusion_path().display()),
+        Err(error) => eprintln!("warning: {error}"),
+    }
     Ok(())
 }
 
@@ -316,14 +464,12 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let (config, model) = run.load_model(&backend.device)?;
     let (names, images) = match args.test_index {
         Some(index) => {
-            let mnist = Mnist::load(data_dir_for(&run, &args.common).as_deref())?;
-            let test = MnistDataset::new(mnist.test);
-            let item = test.item(index).ok_or(TrainerError::TestIndex {
-                index,
-                len: test.len(),
-            })?;
+            let item = test_image(&run, &args.common, index)?;
             (
-                vec![format!("test image {index} (label {})", item.label)],
+                vec![format!(
+                    "test image {index} (label {})",
+                    config.class_name(usize::from(item.label))
+                )],
                 vec![item.pixels],
             )
         }
@@ -357,14 +503,105 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         let top: Vec<String> = prediction
             .top(3)
             .iter()
-            .map(|(class, p)| format!("{class} {:.1}%", 100.0 * p))
+            .map(|&(class, p)| format!("{} {:.1}%", config.class_name(class), 100.0 * p))
             .collect();
         println!(
             "{name}: predicted {}  (top 3: {})",
-            prediction.class(),
+            config.class_name(prediction.class()),
             top.join(", ")
         );
     }
+    Ok(())
+}
+
+/// Image `index` of the test set the run in `run` is evaluated on.
+fn test_image(run: &RunDir, common: &CommonArgs, index: usize) -> anyhow::Result<MnistItem> {
+    let mnist = Mnist::load(data_dir_for(run, common).as_deref())?;
+    let test = MnistDataset::new(mnist.test);
+    let len = test.len();
+    Ok(test
+        .item(index)
+        .ok_or(TrainerError::TestIndex { index, len })?)
+}
+
+fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.model);
+    let backend = open_backend(&args.common)?;
+    // Saliency needs gradients, so the model is loaded onto an autodiff device.
+    let device = backend.device.clone().autodiff();
+    let (config, model) = run.load_model(&device)?;
+    let side = square_side(config.model.input_size)?;
+    let (image, what, default_name) = match (&args.image, args.test_index) {
+        (Some(path), _) => {
+            let stem = path
+                .file_stem()
+                .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+            (
+                load_digit(path, side)?,
+                path.display().to_string(),
+                format!("explain-{stem}.png"),
+            )
+        }
+        (None, Some(index)) => {
+            let item = test_image(&run, &args.common, index)?;
+            let label = config.class_name(usize::from(item.label));
+            (
+                item.pixels,
+                format!("test image {index} (label {label})"),
+                format!("explain-test-{index}.png"),
+            )
+        }
+        (None, None) => anyhow::bail!("give --test-index N or --image FILE to explain"),
+    };
+    if image.len() != config.model.input_size {
+        return Err(TrainerError::InputSizeMismatch {
+            expected: config.model.input_size,
+            found: image.len(),
+        }
+        .into());
+    }
+    let explanation = explain(&model, &image, &device)?;
+    let weights = model
+        .input_weights()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| TrainerError::Training(e.to_string()))?;
+    let predicted = explanation.predicted;
+    let title = format!(
+        "{what}: predicted {} with probability {:.1}%",
+        config.class_name(predicted),
+        100.0 * explanation.probabilities[predicted]
+    );
+    println!("{title}");
+    // The run keeps its pictures together (curves, confusion matrix, explanations);
+    // --out puts a copy where the user wants it, so only that one must succeed.
+    let in_run = run.root().join(default_name);
+    let draw = |path: &Path| draw_explanation(&explanation, &weights, side, &title, path);
+    match &args.out {
+        Some(out) => {
+            draw(out)?;
+            println!("wrote {}", out.display());
+            match draw(&in_run) {
+                Ok(()) => println!("wrote {}", in_run.display()),
+                Err(error) => eprintln!("warning: {error}"),
+            }
+        }
+        None => {
+            draw(&in_run)?;
+            println!("wrote {}", in_run.display());
+        }
+    }
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    let backend = open_backend(&args.common)?;
+    let report = bench::run_bench(
+        args.common.data_dir,
+        usize::from(args.epochs),
+        &backend,
+        bench::process_age,
+    )?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
 
@@ -411,6 +648,23 @@ fn run_import(args: ImportArgs) -> anyhow::Result<()> {
         run.root().display()
     );
     Ok(())
+}
+
+/// Ends the process quietly, as command-line tools do, when whoever reads its output
+/// has gone (`trainer eval | head -3`), instead of letting `println!` panic.
+fn exit_quietly_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map_or("", String::as_str);
+        if message.starts_with("failed printing to stdout") {
+            // 128 + SIGPIPE, the status a shell reports for a tool stopped this way.
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }
 
 /// Folds clap's multi-line usage error into the one line every error here gets.

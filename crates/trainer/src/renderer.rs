@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
@@ -25,7 +25,10 @@ pub struct EpochSummary {
     pub train_accuracy: f64,
     pub valid_loss: f64,
     pub valid_accuracy: f64,
+    /// The whole epoch: training, validation and checkpointing.
     pub duration: Duration,
+    /// The training pass alone (not kept in `metrics.csv`).
+    pub train_duration: Duration,
 }
 
 impl std::fmt::Display for EpochSummary {
@@ -48,7 +51,7 @@ pub type History = Arc<Mutex<Vec<EpochSummary>>>;
 
 /// Called with the whole history after each epoch, to persist it; an error stops
 /// training.
-pub type EpochHook = Box<dyn Fn(&[EpochSummary]) -> Result<(), String> + Send + Sync>;
+pub type EpochHook = Box<dyn Fn(&[EpochSummary]) -> Result<(), crate::TrainerError> + Send + Sync>;
 
 /// Prints a line per epoch, records it in a [`History`], and stops training through
 /// the [`Interrupter`] when the loss stops being a number.
@@ -61,8 +64,14 @@ pub struct EpochRenderer {
     current: EpochSummary,
     train_steps: usize,
     epoch_started: Instant,
+    /// When the training split of the current epoch started, while it runs.
+    train_started: Option<Instant>,
+    first_step: FirstStep,
     progress: Option<ProgressBar>,
 }
+
+/// When the first training step of a run finished, for start-up measurements.
+pub type FirstStep = Arc<OnceLock<Instant>>;
 
 impl std::fmt::Debug for EpochRenderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,7 +84,12 @@ impl std::fmt::Debug for EpochRenderer {
 
 impl EpochRenderer {
     /// `history` starts with the epochs of an earlier run being resumed.
-    pub fn new(history: History, on_epoch: EpochHook, interrupter: Interrupter) -> Self {
+    pub fn new(
+        history: History,
+        on_epoch: EpochHook,
+        interrupter: Interrupter,
+        first_step: FirstStep,
+    ) -> Self {
         Self {
             history,
             on_epoch,
@@ -85,6 +99,8 @@ impl EpochRenderer {
             current: EpochSummary::default(),
             train_steps: 0,
             epoch_started: Instant::now(),
+            train_started: None,
+            first_step,
             progress: None,
         }
     }
@@ -140,6 +156,7 @@ enum Split {
 
 impl MetricsRendererTraining for EpochRenderer {
     fn update_train(&mut self, state: MetricState) {
+        self.first_step.get_or_init(Instant::now);
         self.watch_loss(&state);
         self.record(Split::Train, state);
     }
@@ -190,8 +207,8 @@ impl TrainingProgressLogger for EpochRenderer {
         let _ = stdout.flush();
         if let Ok(mut history) = self.history.lock() {
             history.push(self.current.clone());
-            if let Err(reason) = (self.on_epoch)(&history) {
-                self.interrupter.stop(Some(&reason));
+            if let Err(error) = (self.on_epoch)(&history) {
+                self.interrupter.stop(Some(&error.to_string()));
             }
         }
         self.current = EpochSummary {
@@ -204,6 +221,7 @@ impl TrainingProgressLogger for EpochRenderer {
     fn start_split(&mut self, split: &str, total_items: usize) {
         if split == "train" {
             self.train_steps = 0;
+            self.train_started = Some(Instant::now());
         }
         let bar = ProgressBar::new(total_items as u64);
         let template = format!(
@@ -223,6 +241,9 @@ impl TrainingProgressLogger for EpochRenderer {
     }
 
     fn end_split(&mut self) {
+        if let Some(started) = self.train_started.take() {
+            self.current.train_duration = started.elapsed();
+        }
         if let Some(bar) = self.progress.take() {
             bar.finish_and_clear();
         }

@@ -6,6 +6,8 @@
 //! <run>/run.json                    where the data came from, backend, final test scores
 //! <run>/model.bpk                   final weights of the Mlp (burnpack)
 //! <run>/metrics.csv                 loss and accuracy per epoch
+//! <run>/curves.png                  the same as a picture, redrawn every epoch
+//! <run>/confusion.png               written by `trainer eval`
 //! <run>/checkpoint/{model,optim,scheduler}-<epoch>.bpk   written after every epoch
 //! ```
 //!
@@ -26,6 +28,8 @@ const CONFIG: &str = "config.json";
 const METRICS: &str = "metrics.csv";
 const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds";
 const RUN_INFO: &str = "run.json";
+const CURVES: &str = "curves.png";
+const CONFUSION: &str = "confusion.png";
 const MODEL: &str = "model.bpk";
 const CHECKPOINTS: &str = "checkpoint";
 /// Burn's file checkpointer writes these three records per epoch.
@@ -33,15 +37,23 @@ const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
 /// Facts about a run that are not part of its configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunInfo {
     /// The data directory the run trained on, if one was given, so that evaluating
     /// the run later finds the same data.
     pub data_dir: Option<PathBuf>,
     /// The backend feature it trained with.
     pub backend: String,
-    /// Mean cross-entropy on the test set after the last epoch.
+    /// The epoch whose weights are the final model: the last one, or with early
+    /// stopping the one with the lowest validation loss.
+    pub kept_epoch: Option<usize>,
+    /// Validation loss of the kept epoch.
+    pub valid_loss: Option<f64>,
+    /// Validation accuracy of the kept epoch, in percent.
+    pub valid_accuracy: Option<f64>,
+    /// Mean cross-entropy of the final model on the test set.
     pub test_loss: Option<f64>,
-    /// Test-set accuracy after the last epoch, in percent.
+    /// Test-set accuracy of the final model, in percent.
     pub test_accuracy: Option<f64>,
 }
 
@@ -66,6 +78,14 @@ impl RunDir {
 
     pub fn config_path(&self) -> PathBuf {
         self.root.join(CONFIG)
+    }
+
+    pub fn curves_path(&self) -> PathBuf {
+        self.root.join(CURVES)
+    }
+
+    pub fn confusion_path(&self) -> PathBuf {
+        self.root.join(CONFUSION)
     }
 
     /// Whether a run has already written here.
@@ -93,7 +113,15 @@ impl RunDir {
 
     /// Removes what an earlier run wrote here, for `--overwrite`.
     pub fn clear(&self) -> Result<(), TrainerError> {
-        let generated = [CONFIG, RUN_INFO, METRICS, MODEL, CHECKPOINTS];
+        let generated = [
+            CONFIG,
+            RUN_INFO,
+            METRICS,
+            MODEL,
+            CHECKPOINTS,
+            CURVES,
+            CONFUSION,
+        ];
         for name in generated {
             let path = self.root.join(name);
             let removed = if path.is_dir() {
@@ -193,6 +221,7 @@ impl RunDir {
                     valid_loss,
                     valid_accuracy,
                     duration: std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default(),
+                    train_duration: std::time::Duration::ZERO,
                 })
             })
             .filter(|summary| summary.epoch <= last_epoch)
@@ -276,6 +305,7 @@ mod tests {
                 valid_loss: 0.5,
                 valid_accuracy: 95.25,
                 duration: std::time::Duration::from_millis(1500),
+                train_duration: std::time::Duration::ZERO,
             })
             .collect();
         run.save_metrics(&epochs).expect("save");

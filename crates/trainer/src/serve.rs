@@ -38,7 +38,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::TrainerError;
-use crate::inference::predict_scaled;
+use crate::inference::{predict_scaled, scale_pixels};
 use crate::preprocess::{decoding_limits, mnist_style};
 
 /// The largest request body accepted: room for a phone photo, or for a full batch of
@@ -199,7 +199,7 @@ impl Classifier {
             .map_err(|e| RequestError::Image(e.to_string()))?;
         let grid = mnist_style(&image, side).map_err(RequestError::NoDigit)?;
         Ok(Input {
-            pixels: grid.into_iter().map(|p| f32::from(p) / 255.0).collect(),
+            pixels: scale_pixels(&grid),
             from_image: true,
         })
     }

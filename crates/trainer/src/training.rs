@@ -1,6 +1,7 @@
-//! Training with Burn's Learner: Adam, cross-entropy, loss and accuracy on the
-//! training and validation splits, a checkpoint every epoch, and at the end the final
-//! model, its configuration and its test-set scores in the run directory.
+//! Training with Burn's Learner: the configured optimizer and learning-rate schedule,
+//! cross-entropy, loss and accuracy on the training and validation splits, a
+//! checkpoint and the training curves every epoch, optional early stopping, and at the
+//! end the final model, its configuration and its test-set scores in the run directory.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,8 +23,10 @@ use model::Mlp;
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
+use crate::early_stopping::{Patience, best_epoch};
 use crate::evaluation::{Evaluation, evaluate};
-use crate::renderer::{EpochHook, EpochRenderer, EpochSummary, History};
+use crate::plots::training_curves;
+use crate::renderer::{EpochHook, EpochRenderer, EpochSummary, FirstStep, History};
 use crate::run_dir::{RunDir, RunInfo};
 
 /// What to train and where.
@@ -37,6 +40,9 @@ pub struct TrainRequest {
     pub resume: bool,
     /// Replace a run already in `run_dir`.
     pub overwrite: bool,
+    /// Score the final model on the test set. Sweeps turn this off for their trials
+    /// and test only the winner, so that the test set plays no part in the choice.
+    pub test: bool,
 }
 
 /// What a finished run achieved.
@@ -44,8 +50,15 @@ pub struct TrainRequest {
 pub struct TrainReport {
     /// The epochs trained by this invocation (not those before a resume).
     pub epochs: Vec<EpochSummary>,
-    pub test: Evaluation,
+    /// The test-set scores, unless the request turned testing off.
+    pub test: Option<Evaluation>,
     pub model: Mlp,
+    /// Images per training epoch.
+    pub train_images: usize,
+    /// Time spent finding and reading the data.
+    pub data_load: std::time::Duration,
+    /// When the first training step finished.
+    pub first_step: Option<std::time::Instant>,
 }
 
 /// The [`Mlp`] as the Learner trains it: a classifier scored by cross-entropy.
@@ -94,25 +107,35 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         run_dir,
         resume,
         overwrite,
+        test: run_test,
     } = request;
     config.validate()?;
+    let loading = std::time::Instant::now();
     let mnist = Mnist::load(data_dir.as_deref())?;
+    let data_load = loading.elapsed();
     println!(
-        "data {}: {} training and {} test images of {}x{}",
+        "data {}: {} training and {} test images of {}x{}, {} classes",
         mnist.source,
         mnist.train.len(),
         mnist.test.len(),
         mnist.train.rows(),
-        mnist.train.cols()
+        mnist.train.cols(),
+        mnist.num_classes()
     );
+    let config = fit_to_data(config, &mnist)?;
     let test = MnistDataset::new(mnist.test);
     let (train_set, valid_set) = MnistDataset::train_valid(mnist.train, &config.split)?;
     let train_set = match config.limit_train {
         Some(limit) => train_set.limit(limit),
         None => train_set,
     };
-    check_model_fits(&config, &train_set)?;
-    check_model_fits(&config, &test)?;
+    if config.patience.is_some() && valid_set.len() == 0 {
+        return Err(TrainerError::Config(crate::config::ConfigError::Invalid {
+            field: "patience",
+            rule: "used with a validation set (split.valid_size above 0)",
+            value: format!("{:?}", config.patience),
+        }));
+    }
     println!(
         "training on {} images, validating on {}; model {} ({} parameters)",
         train_set.len(),
@@ -139,6 +162,8 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         mlp: config.model.init(&backend.device.clone().autodiff()),
     };
     let epochs_done = resume_from.unwrap_or(0);
+    let train_images = train_set.len();
+    let steps_per_epoch = train_images.div_ceil(config.batch_size);
     let train_loader = EpochLoader::new(train_set, config.batch_size, backend.device.clone())
         .shuffled(config.seed)
         .starting_after(epochs_done);
@@ -147,8 +172,10 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
 
     let history: History = Arc::new(Mutex::new(run_dir.load_metrics(epochs_done)));
     let metrics_dir = run_dir.clone();
-    let save_metrics: EpochHook =
-        Box::new(move |epochs| metrics_dir.save_metrics(epochs).map_err(|e| e.to_string()));
+    let save_metrics: EpochHook = Box::new(move |epochs| {
+        metrics_dir.save_metrics(epochs)?;
+        training_curves(epochs, &metrics_dir.curves_path())
+    });
     let mut training = SupervisedTraining::new(
         run_dir.root(),
         Arc::new(train_loader),
@@ -163,7 +190,16 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     .with_default_checkpointers()
     .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
     .num_epochs(config.epochs);
-    let renderer = EpochRenderer::new(history.clone(), save_metrics, training.interrupter());
+    if let Some(patience) = config.patience {
+        training = training.early_stopping(Patience::new(history.clone(), patience));
+    }
+    let first_step = FirstStep::default();
+    let renderer = EpochRenderer::new(
+        history.clone(),
+        save_metrics,
+        training.interrupter(),
+        first_step.clone(),
+    );
     training = training.renderer(Box::new(renderer));
     if let Some(epoch) = resume_from {
         println!(
@@ -172,8 +208,11 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         );
         training = training.checkpoint(epoch);
     }
-    let optimizer = config.optimizer.init();
-    let result = training.launch(Learner::new(classifier, optimizer, config.lr));
+    let schedule = config
+        .lr_schedule
+        .init(config.lr, steps_per_epoch, config.epochs);
+    let learner = Learner::new(classifier, config.optimizer.init(), schedule);
+    let result = training.launch(learner);
     if let Some(error) = result.error {
         return Err(TrainerError::Training(format!(
             "{error}; fix the cause, then continue from the last checkpoint with --resume"
@@ -186,33 +225,107 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
             run_dir.root().display()
         )));
     }
-    let model = result.model.mlp;
+    let all_epochs = history.lock().map(|all| all.clone()).unwrap_or_default();
+    let last_epoch = all_epochs.last().map_or(epochs_done, |e| e.epoch);
+    // With early stopping the run keeps its best epoch, as selected on validation.
+    let kept = match config.patience {
+        Some(_) => best_epoch(&all_epochs),
+        None => all_epochs.last(),
+    };
+    let model = match kept {
+        Some(best) if best.epoch != last_epoch => {
+            println!(
+                "keeping epoch {}, which had the lowest validation loss ({:.4})",
+                best.epoch, best.valid_loss
+            );
+            load_checkpoint_model(&run_dir, &config, best.epoch, &backend.device)?
+        }
+        _ => result.model.mlp,
+    };
+    if last_epoch < config.epochs {
+        println!(
+            "stopped early after epoch {last_epoch}: no lower validation loss for {} epochs",
+            config.patience.unwrap_or_default()
+        );
+    }
     run_dir.save_model(&model)?;
-
-    let test_scores = evaluate(&model, &test, eval_batch_size(&config), &backend.device)?;
-    info.test_loss = Some(test_scores.loss);
-    info.test_accuracy = Some(test_scores.accuracy());
+    info.kept_epoch = kept.map(|e| e.epoch);
+    info.valid_loss = kept.map(|e| e.valid_loss);
+    info.valid_accuracy = kept.map(|e| e.valid_accuracy);
     run_dir.save_info(&info)?;
-    println!(
-        "test loss {:.4}  test accuracy {:.2}%  ({} images)",
-        test_scores.loss,
-        test_scores.accuracy(),
-        test_scores.total
-    );
+
+    let test_scores = if run_test {
+        let scores = evaluate(&model, &test, eval_batch_size(&config), &backend.device)?;
+        info.test_loss = Some(scores.loss);
+        info.test_accuracy = Some(scores.accuracy());
+        run_dir.save_info(&info)?;
+        println!(
+            "test loss {:.4}  test accuracy {:.2}%  ({} images)",
+            scores.loss,
+            scores.accuracy(),
+            scores.total
+        );
+        Some(scores)
+    } else {
+        None
+    };
     println!("saved {}", run_dir.model_path().display());
-    let epochs = history
-        .lock()
-        .map(|all| {
-            all.iter()
-                .filter(|e| e.epoch > epochs_done)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
     Ok(TrainReport {
-        epochs,
+        epochs: all_epochs
+            .into_iter()
+            .filter(|e| e.epoch > epochs_done)
+            .collect(),
         test: test_scores,
         model,
+        train_images,
+        data_load,
+        first_step: first_step.get().copied(),
+    })
+}
+
+/// The config with the network's input size and class count taken from the data:
+/// the pixels per image, and `num_classes` if configured, else the largest label
+/// plus one.
+fn fit_to_data(mut config: TrainingConfig, mnist: &Mnist) -> Result<TrainingConfig, TrainerError> {
+    let needed = mnist.num_classes();
+    let classes = config.num_classes.unwrap_or(needed);
+    if classes < needed {
+        return Err(TrainerError::TooFewClasses {
+            max_label: needed - 1,
+            classes,
+            needed,
+        });
+    }
+    if let Some(names) = &config.class_names
+        && names.len() != classes
+    {
+        return Err(TrainerError::Config(crate::config::ConfigError::Invalid {
+            field: "class_names",
+            rule: "one name per class of the data",
+            value: format!("{} names for {classes} classes", names.len()),
+        }));
+    }
+    config.model.input_size = mnist.train.image_len();
+    config.model.num_classes = classes;
+    Ok(config)
+}
+
+/// The network saved in the checkpoint of `epoch`.
+fn load_checkpoint_model(
+    run_dir: &RunDir,
+    config: &TrainingConfig,
+    epoch: usize,
+    device: &Device,
+) -> Result<Mlp, TrainerError> {
+    let path = run_dir.checkpoint_path("model", epoch);
+    Classifier {
+        mlp: config.model.init(device),
+    }
+    .try_load_file(&path)
+    .map(|classifier| classifier.mlp)
+    .map_err(|e| TrainerError::BadCheckpoint {
+        path,
+        reason: e.to_string(),
     })
 }
 
@@ -235,7 +348,9 @@ fn prepare_run_dir(
             );
             return Ok(None);
         };
-        if last >= config.epochs {
+        // A run killed after its last checkpoint but before saving its model resumes
+        // with no epoch left to train, and just finishes.
+        if last >= config.epochs && run_dir.model_path().is_file() {
             return Err(TrainerError::AlreadyFinished {
                 dir: run_dir.root().to_path_buf(),
                 epochs: last,
@@ -271,12 +386,7 @@ fn check_resumable(
         });
     }
     let unreadable = |path: PathBuf, reason: String| TrainerError::BadCheckpoint { path, reason };
-    let model_path = run_dir.checkpoint_path("model", epoch);
-    Classifier {
-        mlp: config.model.init(device),
-    }
-    .try_load_file(&model_path)
-    .map_err(|e| unreadable(model_path, e.to_string()))?;
+    load_checkpoint_model(run_dir, config, epoch, device)?;
     let optim_path = run_dir.checkpoint_path("optim", epoch);
     OptimizerRecord::load(optim_path.clone()).map_err(|e| unreadable(optim_path, e.to_string()))?;
     let scheduler_path = run_dir.checkpoint_path("scheduler", epoch);

@@ -85,11 +85,7 @@ fn data_that_does_not_fit_the_model() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
     let config = tmp.path().join("small.json");
-    std::fs::write(
-        &config,
-        r#"{"model": {"input_size": 100}, "split": {"valid_size": 5}}"#,
-    )
-    .expect("write");
+    std::fs::write(&config, r#"{"num_classes": 5, "split": {"valid_size": 5}}"#).expect("write");
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
         path_str(tmp.path()),
@@ -98,7 +94,10 @@ fn data_that_does_not_fit_the_model() {
         "--artifacts",
         path_str(&tmp.path().join("run")),
     ]));
-    assert!(line.contains("input_size"), "{line}");
+    assert!(
+        line.contains("labels up to 9") && line.contains("num_classes"),
+        "{line}"
+    );
 }
 
 #[test]

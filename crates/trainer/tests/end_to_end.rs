@@ -28,10 +28,11 @@ fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
         epoch.train_loss > 0.0 && epoch.valid_loss > 0.0,
         "{epoch:?}"
     );
+    let test_scores = report.test.expect("the request asked for a test score");
     assert!(
-        report.test.accuracy() >= 85.0,
+        test_scores.accuracy() >= 85.0,
         "test accuracy {}",
-        report.test.accuracy()
+        test_scores.accuracy()
     );
 
     let (config, reloaded) = run.load_model(&backend.device).expect("reloads");
@@ -92,8 +93,10 @@ fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
         .lines()
         .skip_while(|l| !l.starts_with("confusion"))
         .skip(2)
+        .take_while(|l| !l.starts_with("wrote"))
         .count();
     assert_eq!(matrix_rows, 10, "{out}");
+    assert!(out.contains("confusion.png"), "{out}");
 
     let predict = trainer(&["predict", "--model", path_str(&run), "--test-index", "0"]);
     let out = stdout(&predict);

@@ -42,6 +42,16 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
             path_str(&data_dir),
             "--artifacts",
             path_str(run),
+            // A schedule, warm-up and AdamW, so that resuming must restore the
+            // schedule's step count and the optimizer's state exactly.
+            "--set",
+            "lr_schedule.name=cosine",
+            "--set",
+            "lr_schedule.warmup_epochs=0.5",
+            "--set",
+            "optimizer.name=adamw",
+            "--set",
+            "optimizer.weight_decay=0.01",
         ]
         .map(String::from)
         .to_vec()

@@ -105,6 +105,7 @@ pub fn quick_run(data_dir: &Path, run_dir: &Path) -> trainer::training::TrainReq
         run_dir: trainer::run_dir::RunDir::new(run_dir),
         resume: false,
         overwrite: false,
+        test: true,
     }
 }
 

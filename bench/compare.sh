@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs the Rust benchmark (`trainer bench`) and both PyTorch references on the same
+# MNIST files, one after the other, and prints their numbers side by side with the
+# ratios. Installs PyTorch into bench/.venv first if it is missing (pip; the PyPI wheel
+# pulls CUDA libraries, ~5 GB; it serves this benchmark only, never the tests).
+#
+#   bench/compare.sh [--data-dir DIR] [--epochs N] [--skip-reference]
+#
+# PyTorch's OpenMP threads spin while they wait; on a 2-core machine shared with
+# anything else that slows it down badly, so it runs with OMP_WAIT_POLICY=PASSIVE.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+data_dir="${MNIST_DATA_DIR:-../shared/data/mnist}"
+epochs=5
+reference=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data-dir) data_dir="$2"; shift 2 ;;
+    --epochs) epochs="$2"; shift 2 ;;
+    --skip-reference) reference=0; shift ;;
+    *) echo "error: unknown argument $1; use --data-dir DIR, --epochs N, --skip-reference" >&2; exit 2 ;;
+  esac
+done
+[ -d "$data_dir" ] || { echo "error: no MNIST directory $data_dir; pass --data-dir DIR" >&2; exit 1; }
+
+venv="$root/bench/.venv"
+if ! "$venv/bin/python" -c 'import torch, torchvision, numpy, psutil' 2>/dev/null; then
+  echo "installing torch, torchvision, numpy and psutil into $venv ..." >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet torch torchvision numpy psutil
+fi
+
+echo "building the trainer (release) ..." >&2
+cargo build --release -p trainer --quiet
+
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+echo "running trainer bench ($epochs epochs) ..." >&2
+cargo run --release -p trainer --quiet -- bench --data-dir "$data_dir" --epochs "$epochs" | tail -n 1 > "$results/burn.json"
+export OMP_WAIT_POLICY=PASSIVE
+echo "running bench/pytorch_fast.py ($epochs epochs) ..." >&2
+"$venv/bin/python" bench/pytorch_fast.py --data-dir "$data_dir" --epochs "$epochs" 2>/dev/null \
+  | tail -n 1 > "$results/fast.json"
+if [ "$reference" = 1 ]; then
+  echo "running bench/pytorch_reference.py ($epochs epochs) ..." >&2
+  "$venv/bin/python" bench/pytorch_reference.py --data-dir "$data_dir" --epochs "$epochs" 2>/dev/null \
+    | tail -n 1 > "$results/reference.json"
+fi
+
+"$venv/bin/python" - "$results" <<'EOF'
+import json, os, platform, sys
+
+results = sys.argv[1]
+runs = {}
+for name in ("burn", "fast", "reference"):
+    path = os.path.join(results, name + ".json")
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        runs[name] = json.load(open(path))
+burn = runs["burn"]
+
+rows = [
+    ("training epoch, batch 64 (s, median)", "epoch_seconds", "lower", "{:.3f}"),
+    ("training images/s", "train_images_per_second", "higher", "{:,.0f}"),
+    ("evaluation images/s, batch 1000", "eval_images_per_second", "higher", "{:,.0f}"),
+    ("batch-1 latency median (us)", "batch1_latency_median_us", "lower", "{:.1f}"),
+    ("batch-1 latency p99 (us)", "batch1_latency_p99_us", "lower", "{:.1f}"),
+    ("start to first step (s)", "startup_to_first_step_seconds", "lower", "{:.2f}"),
+    ("data load (s)", "data_load_seconds", "lower", "{:.2f}"),
+    ("peak RSS (MiB)", "peak_rss_mb", "lower", "{:.0f}"),
+    ("test accuracy (%)", "test_accuracy", "higher", "{:.2f}"),
+]
+
+def cell(run, key, fmt):
+    value = run.get(key)
+    return "-" if value is None else fmt.format(value)
+
+def ratio(other, key, better):
+    mine, theirs = burn.get(key), other.get(key)
+    if not mine or not theirs or key == "test_accuracy":
+        return ""
+    factor = theirs / mine if better == "lower" else mine / theirs
+    return f" ({factor:.1f}x)"
+
+names = [n for n in ("fast", "reference") if n in runs]
+labels = {"fast": "PyTorch preloaded", "reference": "PyTorch tutorial"}
+cpu = "unknown CPU"
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+print(f"machine: {cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}")
+print(f"epochs: {burn['epochs']}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; "
+      f"Burn threads {burn['threads']}, " + ", ".join(f"{labels[n]} threads {runs[n]['threads']}" for n in names))
+print("(x: how many times better Burn is; below 1.0x PyTorch is better)")
+print()
+header = ["measure", f"Burn {burn['implementation'].split('-', 1)[1]}"] + [labels[n] for n in names]
+table = [header, ["---"] * len(header)]
+for label, key, better, fmt in rows:
+    table.append([label, cell(burn, key, fmt)] + [cell(runs[n], key, fmt) + ratio(runs[n], key, better) for n in names])
+for row in table:
+    print("| " + " | ".join(row) + " |")
+EOF

@@ -1,0 +1,205 @@
+//! `trainer bench`: the measurements compared with the PyTorch tutorial in
+//! `bench/compare.sh`, under the same JSON keys as `bench/pytorch_*.py` print.
+//! Training goes through the ordinary [`train`] path (Burn's Learner, checkpoints,
+//! metrics), so the numbers are those of a real run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use burn::data::dataset::Dataset;
+use burn::prelude::*;
+use data::{Mnist, MnistDataset};
+use model::Mlp;
+use serde::Serialize;
+
+use crate::TrainerError;
+use crate::backend::Backend;
+use crate::config::TrainingConfig;
+use crate::inference::scale_pixels;
+use crate::run_dir::RunDir;
+use crate::training::{TrainRequest, train};
+
+/// One benchmark run's numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub implementation: String,
+    pub epochs: usize,
+    /// Median over epochs of the training pass alone (validation excluded).
+    pub epoch_seconds: f64,
+    pub train_images_per_second: f64,
+    /// The 10,000 test images at batch 1000: forward, argmax, read back.
+    pub eval_images_per_second: f64,
+    pub batch1_latency_median_us: f64,
+    pub batch1_latency_p99_us: f64,
+    /// From the process's creation to the end of the first optimisation step.
+    pub startup_to_first_step_seconds: Option<f64>,
+    pub data_load_seconds: f64,
+    pub peak_rss_mb: Option<f64>,
+    pub test_accuracy: f64,
+    pub threads: usize,
+}
+
+/// Latency calls timed, after this many untimed ones.
+const LATENCY_CALLS: usize = 2000;
+const WARM_UP_CALLS: usize = 100;
+const EVAL_PASSES: usize = 5;
+const EVAL_BATCH: usize = 1000;
+
+/// Trains the tutorial's configuration for `epochs` epochs in a scratch directory and
+/// measures it; `process_age` tells how long the process has existed.
+pub fn run_bench(
+    data_dir: Option<PathBuf>,
+    epochs: usize,
+    backend: &Backend,
+    process_age: impl Fn() -> Option<Duration>,
+) -> Result<BenchReport, TrainerError> {
+    let scratch = tempfile::tempdir().map_err(|error| TrainerError::Write {
+        path: std::env::temp_dir(),
+        error,
+    })?;
+    let report = train(
+        TrainRequest {
+            config: TrainingConfig::new().with_epochs(epochs),
+            data_dir: data_dir.clone(),
+            run_dir: RunDir::new(scratch.path().join("bench")),
+            resume: false,
+            overwrite: false,
+            test: true,
+        },
+        backend,
+    )?;
+    let startup_to_first_step = report.first_step.and_then(|first_step| {
+        process_age().map(|age| age.saturating_sub(first_step.elapsed()).as_secs_f64())
+    });
+    let mut train_seconds: Vec<f64> = report
+        .epochs
+        .iter()
+        .map(|e| e.train_duration.as_secs_f64())
+        .collect();
+    let epoch_seconds = median(&mut train_seconds);
+    let train_images = report.train_images as f64;
+
+    let test = MnistDataset::new(Mnist::load(data_dir.as_deref())?.test);
+    let eval_images_per_second = eval_throughput(&report.model, &test, &backend.device)?;
+    let first_image = test.item(0).map(|item| item.pixels).unwrap_or_default();
+    let (latency_median, latency_p99) = latency(&report.model, &first_image, &backend.device)?;
+    Ok(BenchReport {
+        implementation: format!("burn-{}", backend.name),
+        epochs,
+        epoch_seconds,
+        train_images_per_second: train_images / epoch_seconds,
+        eval_images_per_second,
+        batch1_latency_median_us: latency_median,
+        batch1_latency_p99_us: latency_p99,
+        startup_to_first_step_seconds: startup_to_first_step,
+        data_load_seconds: report.data_load.as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        test_accuracy: report.test.map_or(f64::NAN, |scores| scores.accuracy()),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
+}
+
+fn read_error(error: burn::tensor::TensorReadError) -> TrainerError {
+    TrainerError::Training(error.to_string())
+}
+
+/// Images per second classifying `test` in batches of 1000 already on the device:
+/// the median of [`EVAL_PASSES`] passes.
+fn eval_throughput(model: &Mlp, test: &MnistDataset, device: &Device) -> Result<f64, TrainerError> {
+    let batches: Vec<Tensor<2>> = (0..test.len())
+        .step_by(EVAL_BATCH)
+        .map(|start| {
+            let items = test.slice(start..(start + EVAL_BATCH).min(test.len()));
+            let pixels: Vec<f32> = (0..items.len())
+                .filter_map(|i| items.item(i))
+                .flat_map(|item| scale_pixels(&item.pixels))
+                .collect();
+            let rows = items.len();
+            Tensor::from_data(TensorData::new(pixels, [rows, test.image_len()]), device)
+        })
+        .collect();
+    let mut seconds = Vec::with_capacity(EVAL_PASSES);
+    for _ in 0..EVAL_PASSES {
+        let started = Instant::now();
+        for batch in &batches {
+            // [batch, pixels] -> [batch, classes] -> [batch, 1]
+            let predicted = model.forward(batch.clone()).argmax(1);
+            predicted.try_into_vec_as::<i64>().map_err(read_error)?;
+        }
+        seconds.push(started.elapsed().as_secs_f64());
+    }
+    Ok(test.len() as f64 / median(&mut seconds))
+}
+
+/// Median and 99th percentile, in microseconds, of classifying one image: forward,
+/// argmax and reading the class back.
+fn latency(model: &Mlp, image: &[u8], device: &Device) -> Result<(f64, f64), TrainerError> {
+    let input = Tensor::<2>::from_data(
+        TensorData::new(scale_pixels(image), [1, image.len()]),
+        device,
+    );
+    let mut micros = Vec::with_capacity(LATENCY_CALLS);
+    for call in 0..WARM_UP_CALLS + LATENCY_CALLS {
+        let started = Instant::now();
+        // [1, pixels] -> [1, classes] -> [1, 1]
+        let class = model.forward(input.clone()).argmax(1);
+        class.try_into_vec_as::<i64>().map_err(read_error)?;
+        if call >= WARM_UP_CALLS {
+            micros.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    micros.sort_by(f64::total_cmp);
+    let p99 = micros[(micros.len() * 99).div_ceil(100).saturating_sub(1)];
+    Ok((median(&mut micros), p99))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// The process's peak resident memory, from `/proc/self/status` (Linux).
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// How long this process has existed, from `/proc` (Linux): the system's uptime
+/// minus the process's start time, in the kernel's 100 Hz ticks.
+pub fn process_age() -> Option<Duration> {
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let after_name = stat.rsplit_once(')')?.1;
+    let start_ticks: f64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    Duration::try_from_secs_f64(uptime - start_ticks / 100.0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn this_process_has_an_age_and_a_peak_rss() {
+        let age = process_age().expect("linux /proc");
+        assert!(age < Duration::from_secs(24 * 3600), "{age:?}");
+        assert!(peak_rss_mb().expect("VmHWM") > 1.0);
+    }
+}

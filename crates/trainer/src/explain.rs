@@ -1,0 +1,245 @@
+//! What the network looks at: the saliency map of one image (the gradient of the
+//! predicted class's logit with respect to each input pixel, by Burn's autodiff) and
+//! the first layer's weights as image-shaped templates, drawn into one PNG.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use model::Mlp;
+use plotters::prelude::*;
+
+use crate::TrainerError;
+use crate::inference::scale_pixels;
+use crate::plots::{Canvas, FAMILY, drawing};
+
+/// One image, what the network made of it, and where its decision is sensitive.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// The input as the network takes it, in [0, 1].
+    pub pixels: Vec<f32>,
+    /// d logit[predicted] / d pixel, per pixel.
+    pub saliency: Vec<f32>,
+    pub probabilities: Vec<f32>,
+    pub predicted: usize,
+}
+
+/// Runs `image` (raw bytes, 0-255) through `model` and back-propagates the predicted
+/// class's logit to the input. `model` must live on an autodiff device.
+pub fn explain(model: &Mlp, image: &[u8], device: &Device) -> Result<Explanation, TrainerError> {
+    let read_error = |e: burn::tensor::TensorReadError| TrainerError::Training(e.to_string());
+    let pixels = scale_pixels(image);
+    let input = Tensor::<2>::from_data(TensorData::new(pixels.clone(), [1, pixels.len()]), device)
+        .require_grad();
+    // [1, pixels] -> [1, classes]
+    let logits = model.forward(input.clone());
+    let probabilities = softmax(logits.clone().detach(), 1)
+        .try_into_vec_as::<f32>()
+        .map_err(read_error)?;
+    let predicted = probabilities
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(class, _)| class);
+    // [1, classes] -> [1, 1]: the logit whose sensitivity is wanted.
+    let chosen = logits.slice([0..1, predicted..predicted + 1]).sum();
+    let gradients = chosen.backward();
+    let saliency = input
+        .grad(&gradients)
+        .ok_or_else(|| TrainerError::Training("autodiff kept no input gradient".into()))?
+        .try_into_vec_as::<f32>()
+        .map_err(read_error)?;
+    Ok(Explanation {
+        pixels,
+        saliency,
+        probabilities,
+        predicted,
+    })
+}
+
+/// The most first-layer units drawn; wider layers show their first ones.
+const MAX_TILES: usize = 256;
+const PANEL: u32 = 252;
+const GRID: u32 = 756;
+const MARGIN: u32 = 24;
+const TOP: u32 = 70;
+
+/// Width and height of the picture.
+pub const PICTURE_SIZE: (u32, u32) = (MARGIN * 3 + PANEL + GRID, TOP + GRID + MARGIN);
+
+/// Draws the input, its saliency map and the first layer's weights (`[pixels,
+/// units]`, as [`Mlp::input_weights`] gives them) for images `side` pixels square.
+pub fn draw_explanation(
+    explanation: &Explanation,
+    input_weights: &[f32],
+    side: usize,
+    title: &str,
+    path: &Path,
+) -> Result<(), TrainerError> {
+    let pixels = side * side;
+    let units = input_weights.len() / pixels.max(1);
+    let (width, height) = PICTURE_SIZE;
+    Canvas::new(width, height).draw_and_save(path, |root| {
+        drawing(root.fill(&WHITE))?;
+        let text = |size: i32| (FAMILY, size).into_font().color(&BLACK);
+        drawing(root.draw_text(title, &text(20), (MARGIN as i32, 14)))?;
+        let left = MARGIN as i32;
+        let top = TOP as i32;
+        let panel = PANEL as i32;
+        drawing(root.draw_text("input", &text(15), (left, top - 22)))?;
+        let ink: Vec<f32> = explanation.pixels.iter().map(|&p| 1.0 - p).collect();
+        draw_image(root, &ink, side, (left, top), panel, grey)?;
+        let saliency_top = top + panel + 60;
+        drawing(root.draw_text(
+            "saliency: d logit / d pixel",
+            &text(15),
+            (left, saliency_top - 40),
+        ))?;
+        drawing(root.draw_text(
+            "red raises the prediction, blue lowers it",
+            &text(12),
+            (left, saliency_top - 20),
+        ))?;
+        let saliency = symmetric_scale(&explanation.saliency);
+        draw_image(
+            root,
+            &saliency,
+            side,
+            (left, saliency_top),
+            panel,
+            diverging,
+        )?;
+
+        let grid_left = left + panel + MARGIN as i32;
+        let shown = units.min(MAX_TILES);
+        let columns = (shown as f64).sqrt().ceil().max(1.0) as i32;
+        let tile = GRID as i32 / columns;
+        let heading = if shown < units {
+            format!("first-layer weights: first {shown} of {units} units")
+        } else {
+            format!("first-layer weights: {units} units, one {side}x{side} tile each")
+        };
+        drawing(root.draw_text(&heading, &text(15), (grid_left, top - 22)))?;
+        for unit in 0..shown {
+            // Column `unit` of the [pixels, units] matrix.
+            let template: Vec<f32> = (0..pixels)
+                .map(|pixel| input_weights[pixel * units + unit])
+                .collect();
+            let at = (
+                grid_left + (unit as i32 % columns) * tile,
+                top + (unit as i32 / columns) * tile,
+            );
+            draw_image(
+                root,
+                &symmetric_scale(&template),
+                side,
+                at,
+                tile - 3,
+                diverging,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Draws `values` (row-major, `side` x `side`) as a square of `size` pixels at `at`,
+/// coloured by `color`.
+fn draw_image(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    values: &[f32],
+    side: usize,
+    at: (i32, i32),
+    size: i32,
+    color: fn(f32) -> RGBColor,
+) -> Result<(), String> {
+    let side_i = side.max(1) as i32;
+    for (index, &value) in values.iter().enumerate().take(side * side) {
+        let (row, column) = (index as i32 / side_i, index as i32 % side_i);
+        let corner = |r: i32, c: i32| (at.0 + c * size / side_i, at.1 + r * size / side_i);
+        drawing(area.draw(&Rectangle::new(
+            [corner(row, column), corner(row + 1, column + 1)],
+            color(value).filled(),
+        )))?;
+    }
+    drawing(area.draw(&Rectangle::new(
+        [at, (at.0 + size, at.1 + size)],
+        RGBColor(160, 160, 160),
+    )))
+}
+
+/// `values` divided by their largest magnitude, into [-1, 1]; all zeros stay zeros.
+fn symmetric_scale(values: &[f32]) -> Vec<f32> {
+    let largest = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    values
+        .iter()
+        .map(|&v| if largest > 0.0 { v / largest } else { 0.0 })
+        .collect()
+}
+
+/// 0 is black, 1 is white.
+fn grey(value: f32) -> RGBColor {
+    let level = (value.clamp(0.0, 1.0) * 255.0) as u8;
+    RGBColor(level, level, level)
+}
+
+/// -1 is blue, 0 is white, 1 is red.
+fn diverging(value: f32) -> RGBColor {
+    let fade = (255.0 * (1.0 - value.abs().min(1.0))) as u8;
+    if value >= 0.0 {
+        RGBColor(255, fade, fade)
+    } else {
+        RGBColor(fade, fade, 255)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::MlpConfig;
+
+    #[test]
+    fn saliency_is_the_gradient_of_the_predicted_logit() {
+        let device = Device::flex().autodiff();
+        let model = MlpConfig::new().init(&device);
+        let blank = vec![0u8; 784];
+        let explanation = explain(&model, &blank, &device).expect("explains");
+        assert_eq!(explanation.saliency.len(), 784);
+        assert!(explanation.saliency.iter().all(|g| g.is_finite()));
+        assert!(explanation.saliency.iter().any(|&g| g != 0.0));
+        // A linear model's gradient is its weight column, whatever the input.
+        let linear = MlpConfig::new().with_hidden_sizes(vec![]).init(&device);
+        let explanation = explain(&linear, &blank, &device).expect("explains");
+        let weights = linear
+            .input_weights()
+            .try_into_vec_as::<f32>()
+            .expect("floats");
+        let column: Vec<f32> = (0..784)
+            .map(|pixel| weights[pixel * 10 + explanation.predicted])
+            .collect();
+        let largest_gap = column
+            .iter()
+            .zip(&explanation.saliency)
+            .map(|(w, g)| (w - g).abs())
+            .fold(0.0f32, f32::max);
+        assert!(largest_gap < 1e-6, "{largest_gap}");
+    }
+
+    #[test]
+    fn picture_is_a_png_of_the_promised_size() {
+        let device = Device::flex().autodiff();
+        let model = MlpConfig::new().init(&device);
+        let explanation = explain(&model, &[0u8; 784], &device).expect("explains");
+        let weights = model
+            .input_weights()
+            .try_into_vec_as::<f32>()
+            .expect("floats");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("explain.png");
+        draw_explanation(&explanation, &weights, 28, "blank", &path).expect("drawn");
+        let image = image::open(&path).expect("a PNG");
+        assert_eq!((image.width(), image.height()), PICTURE_SIZE);
+    }
+}
