@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{DataError, IndexOutOfRange, LabelledImages};
+use crate::{DataError, IndexOutOfRange, LabelledImages, MnistBatch};
 
 /// How the 60,000 training images are divided into training and validation parts.
 #[derive(Config, Debug)]
@@ -108,6 +108,23 @@ impl MnistDataset {
             .iter()
             .max()
             .map_or(0, |&max| usize::from(max) + 1)
+    }
+
+    /// The batch of the items at `positions`, read straight from the shared set
+    /// without copying items; `None` if a position is past the end.
+    pub fn batch(&self, positions: &[usize], device: &Device) -> Option<MnistBatch> {
+        let images = positions
+            .iter()
+            .map(|&position| {
+                let &source = self.indices.get(position)?;
+                Some((self.set.image(source)?, self.set.label(source)?))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(MnistBatch::from_images(
+            images.into_iter(),
+            self.image_len(),
+            device,
+        ))
     }
 
     /// The item at `index`, or `None` past the end.

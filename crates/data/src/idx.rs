@@ -217,7 +217,16 @@ fn parse_idx(
         let found = file_len.saturating_sub(header_len);
         check_payload_len(path, expected, found)?;
     }
-    let mut payload = Vec::new();
+    // Reserving the payload up front spares reading 47 MB a dozen regrowths. A raw
+    // file's length was checked against the header above; a gzip stream's is not
+    // known, so its reservation is bounded by the compressed size, and a lying header
+    // reserves at most a few times what the file holds.
+    let reserve = if is_gzip {
+        expected.min(file_len.saturating_mul(GZIP_RESERVE_RATIO))
+    } else {
+        expected
+    };
+    let mut payload = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
     reader
         .take(expected.saturating_add(1))
         .read_to_end(&mut payload)
@@ -225,6 +234,10 @@ fn parse_idx(
     check_payload_len(path, expected, payload.len() as u64)?;
     Ok((dims, payload))
 }
+
+/// How many times its compressed size a gzip payload is reserved before reading:
+/// MNIST's images inflate 4.8 times, Fashion-MNIST's 1.8 times.
+const GZIP_RESERVE_RATIO: u64 = 8;
 
 fn check_payload_len(path: &Path, expected: u64, found: u64) -> Result<(), DataError> {
     let path: PathBuf = path.to_path_buf();
