@@ -190,6 +190,40 @@ def median_or_none(values):
     return statistics.median(values) if values else None
 
 
+def finish(implementation, epochs, model, evaluate_test, latency_input, train_images,
+           test_images, epoch_times, startup_to_first_step, data_load_seconds):
+    """Times EVAL_PASSES test-set evaluations and batch-1 latency, then prints the
+    result line with every JSON key."""
+    eval_times = []
+    test_accuracy = None
+    for _ in range(EVAL_PASSES):
+        t = time.perf_counter()
+        accuracy = evaluate_test()
+        eval_times.append(time.perf_counter() - t)
+        test_accuracy = accuracy if test_accuracy is None else test_accuracy
+    eval_seconds = median_or_none(eval_times)
+    log("test accuracy %.2f%%, eval pass median %.3fs" % (test_accuracy, eval_seconds))
+
+    lat_median, lat_p99 = batch1_latency_us(model, latency_input)
+    log("batch-1 latency: median %.1f us, p99 %.1f us" % (lat_median, lat_p99))
+
+    epoch_seconds = median_or_none(epoch_times)
+    emit_result({
+        "implementation": implementation,
+        "epochs": epochs,
+        "epoch_seconds": epoch_seconds,
+        "train_images_per_second": train_images / epoch_seconds if epoch_seconds else None,
+        "eval_images_per_second": test_images / eval_seconds if eval_seconds else None,
+        "batch1_latency_median_us": lat_median,
+        "batch1_latency_p99_us": lat_p99,
+        "startup_to_first_step_seconds": startup_to_first_step,
+        "data_load_seconds": data_load_seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "test_accuracy": test_accuracy,
+        "threads": torch.get_num_threads(),
+    })
+
+
 def emit_result(result):
     missing = set(JSON_KEYS) - set(result)
     extra = set(result) - set(JSON_KEYS)

@@ -110,37 +110,19 @@ def main():
         C.log("epoch %d/%d: train loss %.4f, validation accuracy %.2f%%, %.2fs"
               % (epoch, args.epochs, loss_sum / batches, val_acc, epoch_times[-1]))
 
-    # --- evaluation on the test set through the DataLoader ---
-    eval_times = []
-    test_accuracy = None
-    for _ in range(C.EVAL_PASSES):
-        t = time.perf_counter()
-        acc = evaluate(model, test_loader)
-        eval_times.append(time.perf_counter() - t)
-        test_accuracy = acc if test_accuracy is None else test_accuracy
-    eval_seconds = C.median_or_none(eval_times)
-    C.log("test accuracy %.2f%%, eval pass median %.3fs" % (test_accuracy, eval_seconds))
-
-    # --- batch-1 latency ---
-    x = test_dataset[0][0].reshape(1, 28 * 28).contiguous()
-    lat_median, lat_p99 = C.batch1_latency_us(model, x)
-    C.log("batch-1 latency: median %.1f us, p99 %.1f us" % (lat_median, lat_p99))
-
-    epoch_seconds = C.median_or_none(epoch_times)
-    C.emit_result({
-        "implementation": "pytorch-reference",
-        "epochs": args.epochs,
-        "epoch_seconds": epoch_seconds,
-        "train_images_per_second": len(train_dataset) / epoch_seconds if epoch_seconds else None,
-        "eval_images_per_second": len(test_dataset) / eval_seconds if eval_seconds else None,
-        "batch1_latency_median_us": lat_median,
-        "batch1_latency_p99_us": lat_p99,
-        "startup_to_first_step_seconds": startup_to_first_step,
-        "data_load_seconds": data_load_seconds,
-        "peak_rss_mb": C.peak_rss_mb(),
-        "test_accuracy": test_accuracy,
-        "threads": torch.get_num_threads(),
-    })
+    # --- evaluation, batch-1 latency, and the result line ---
+    C.finish(
+        implementation="pytorch-reference",
+        epochs=args.epochs,
+        model=model,
+        evaluate_test=lambda: evaluate(model, test_loader),
+        latency_input=test_dataset[0][0].reshape(1, 28 * 28).contiguous(),
+        train_images=len(train_dataset),
+        test_images=len(test_dataset),
+        epoch_times=epoch_times,
+        startup_to_first_step=startup_to_first_step,
+        data_load_seconds=data_load_seconds,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
 use crate::inference::scale_pixels;
+use crate::renderer::Console;
 use crate::run_dir::RunDir;
 use crate::training::{TrainRequest, train};
 
@@ -57,14 +58,17 @@ pub fn run_bench(
         path: std::env::temp_dir(),
         error,
     })?;
+    let run_dir = RunDir::new(scratch.path().join("bench"));
     let report = train(
         TrainRequest {
             config: TrainingConfig::new().with_epochs(epochs),
             data_dir: data_dir.clone(),
-            run_dir: RunDir::new(scratch.path().join("bench")),
+            run_dir: run_dir.clone(),
             resume: false,
             overwrite: false,
             test: true,
+            // Stdout carries the JSON alone.
+            console: Console::Stderr,
         },
         backend,
     )?;
@@ -79,10 +83,12 @@ pub fn run_bench(
     let epoch_seconds = median(&mut train_seconds);
     let train_images = report.train_images as f64;
 
+    // Prediction is timed on the saved model, loaded as `predict` and `serve` load it.
+    let (_, model) = run_dir.load_model(&backend.device)?;
     let test = MnistDataset::new(Mnist::load(data_dir.as_deref())?.test);
-    let eval_images_per_second = eval_throughput(&report.model, &test, &backend.device)?;
+    let eval_images_per_second = eval_throughput(&model, &test, &backend.device)?;
     let first_image = test.item(0).map(|item| item.pixels).unwrap_or_default();
-    let (latency_median, latency_p99) = latency(&report.model, &first_image, &backend.device)?;
+    let (latency_median, latency_p99) = latency(&model, &first_image, &backend.device)?;
     Ok(BenchReport {
         implementation: format!("burn-{}", backend.name),
         epochs,

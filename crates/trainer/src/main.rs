@@ -325,6 +325,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         resume: args.resume,
         overwrite: args.overwrite,
         test: !args.no_test,
+        console: trainer::renderer::Console::Stdout,
     };
     train(request, &backend)?;
     Ok(())
@@ -600,7 +601,9 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
 }
 
 fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
-    let backend = open_backend(&args.common)?;
+    // Stdout carries the JSON alone; everything else goes to stderr.
+    let backend = backend::open(args.common.device.as_deref())?;
+    eprintln!("{backend}");
     let report = bench::run_bench(
         args.common.data_dir,
         usize::from(args.epochs),

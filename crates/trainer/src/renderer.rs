@@ -17,6 +17,26 @@ use burn::train::renderer::{
 use burn::train::{Interrupter, LearnerSummary};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Where a run's progress lines go: stdout, or stderr when stdout carries a result
+/// of its own (`trainer bench` prints its JSON there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Console {
+    #[default]
+    Stdout,
+    Stderr,
+}
+
+impl Console {
+    /// Writes one line. A closed stream must not stop training, so failures are
+    /// ignored: the run's files record everything the lines say.
+    pub fn line(self, text: impl std::fmt::Display) {
+        let _ = match self {
+            Self::Stdout => writeln!(std::io::stdout().lock(), "{text}"),
+            Self::Stderr => writeln!(std::io::stderr().lock(), "{text}"),
+        };
+    }
+}
+
 /// The scores of one finished epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EpochSummary {
@@ -67,6 +87,7 @@ pub struct EpochRenderer {
     /// When the training split of the current epoch started, while it runs.
     train_started: Option<Instant>,
     first_step: FirstStep,
+    console: Console,
     progress: Option<ProgressBar>,
 }
 
@@ -89,6 +110,7 @@ impl EpochRenderer {
         on_epoch: EpochHook,
         interrupter: Interrupter,
         first_step: FirstStep,
+        console: Console,
     ) -> Self {
         Self {
             history,
@@ -101,6 +123,7 @@ impl EpochRenderer {
             epoch_started: Instant::now(),
             train_started: None,
             first_step,
+            console,
             progress: None,
         }
     }
@@ -197,14 +220,10 @@ impl TrainingProgressLogger for EpochRenderer {
     fn update_epoch(&mut self, epoch: usize) {
         self.current.epoch = epoch;
         self.current.duration = self.epoch_started.elapsed();
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout must not stop training; the history still records the epoch.
-        let _ = writeln!(
-            stdout,
+        self.console.line(format_args!(
             "epoch {epoch}/{}  {}",
             self.total_epochs, self.current
-        );
-        let _ = stdout.flush();
+        ));
         if let Ok(mut history) = self.history.lock() {
             history.push(self.current.clone());
             if let Err(error) = (self.on_epoch)(&history) {

@@ -26,7 +26,7 @@ use crate::config::TrainingConfig;
 use crate::early_stopping::{Patience, best_epoch};
 use crate::evaluation::{Evaluation, evaluate};
 use crate::plots::training_curves;
-use crate::renderer::{EpochHook, EpochRenderer, EpochSummary, FirstStep, History};
+use crate::renderer::{Console, EpochHook, EpochRenderer, EpochSummary, FirstStep, History};
 use crate::run_dir::{RunDir, RunInfo};
 
 /// What to train and where.
@@ -43,6 +43,8 @@ pub struct TrainRequest {
     /// Score the final model on the test set. Sweeps turn this off for their trials
     /// and test only the winner, so that the test set plays no part in the choice.
     pub test: bool,
+    /// Where progress lines go.
+    pub console: Console,
 }
 
 /// What a finished run achieved.
@@ -108,12 +110,13 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         resume,
         overwrite,
         test: run_test,
+        console,
     } = request;
     config.validate()?;
     let loading = std::time::Instant::now();
     let mnist = Mnist::load(data_dir.as_deref())?;
     let data_load = loading.elapsed();
-    println!(
+    console.line(format_args!(
         "data {}: {} training and {} test images of {}x{}, {} classes",
         mnist.source,
         mnist.train.len(),
@@ -121,7 +124,7 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         mnist.train.rows(),
         mnist.train.cols(),
         mnist.num_classes()
-    );
+    ));
     let config = fit_to_data(config, &mnist)?;
     let test = MnistDataset::new(mnist.test);
     let (train_set, valid_set) = MnistDataset::train_valid(mnist.train, &config.split)?;
@@ -136,16 +139,16 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
             value: format!("{:?}", config.patience),
         }));
     }
-    println!(
+    console.line(format_args!(
         "training on {} images, validating on {}; model {} ({} parameters)",
         train_set.len(),
         valid_set.len(),
         architecture(&config),
         config.model.init(&backend.device).num_params()
-    );
+    ));
 
     // Only now that the data is known to be good may an earlier run be replaced.
-    let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite)?;
+    let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite, console)?;
     if let Some(epoch) = resume_from {
         check_resumable(&run_dir, &config, epoch, &backend.device)?;
     }
@@ -199,13 +202,14 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         save_metrics,
         training.interrupter(),
         first_step.clone(),
+        console,
     );
     training = training.renderer(Box::new(renderer));
     if let Some(epoch) = resume_from {
-        println!(
+        console.line(format_args!(
             "resuming after epoch {epoch} from {}",
             run_dir.root().display()
-        );
+        ));
         training = training.checkpoint(epoch);
     }
     let schedule = config
@@ -234,19 +238,19 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     };
     let model = match kept {
         Some(best) if best.epoch != last_epoch => {
-            println!(
+            console.line(format_args!(
                 "keeping epoch {}, which had the lowest validation loss ({:.4})",
                 best.epoch, best.valid_loss
-            );
+            ));
             load_checkpoint_model(&run_dir, &config, best.epoch, &backend.device)?
         }
         _ => result.model.mlp,
     };
     if last_epoch < config.epochs {
-        println!(
+        console.line(format_args!(
             "stopped early after epoch {last_epoch}: no lower validation loss for {} epochs",
             config.patience.unwrap_or_default()
-        );
+        ));
     }
     run_dir.save_model(&model)?;
     info.kept_epoch = kept.map(|e| e.epoch);
@@ -259,17 +263,17 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
         info.test_loss = Some(scores.loss);
         info.test_accuracy = Some(scores.accuracy());
         run_dir.save_info(&info)?;
-        println!(
+        console.line(format_args!(
             "test loss {:.4}  test accuracy {:.2}%  ({} images)",
             scores.loss,
             scores.accuracy(),
             scores.total
-        );
+        ));
         Some(scores)
     } else {
         None
     };
-    println!("saved {}", run_dir.model_path().display());
+    console.line(format_args!("saved {}", run_dir.model_path().display()));
     Ok(TrainReport {
         epochs: all_epochs
             .into_iter()
@@ -335,6 +339,7 @@ fn prepare_run_dir(
     config: &TrainingConfig,
     resume: bool,
     overwrite: bool,
+    console: Console,
 ) -> Result<Option<usize>, TrainerError> {
     if resume {
         let Some(last) = run_dir.last_checkpoint() else {
@@ -342,10 +347,10 @@ fn prepare_run_dir(
                 return Err(TrainerError::NothingToResume(run_dir.root().to_path_buf()));
             }
             // The run died within its first epoch: continuing it is starting it over.
-            println!(
+            console.line(format_args!(
                 "{} holds no complete checkpoint yet; starting the run over",
                 run_dir.root().display()
-            );
+            ));
             return Ok(None);
         };
         // A run killed after its last checkpoint but before saving its model resumes

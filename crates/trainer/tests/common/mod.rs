@@ -106,6 +106,7 @@ pub fn quick_run(data_dir: &Path, run_dir: &Path) -> trainer::training::TrainReq
         resume: false,
         overwrite: false,
         test: true,
+        console: trainer::renderer::Console::Stdout,
     }
 }
 
