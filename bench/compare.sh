@@ -44,21 +44,27 @@ trainer="$target_dir/release/trainer"
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
 
-echo "running trainer bench ($epochs epochs) ..." >&2
-"$trainer" bench --data-dir "$data_dir" --epochs "$epochs" | tail -n 1 > "$results/burn.json"
+# Runs one benchmark; its last stdout line (the JSON) goes to $results/<name>.json.
+# On failure, says which one failed and shows the end of its stderr.
+measure() {
+  local name="$1"; shift
+  echo "running $name ..." >&2
+  if ! "$@" > "$results/$name.out" 2> "$results/$name.err"; then
+    echo "error: $name failed:" >&2
+    tail -n 5 "$results/$name.err" >&2
+    exit 1
+  fi
+  tail -n 1 "$results/$name.out" > "$results/$name.json"
+}
+
+measure burn "$trainer" bench --data-dir "$data_dir" --epochs "$epochs"
 # The preloaded baseline runs twice: with passive OpenMP threads, as advised for a
 # shared 2-core machine, and with OpenMP's default (spinning) threads, which on an
 # otherwise idle machine is PyTorch's fastest; the table shows both.
-echo "running bench/pytorch_fast.py ($epochs epochs, OMP_WAIT_POLICY=PASSIVE) ..." >&2
-OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_fast.py --data-dir "$data_dir" --epochs "$epochs" 2>/dev/null \
-  | tail -n 1 > "$results/fast.json"
-echo "running bench/pytorch_fast.py ($epochs epochs, OpenMP's default wait policy) ..." >&2
-env -u OMP_WAIT_POLICY "$venv/bin/python" bench/pytorch_fast.py --data-dir "$data_dir" --epochs "$epochs" 2>/dev/null \
-  | tail -n 1 > "$results/fast_spin.json"
+measure fast env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_fast.py --data-dir "$data_dir" --epochs "$epochs"
+measure fast_spin env -u OMP_WAIT_POLICY "$venv/bin/python" bench/pytorch_fast.py --data-dir "$data_dir" --epochs "$epochs"
 if [ "$reference" = 1 ]; then
-  echo "running bench/pytorch_reference.py ($epochs epochs, OMP_WAIT_POLICY=PASSIVE) ..." >&2
-  OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_reference.py --data-dir "$data_dir" --epochs "$epochs" 2>/dev/null \
-    | tail -n 1 > "$results/reference.json"
+  measure reference env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_reference.py --data-dir "$data_dir" --epochs "$epochs"
 fi
 
 "$venv/bin/python" - "$results" <<'EOF'

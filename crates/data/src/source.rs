@@ -114,6 +114,25 @@ fn canonical_files(dir: &Path) -> Result<MnistFiles, DataError> {
     })
 }
 
+/// What a file's name says it holds: `(is test split, is images)`, from the words of
+/// the name (split at `-`, `_` and `.`); `None` for names that say neither or both,
+/// and for checksums, notes and macOS resource forks.
+fn describe(path: &Path) -> Option<(bool, bool)> {
+    let name = path.file_name()?.to_string_lossy().to_lowercase();
+    let not_data = [
+        ".md5", ".sha1", ".sha256", ".txt", ".md", ".json", ".csv", ".html",
+    ];
+    if name.starts_with("._") || not_data.iter().any(|suffix| name.ends_with(suffix)) {
+        return None;
+    }
+    let stem = name.strip_suffix(".gz").unwrap_or(&name);
+    let words: Vec<&str> = stem.split(['-', '_', '.']).collect();
+    let says = |any: &[&str]| words.iter().any(|word| any.contains(word));
+    let (test, train) = (says(&["test", "t10k"]), says(&["train"]));
+    let (images, labels) = (says(&["images", "imgs", "idx3"]), says(&["labels", "idx1"]));
+    (test != train && images != labels).then_some((test, images))
+}
+
 /// The four files of a data set whose file names describe them, if `dir` holds any
 /// such file; `None` if it holds none at all.
 fn described_files(dir: &Path) -> Option<Result<MnistFiles, DataError>> {
@@ -125,29 +144,23 @@ fn described_files(dir: &Path) -> Option<Result<MnistFiles, DataError>> {
         .filter(|path| path.is_file())
         .collect();
     let slot = |test: bool, images: bool| -> Vec<PathBuf> {
-        candidates
+        let found: Vec<PathBuf> = candidates
             .iter()
             .filter(|path| {
-                let name = path
-                    .file_name()
-                    .map(|name| name.to_string_lossy().to_lowercase())
-                    .unwrap_or_default();
-                let is_test = name.contains("t10k") || name.contains("test");
-                let is_train = name.contains("train");
-                let is_images =
-                    name.contains("idx3") || name.contains("images") || name.contains("imgs");
-                let is_labels = name.contains("idx1") || name.contains("labels");
-                let split_matches = if test {
-                    is_test && !is_train
-                } else {
-                    is_train && !is_test
-                };
-                let kind_matches = if images {
-                    is_images && !is_labels
-                } else {
-                    is_labels && !is_images
-                };
-                split_matches && kind_matches
+                let kind = describe(path);
+                kind == Some((test, images))
+            })
+            .cloned()
+            .collect();
+        // A file kept both raw and gzipped (`gunzip -k`) is one file: the raw one.
+        found
+            .iter()
+            .filter(|path| {
+                let raw = path
+                    .to_string_lossy()
+                    .strip_suffix(".gz")
+                    .map(PathBuf::from);
+                !raw.is_some_and(|raw| found.contains(&raw))
             })
             .cloned()
             .collect()
@@ -236,6 +249,20 @@ mod tests {
         assert_eq!(
             files.train_images,
             root.join("emnist-letters-train-images-idx3-ubyte.gz")
+        );
+        // A copy kept both raw and gzipped, a checksum and a word that merely contains
+        // "test" change nothing.
+        for name in [
+            "emnist-letters-train-images-idx3-ubyte",
+            "emnist-letters-train-images-idx3-ubyte.gz.md5",
+            "latest-notes-images",
+        ] {
+            touch(&root.join(name));
+        }
+        let files = in_directory(root).expect("still unambiguous");
+        assert_eq!(
+            files.train_images,
+            root.join("emnist-letters-train-images-idx3-ubyte")
         );
         // Two data sets side by side cannot be told apart: the error lists both.
         touch(&root.join("emnist-digits-train-images-idx3-ubyte.gz"));

@@ -18,6 +18,7 @@ use crate::config::TrainingConfig;
 use crate::inference::scale_pixels;
 use crate::renderer::Console;
 use crate::run_dir::RunDir;
+use crate::stats::median;
 use crate::training::{TrainRequest, train};
 
 /// One benchmark run's numbers.
@@ -159,15 +160,6 @@ fn latency(model: &Mlp, image: &[u8], device: &Device) -> Result<(f64, f64), Tra
     Ok((median(&mut micros), p99))
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 /// The process's peak resident memory, from `/proc/self/status` (Linux).
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -195,12 +187,6 @@ pub fn process_age() -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-    }
 
     #[test]
     fn this_process_has_an_age_and_a_peak_rss() {

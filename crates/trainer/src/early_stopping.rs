@@ -24,8 +24,13 @@ impl Patience {
         let Ok(history) = self.history.lock() else {
             return false;
         };
-        best_epoch(&history).is_some_and(|best| epoch >= best.epoch + self.patience)
+        stops_after(&history, epoch, self.patience)
     }
+}
+
+/// Whether a run with `patience` whose epochs so far are `history` ends after `epoch`.
+pub fn stops_after(history: &[EpochSummary], epoch: usize, patience: usize) -> bool {
+    best_epoch(history).is_some_and(|best| epoch >= best.epoch + patience)
 }
 
 impl EarlyStoppingStrategy for Patience {

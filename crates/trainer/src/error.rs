@@ -51,6 +51,10 @@ pub enum TrainerError {
     )]
     AlreadyFinished { dir: PathBuf, epochs: usize },
     #[error(
+        "the run in {dir} stopped early after epoch {epoch}: its validation loss stopped improving; pass a larger --patience to train further"
+    )]
+    StoppedEarly { dir: PathBuf, epoch: usize },
+    #[error(
         "the data's images have {found} pixels but the model takes {expected} inputs; set model.input_size to {found} in the config"
     )]
     InputSizeMismatch { expected: usize, found: usize },

@@ -28,6 +28,9 @@ pub struct Explanation {
 /// class's logit to the input. `model` must live on an autodiff device.
 pub fn explain(model: &Mlp, image: &[u8], device: &Device) -> Result<Explanation, TrainerError> {
     let read_error = |e: burn::tensor::TensorReadError| TrainerError::Training(e.to_string());
+    // On an autodiff device dropout would be active, as in training; frozen, the
+    // network computes what `predict` computes, and only the input takes gradients.
+    let model = model.clone().freeze();
     let pixels = scale_pixels(image);
     let input = Tensor::<2>::from_data(TensorData::new(pixels.clone(), [1, pixels.len()]), device)
         .require_grad();
@@ -225,6 +228,30 @@ mod tests {
             .map(|(w, g)| (w - g).abs())
             .fold(0.0f32, f32::max);
         assert!(largest_gap < 1e-6, "{largest_gap}");
+    }
+
+    #[test]
+    fn dropout_plays_no_part_in_an_explanation() {
+        let device = Device::flex().autodiff();
+        let model = MlpConfig::new().with_dropout(0.5).init(&device);
+        let image: Vec<u8> = (0..784).map(|i| (i * 7 % 256) as u8).collect();
+        let first = explain(&model, &image, &device).expect("explains");
+        let second = explain(&model, &image, &device).expect("explains");
+        assert_eq!(first.probabilities, second.probabilities);
+        assert_eq!(first.saliency, second.saliency);
+        // The same weights off the autodiff device, as `predict` runs them.
+        let plain =
+            crate::inference::predict(&model.valid(), &[image], &Device::flex()).expect("predicts");
+        let largest_gap = plain[0]
+            .probabilities
+            .iter()
+            .zip(&first.probabilities)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            largest_gap < 1e-6,
+            "dropout changed the output by {largest_gap}"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod renderer;
 pub mod run_dir;
 pub mod schedule;
 pub mod serve;
+pub mod stats;
 pub mod sweep;
 pub mod training;
 

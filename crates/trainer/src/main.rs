@@ -19,7 +19,8 @@ use trainer::plots::confusion_matrix;
 use trainer::preprocess::load_digit;
 use trainer::run_dir::RunDir;
 use trainer::serve::{Classifier, Server};
-use trainer::sweep::{Best, Outcome, SweepError, SweepRequest, run_sweep as sweep};
+use trainer::stats::median;
+use trainer::sweep::{Best, SweepError, SweepRequest, run_sweep as sweep};
 use trainer::training::{TrainRequest, architecture, check_model_fits, eval_batch_size, train};
 
 /// Burn allocates and frees a buffer for nearly every tensor operation, across the
@@ -318,10 +319,16 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         .artifacts
         .unwrap_or_else(|| Path::new("artifacts").join(name));
     let backend = open_backend(&args.common)?;
+    let run_dir = RunDir::new(run_dir);
+    // A resumed run continues on the data it started on unless told otherwise.
+    let data_dir = match args.resume {
+        true => data_dir_for(&run_dir, &args.common),
+        false => args.common.data_dir,
+    };
     let request = TrainRequest {
         config,
-        data_dir: args.common.data_dir,
-        run_dir: RunDir::new(run_dir),
+        data_dir,
+        run_dir,
         resume: args.resume,
         overwrite: args.overwrite,
         test: !args.no_test,
@@ -348,29 +355,43 @@ fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
         device: args.common.device.clone(),
     };
     let ranked = sweep(&request)?;
-    let Some((best, valid_accuracy)) = ranked.first().and_then(|entry| match entry.outcome {
-        Outcome::Finished { valid_accuracy, .. } => Some((entry, valid_accuracy)),
-        Outcome::Failed(_) => None,
-    }) else {
+    let Some((best, valid_accuracy)) = ranked
+        .first()
+        .and_then(|entry| Some((entry, entry.valid_accuracy()?)))
+    else {
         return Err(SweepError::NothingFinished(dir).into());
     };
-    // The test set is consulted once, for the winner only.
-    let run = RunDir::new(best.trial.dir(&dir));
+    // The test set is consulted once, for the winner only (each of its seeds).
     let backend = open_backend(&args.common)?;
-    let (_, scores) = score_on_test(&run, &args.common, &backend)?;
+    let mut names = Vec::new();
+    let mut accuracies = Vec::new();
+    let mut losses = Vec::new();
+    for trial in best.finished() {
+        let (_, scores) = score_on_test(&RunDir::new(trial.dir(&dir)), &args.common, &backend)?;
+        names.push(trial.name());
+        accuracies.push(scores.accuracy());
+        losses.push(scores.loss);
+    }
+    let test_accuracy = median(&mut accuracies.clone());
+    let test_loss = median(&mut losses);
     println!(
-        "best: trial-{:03} ({})  valid acc {valid_accuracy:.2}%  test acc {:.2}%  test loss {:.4}",
-        best.trial.number,
-        best.trial.describe(),
-        scores.accuracy(),
-        scores.loss
+        "best: {} ({})  valid acc {valid_accuracy:.2}%  test acc {test_accuracy:.2}%  test loss {test_loss:.4}{}",
+        names.join(" "),
+        best.describe(),
+        if accuracies.len() > 1 {
+            let each: Vec<String> = accuracies.iter().map(|a| format!("{a:.2}%")).collect();
+            format!("  (medians; test acc per seed {})", each.join(", "))
+        } else {
+            String::new()
+        }
     );
     Best {
-        trial: format!("trial-{:03}", best.trial.number),
-        settings: best.trial.settings.iter().cloned().collect(),
+        trials: names,
+        settings: best.settings.iter().cloned().collect(),
         valid_accuracy,
-        test_accuracy: scores.accuracy(),
-        test_loss: scores.loss,
+        test_accuracy,
+        test_loss,
+        test_accuracies: accuracies,
     }
     .save(&dir)?;
     println!("wrote {}", dir.join("best.json").display());

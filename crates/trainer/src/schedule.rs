@@ -15,7 +15,8 @@ pub enum ScheduleName {
     /// `lr` throughout.
     #[default]
     Constant,
-    /// `lr`, multiplied by `gamma` every `step_epochs` epochs (PyTorch's `StepLR`).
+    /// `lr`, multiplied by `gamma` every `step_epochs` epochs after warm-up (PyTorch's
+    /// `StepLR`).
     Step,
     /// From `lr` down to `min_lr` along half a cosine, over the steps after warm-up
     /// (PyTorch's `CosineAnnealingLR` with `T_max` the whole run).
@@ -82,7 +83,8 @@ impl Schedule {
         match self.config.name {
             ScheduleName::Constant => self.lr,
             ScheduleName::Step => {
-                let epoch = step / self.steps_per_epoch;
+                // Epochs of the schedule proper, which starts after warm-up.
+                let epoch = (step - self.warmup_steps) / self.steps_per_epoch;
                 let decays = epoch / self.config.step_epochs.max(1) as u64;
                 self.lr * self.config.gamma.powi(decays.min(i32::MAX as u64) as i32)
             }
@@ -146,6 +148,20 @@ mod tests {
         assert!(
             per_epoch.iter().zip(expected).all(|(&a, b)| close(a, b)),
             "{per_epoch:?}"
+        );
+    }
+
+    #[test]
+    fn step_counts_its_epochs_from_the_end_of_warm_up() {
+        let config = ScheduleConfig::new()
+            .with_name(ScheduleName::Step)
+            .with_warmup_epochs(2.0)
+            .with_gamma(0.5);
+        let rates = rates(config, 1, 5);
+        let expected = [0.05, 0.1, 0.1, 0.05, 0.025];
+        assert!(
+            rates.iter().zip(expected).all(|(&a, b)| close(a, b)),
+            "{rates:?}"
         );
     }
 

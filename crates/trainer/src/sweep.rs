@@ -1,15 +1,17 @@
 //! Hyperparameter search. A sweep file names a base config, the config fields to vary
 //! and how (every combination, or a seeded random sample within a trial budget). Each
 //! trial is an ordinary run directory under the sweep's directory, trained by a child
-//! `trainer train` process without a test-set evaluation; trials are ranked by
-//! validation accuracy, and only the winner is scored on the test set.
+//! `trainer train` process without a test-set evaluation. With `seeds`, every
+//! configuration is trained once per seed. Configurations are ranked by validation
+//! accuracy (the median over their seeds), and only the winner is scored on the test
+//! set.
 //!
 //! ```text
 //! <sweep>/sweep.json              the sweep file as run
 //! <sweep>/trial-NNN/trial.json    the trial's planned config
 //! <sweep>/trial-NNN/train.log     the child process's output
 //! <sweep>/trial-NNN/...           an ordinary run directory
-//! <sweep>/leaderboard.{csv,md}    trials by validation accuracy
+//! <sweep>/leaderboard.{csv,md}    configurations by validation accuracy
 //! <sweep>/best.json               the winner and its test-set scores
 //! ```
 //!
@@ -31,6 +33,7 @@ use serde_json::Value;
 use crate::TrainerError;
 use crate::config::{ConfigError, TrainingConfig};
 use crate::run_dir::RunDir;
+use crate::stats::median;
 
 /// Grids larger than this are surely a mistake in the sweep file.
 const MAX_TRIALS: usize = 10_000;
@@ -54,16 +57,21 @@ pub enum Method {
 pub enum Domain {
     /// These values (any JSON: numbers, strings, lists).
     Values(Vec<Value>),
-    /// A number between `min` and `max` (random sweeps only), uniform or, with `log`,
-    /// log-uniform; with `integer`, rounded to a whole number.
-    Range {
-        min: f64,
-        max: f64,
-        #[serde(default)]
-        log: bool,
-        #[serde(default)]
-        integer: bool,
-    },
+    /// A number drawn from a range (random sweeps only).
+    Range(Range),
+}
+
+/// A number between `min` and `max`: uniform, or with `log` log-uniform; with
+/// `integer`, a whole number, each equally likely.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+    #[serde(default)]
+    pub log: bool,
+    #[serde(default)]
+    pub integer: bool,
 }
 
 /// A sweep file.
@@ -82,6 +90,11 @@ pub struct SweepSpec {
     /// Seed of a random sweep's draws.
     #[serde(default)]
     pub seed: u64,
+    /// Train every configuration once with each of these values of the config's
+    /// `seed`, and rank configurations by the median of their validation accuracies:
+    /// differences smaller than the spread between seeds are noise.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
     /// Dotted config keys (`lr`, `optimizer.name`, `model.dropout`, ...) and the values
     /// each takes.
     pub parameters: BTreeMap<String, Domain>,
@@ -117,23 +130,37 @@ pub enum SweepError {
 #[derive(Debug, Clone)]
 pub struct Trial {
     pub number: usize,
+    /// The configuration it belongs to (from 0): trials differing only in `seed`
+    /// share one.
+    pub configuration: usize,
+    /// The values the sweep sets, the seed last when the sweep has `seeds`.
     pub settings: Vec<(String, Value)>,
     pub config: TrainingConfig,
 }
 
 impl Trial {
+    /// `trial-007`.
+    pub fn name(&self) -> String {
+        format!("trial-{:03}", self.number)
+    }
+
     pub fn dir(&self, sweep_dir: &Path) -> PathBuf {
-        sweep_dir.join(format!("trial-{:03}", self.number))
+        sweep_dir.join(self.name())
     }
 
     /// `lr=0.003 optimizer.name=adamw`.
     pub fn describe(&self) -> String {
-        self.settings
-            .iter()
-            .map(|(key, value)| format!("{key}={}", show(value)))
-            .collect::<Vec<_>>()
-            .join(" ")
+        describe(&self.settings)
     }
+}
+
+/// `lr=0.003 optimizer.name=adamw`.
+fn describe(settings: &[(String, Value)]) -> String {
+    settings
+        .iter()
+        .map(|(key, value)| format!("{key}={}", show(value)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A JSON value as a user would write it on the command line.
@@ -159,11 +186,34 @@ impl SweepSpec {
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
                 .map_err(|e| invalid(format!("`{}`: {}", e.path(), e.inner())))?;
         let base = spec.base_config(path)?;
-        let assignments = spec.assignments().map_err(invalid)?;
-        let trials = assignments
+        let configurations = spec.assignments().map_err(invalid)?;
+        let seeds: Vec<Option<u64>> = if spec.seeds.is_empty() {
+            vec![None]
+        } else {
+            spec.seeds.iter().copied().map(Some).collect()
+        };
+        let planned =
+            configurations
+                .into_iter()
+                .enumerate()
+                .flat_map(|(configuration, settings)| {
+                    seeds.iter().map(move |seed| {
+                        let mut settings = settings.clone();
+                        settings.extend(seed.map(|seed| ("seed".to_string(), Value::from(seed))));
+                        (configuration, settings)
+                    })
+                });
+        let planned: Vec<_> = planned.collect();
+        if planned.len() > MAX_TRIALS {
+            return Err(invalid(format!(
+                "{} trials (configurations times seeds) is more than {MAX_TRIALS}",
+                planned.len()
+            )));
+        }
+        let trials = planned
             .into_iter()
             .enumerate()
-            .map(|(index, settings)| {
+            .map(|(index, (configuration, settings))| {
                 let number = index + 1;
                 let trial_error = |error| SweepError::Trial {
                     path: path.to_path_buf(),
@@ -177,8 +227,16 @@ impl SweepSpec {
                     })
                     .map_err(trial_error)?;
                 config.validate().map_err(trial_error)?;
+                if config.split.valid_size == 0 {
+                    return Err(trial_error(ConfigError::Invalid {
+                        field: "split.valid_size",
+                        rule: "above 0 in a sweep, which ranks trials on the validation set",
+                        value: "0".into(),
+                    }));
+                }
                 Ok(Trial {
                     number,
+                    configuration,
                     settings,
                     config,
                 })
@@ -214,22 +272,34 @@ impl SweepSpec {
         if self.parameters.is_empty() {
             return Err("`parameters` names no config field to vary".into());
         }
+        if !self.seeds.is_empty() && self.parameters.contains_key("seed") {
+            return Err("`seed` is both a parameter and given by `seeds`; keep one".into());
+        }
+        let mut distinct = self.seeds.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != self.seeds.len() {
+            return Err("`seeds` lists a seed twice".into());
+        }
         for (key, domain) in &self.parameters {
             match domain {
                 Domain::Values(values) if values.is_empty() => {
                     return Err(format!("`parameters.{key}` lists no values"));
                 }
-                Domain::Range { .. } if self.method == Method::Grid => {
+                Domain::Range(_) if self.method == Method::Grid => {
                     return Err(format!(
                         "`parameters.{key}` is a range, which only a random sweep can draw from; list the values, or set \"method\": \"random\""
                     ));
                 }
-                Domain::Range { min, max, log, .. } => {
-                    if !(min.is_finite() && max.is_finite() && min <= max) {
+                Domain::Range(range) => {
+                    if !(range.min.is_finite() && range.max.is_finite() && range.min <= range.max) {
                         return Err(format!("`parameters.{key}` needs finite min <= max"));
                     }
-                    if *log && *min <= 0.0 {
+                    if range.log && range.min <= 0.0 {
                         return Err(format!("`parameters.{key}`: a log range needs min > 0"));
+                    }
+                    if range.integer && range.min.ceil() > range.max.floor() {
+                        return Err(format!("`parameters.{key}` holds no whole number"));
                     }
                 }
                 Domain::Values(_) => {}
@@ -296,20 +366,20 @@ impl SweepSpec {
 fn draw(domain: &Domain, rng: &mut StdRng) -> Value {
     match domain {
         Domain::Values(values) => values[rng.random_range(0..values.len())].clone(),
-        Domain::Range {
-            min,
-            max,
-            log,
-            integer,
-        } => {
+        Domain::Range(range) if range.integer && !range.log => {
+            Value::from(rng.random_range(range.min.ceil() as i64..=range.max.floor() as i64))
+        }
+        Domain::Range(range) => {
+            let Range { min, max, .. } = *range;
             let unit: f64 = rng.random();
-            let value = if *log {
+            let value = if range.log {
                 (min.ln() + unit * (max.ln() - min.ln())).exp()
             } else {
                 min + unit * (max - min)
             };
-            if *integer {
-                Value::from(value.round() as i64)
+            if range.integer {
+                // Log-uniform whole numbers: rounded, kept within the range.
+                Value::from((value.round() as i64).clamp(min.ceil() as i64, max.floor() as i64))
             } else {
                 // Six significant digits keep configs and leaderboards readable.
                 let rounded: f64 = format!("{value:.5e}").parse().unwrap_or(value);
@@ -345,11 +415,57 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// A trial and how it ended.
+/// A configuration of the sweep and how its trials (one per seed) ended.
 #[derive(Debug, Clone)]
 pub struct Ranked {
-    pub trial: Trial,
-    pub outcome: Outcome,
+    /// The values the sweep sets for it, without the seed.
+    pub settings: Vec<(String, Value)>,
+    pub trials: Vec<(Trial, Outcome)>,
+}
+
+impl Ranked {
+    /// The trials that finished.
+    pub fn finished(&self) -> impl Iterator<Item = &Trial> {
+        self.trials
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, Outcome::Finished { .. }))
+            .map(|(trial, _)| trial)
+    }
+
+    /// The median over its finished trials of the validation accuracy, or `None`
+    /// when none finished.
+    pub fn valid_accuracy(&self) -> Option<f64> {
+        self.median_of(|outcome| match outcome {
+            Outcome::Finished { valid_accuracy, .. } => Some(*valid_accuracy),
+            Outcome::Failed(_) => None,
+        })
+    }
+
+    fn valid_loss(&self) -> Option<f64> {
+        self.median_of(|outcome| match outcome {
+            Outcome::Finished { valid_loss, .. } => Some(*valid_loss),
+            Outcome::Failed(_) => None,
+        })
+    }
+
+    fn median_of(&self, value: impl Fn(&Outcome) -> Option<f64>) -> Option<f64> {
+        let mut values: Vec<f64> = self.trials.iter().filter_map(|(_, o)| value(o)).collect();
+        (!values.is_empty()).then(|| median(&mut values))
+    }
+
+    /// `trial-001 trial-002`.
+    pub fn trial_names(&self) -> String {
+        self.trials
+            .iter()
+            .map(|(trial, _)| trial.name())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// `lr=0.003 optimizer.name=adamw`.
+    pub fn describe(&self) -> String {
+        describe(&self.settings)
+    }
 }
 
 /// Runs every trial not finished yet, then writes and returns the leaderboard, best
@@ -368,6 +484,7 @@ pub fn run_sweep(request: &SweepRequest) -> Result<Vec<Ranked>, TrainerError> {
         jobs,
         request.dir.display()
     );
+    check_trials_are_ours(&request.dir, &trials)?;
     let write_error = |path: PathBuf| move |error| TrainerError::Write { path, error };
     std::fs::create_dir_all(&request.dir).map_err(write_error(request.dir.clone()))?;
     let spec_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
@@ -410,22 +527,38 @@ pub fn run_sweep(request: &SweepRequest) -> Result<Vec<Ranked>, TrainerError> {
         return Err(error);
     }
     let outcomes = outcomes.into_inner().unwrap_or_default();
-    let mut ranked: Vec<Ranked> = trials
-        .into_iter()
-        .zip(outcomes)
-        .filter_map(|(trial, outcome)| outcome.map(|outcome| Ranked { trial, outcome }))
-        .collect();
-    ranked.sort_by(|a, b| rank_key(b).total_cmp(&rank_key(a)));
+    let mut ranked: Vec<Ranked> = Vec::new();
+    for (trial, outcome) in trials.into_iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        match ranked.last_mut() {
+            Some(group) if group.trials[0].0.configuration == trial.configuration => {
+                group.trials.push((trial, outcome));
+            }
+            _ => {
+                let seeded = usize::from(!spec.seeds.is_empty());
+                let shared = trial.settings.len() - seeded;
+                ranked.push(Ranked {
+                    settings: trial.settings[..shared].to_vec(),
+                    trials: vec![(trial, outcome)],
+                });
+            }
+        }
+    }
+    // Configurations all of whose trials finished come first, so that one lucky seed
+    // of a half-failed configuration cannot win; those with none finished come last.
+    let key = |entry: &Ranked| {
+        let complete = entry.finished().count() == entry.trials.len();
+        (
+            complete,
+            entry.valid_accuracy().unwrap_or(f64::NEG_INFINITY),
+        )
+    };
+    ranked.sort_by(|a, b| {
+        let (a, b) = (key(a), key(b));
+        b.0.cmp(&a.0).then(b.1.total_cmp(&a.1))
+    });
     write_leaderboards(&request.dir, &ranked, spec.parameters.keys())?;
     Ok(ranked)
-}
-
-/// Validation accuracy, with failed trials last.
-fn rank_key(ranked: &Ranked) -> f64 {
-    match ranked.outcome {
-        Outcome::Finished { valid_accuracy, .. } => valid_accuracy,
-        Outcome::Failed(_) => f64::NEG_INFINITY,
-    }
 }
 
 /// Trains one trial in a child process unless it finished before, and reads its
@@ -434,19 +567,13 @@ fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outc
     let dir = trial.dir(&request.dir);
     let run = RunDir::new(&dir);
     let label = format!("trial {}/{total}", trial.number);
-    if run.config_path().is_file() {
-        let saved = run.load_config()?;
-        if !same_plan(&saved, &trial.config) {
-            return Err(SweepError::Changed { dir }.into());
-        }
-        if let Some(outcome) = finished(&run) {
-            println!(
-                "{label} finished earlier: {}  {}",
-                summary(&outcome),
-                trial.describe()
-            );
-            return Ok(outcome);
-        }
+    if let Some(outcome) = finished(&run) {
+        println!(
+            "{label} finished earlier: {}  {}",
+            summary(&outcome),
+            trial.describe()
+        );
+        return Ok(outcome);
     }
     let write_error = |path: PathBuf| move |error| TrainerError::Write { path, error };
     std::fs::create_dir_all(&dir).map_err(write_error(dir.clone()))?;
@@ -460,6 +587,8 @@ fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outc
         .open(&log_path)
         .map_err(write_error(log_path.clone()))?;
     let log_err = log.try_clone().map_err(write_error(log_path.clone()))?;
+    // Earlier attempts' output stays in the log; only this one's explains its end.
+    let attempt_start = log.metadata().map_or(0, |m| m.len());
 
     let mut command = Command::new(&request.trainer);
     command
@@ -490,7 +619,7 @@ fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outc
         })?;
     let outcome = match (status.success(), finished(&run)) {
         (true, Some(outcome)) => outcome,
-        _ => Outcome::Failed(last_error(&log_path)),
+        _ => Outcome::Failed(last_error(&log_path, attempt_start, status)),
     };
     println!(
         "{label} {} in {:.1}s  {}",
@@ -543,63 +672,94 @@ fn summary(outcome: &Outcome) -> String {
 }
 
 /// The child's error line, for the leaderboard.
-fn last_error(log: &Path) -> String {
-    std::fs::read_to_string(log)
+/// The child's error line, from what the attempt that began at byte `start` of the
+/// log wrote, for the leaderboard.
+fn last_error(log: &Path, start: u64, status: std::process::ExitStatus) -> String {
+    let written = std::fs::read(log)
         .ok()
-        .and_then(|text| {
-            text.lines()
-                .rev()
-                .find(|line| line.starts_with("error:"))
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| format!("see {}", log.display()))
+        .and_then(|bytes| bytes.get(start as usize..).map(<[u8]>::to_vec))
+        .unwrap_or_default();
+    String::from_utf8_lossy(&written)
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("error:"))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("the trainer ended with {status}; see {}", log.display()))
 }
 
-/// Writes `leaderboard.csv` and `leaderboard.md`, and prints the latter.
+/// Refuses, before any training, a sweep directory holding trials another sweep
+/// planned differently.
+fn check_trials_are_ours(sweep_dir: &Path, trials: &[Trial]) -> Result<(), TrainerError> {
+    for trial in trials {
+        let run = RunDir::new(trial.dir(sweep_dir));
+        if run.config_path().is_file() && !same_plan(&run.load_config()?, &trial.config) {
+            return Err(SweepError::Changed {
+                dir: run.root().to_path_buf(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `leaderboard.csv` and `leaderboard.md`, and prints the latter: a row per
+/// configuration, with the medians over its finished trials.
 fn write_leaderboards<'a>(
     dir: &Path,
     ranked: &[Ranked],
     keys: impl Iterator<Item = &'a String>,
 ) -> Result<(), TrainerError> {
     let keys: Vec<&String> = keys.collect();
-    let mut header = vec!["rank".to_string(), "trial".to_string()];
+    let mut header = vec!["rank".to_string(), "trials".to_string()];
     header.extend(keys.iter().map(|k| k.to_string()));
-    header.extend(["valid_accuracy", "valid_loss", "epoch", "seconds", "status"].map(String::from));
+    header.extend(
+        [
+            "valid_accuracy",
+            "valid_loss",
+            "finished",
+            "seconds",
+            "status",
+        ]
+        .map(String::from),
+    );
     let rows: Vec<Vec<String>> = ranked
         .iter()
         .enumerate()
         .map(|(rank, entry)| {
-            let mut row = vec![
-                (rank + 1).to_string(),
-                format!("trial-{:03}", entry.trial.number),
-            ];
-            row.extend(entry.trial.settings.iter().map(|(_, value)| show(value)));
-            match &entry.outcome {
-                Outcome::Finished {
-                    valid_accuracy,
-                    valid_loss,
-                    epoch,
-                    seconds,
-                } => row.extend([
-                    format!("{valid_accuracy:.2}"),
-                    format!("{valid_loss:.4}"),
-                    epoch.to_string(),
-                    format!("{seconds:.1}"),
-                    "finished".into(),
-                ]),
-                Outcome::Failed(reason) => row.extend([
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    format!("failed: {reason}"),
-                ]),
-            }
+            let mut row = vec![(rank + 1).to_string(), entry.trial_names()];
+            row.extend(entry.settings.iter().map(|(_, value)| show(value)));
+            let finished = entry.finished().count();
+            let seconds: f64 = entry
+                .trials
+                .iter()
+                .map(|(_, outcome)| match outcome {
+                    Outcome::Finished { seconds, .. } => *seconds,
+                    Outcome::Failed(_) => 0.0,
+                })
+                .sum();
+            let failure = entry
+                .trials
+                .iter()
+                .find_map(|(trial, outcome)| match outcome {
+                    Outcome::Failed(reason) => Some(format!("{} failed: {reason}", trial.name())),
+                    Outcome::Finished { .. } => None,
+                });
+            row.extend([
+                entry
+                    .valid_accuracy()
+                    .map_or_else(String::new, |a| format!("{a:.2}")),
+                entry
+                    .valid_loss()
+                    .map_or_else(String::new, |l| format!("{l:.4}")),
+                format!("{finished}/{}", entry.trials.len()),
+                format!("{seconds:.1}"),
+                failure.unwrap_or_else(|| "finished".into()),
+            ]);
             row
         })
         .collect();
     let csv_field = |field: &String| {
-        if field.contains([',', '"', '\n']) {
+        if field.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", field.replace('"', "\"\""))
         } else {
             field.clone()
@@ -609,7 +769,11 @@ fn write_leaderboards<'a>(
         .chain(&rows)
         .map(|row| row.iter().map(csv_field).collect::<Vec<_>>().join(",") + "\n")
         .collect();
-    let md_row = |row: &Vec<String>| format!("| {} |\n", row.join(" | ").replace('\n', " "));
+    let md_cell = |cell: &String| cell.replace('|', "\\|").replace(['\n', '\r'], " ");
+    let md_row = |row: &Vec<String>| {
+        let cells: Vec<String> = row.iter().map(md_cell).collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
     let markdown: String = std::iter::once(md_row(&header))
         .chain(std::iter::once(format!(
             "|{}\n",
@@ -629,11 +793,15 @@ fn write_leaderboards<'a>(
 /// What `best.json` records about the winner.
 #[derive(Debug, Clone, Serialize)]
 pub struct Best {
-    pub trial: String,
+    /// The winning configuration's finished trials, each scored on the test set.
+    pub trials: Vec<String>,
     pub settings: BTreeMap<String, Value>,
+    /// Medians over those trials.
     pub valid_accuracy: f64,
     pub test_accuracy: f64,
     pub test_loss: f64,
+    /// Each trial's test accuracy, in the order of `trials`.
+    pub test_accuracies: Vec<f64>,
 }
 
 impl Best {
@@ -690,6 +858,19 @@ mod tests {
     }
 
     #[test]
+    fn seeds_repeat_every_configuration() {
+        let trials =
+            plan(r#"{"seeds": [7, 8, 9], "parameters": {"lr": [0.001, 0.01]}}"#).expect("valid");
+        assert_eq!(trials.len(), 6);
+        let configurations: Vec<usize> = trials.iter().map(|t| t.configuration).collect();
+        assert_eq!(configurations, [0, 0, 0, 1, 1, 1]);
+        let seeds: Vec<u64> = trials.iter().map(|t| t.config.seed).collect();
+        assert_eq!(seeds, [7, 8, 9, 7, 8, 9]);
+        assert_eq!(trials[4].describe(), "lr=0.01 seed=8");
+        assert_eq!(trials[4].config.lr, 0.01);
+    }
+
+    #[test]
     fn mistakes_in_the_sweep_file_are_named() {
         let cases = [
             (r#"{"parameters": {}}"#, "no config field"),
@@ -707,6 +888,23 @@ mod tests {
             (
                 r#"{"parameters": {"optimizer.nmae": ["sgd"]}}"#,
                 "optimizer.nmae",
+            ),
+            (
+                r#"{"seeds": [1], "parameters": {"seed": [1, 2]}}"#,
+                "keep one",
+            ),
+            (r#"{"seeds": [1, 1], "parameters": {"lr": [0.1]}}"#, "twice"),
+            (
+                r#"{"method": "random", "trials": 2, "parameters": {"epochs": {"min": 1.2, "max": 1.8, "integer": true}}}"#,
+                "no whole number",
+            ),
+            (
+                r#"{"method": "random", "trials": 2, "parameters": {"lr": {"min": 0.1, "max": 1, "lgo": true}}}"#,
+                "parameters.lr",
+            ),
+            (
+                r#"{"base": {"split": {"valid_size": 0}}, "parameters": {"lr": [0.1]}}"#,
+                "split.valid_size",
             ),
         ];
         for (json, expected) in cases {

@@ -23,7 +23,7 @@ use model::Mlp;
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
-use crate::early_stopping::{Patience, best_epoch};
+use crate::early_stopping::{Patience, best_epoch, stops_after};
 use crate::evaluation::{Evaluation, evaluate};
 use crate::plots::training_curves;
 use crate::renderer::{Console, EpochHook, EpochRenderer, EpochSummary, FirstStep, History};
@@ -177,7 +177,12 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     let metrics_dir = run_dir.clone();
     let save_metrics: EpochHook = Box::new(move |epochs| {
         metrics_dir.save_metrics(epochs)?;
-        training_curves(epochs, &metrics_dir.curves_path())
+        // The picture only shows what metrics.csv holds: failing to draw it is no
+        // reason to stop training.
+        if let Err(error) = training_curves(epochs, &metrics_dir.curves_path()) {
+            eprintln!("warning: {error}");
+        }
+        Ok(())
     });
     let mut training = SupervisedTraining::new(
         run_dir.root(),
@@ -192,7 +197,12 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     .with_application_logger(None)
     .with_default_checkpointers()
     .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
-    .num_epochs(config.epochs);
+    // A run that had stopped early, killed before it saved its model, trains no
+    // further: it only finishes.
+    .num_epochs(match resume_from {
+        Some(last) if stopped_early(&run_dir, &config, last) => last,
+        _ => config.epochs,
+    });
     if let Some(patience) = config.patience {
         training = training.early_stopping(Patience::new(history.clone(), patience));
     }
@@ -252,11 +262,13 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
             config.patience.unwrap_or_default()
         ));
     }
-    run_dir.save_model(&model)?;
+    // The scores first, then the model: a run whose model.bpk exists has them (sweeps
+    // rely on it), and one killed in between resumes and finishes.
     info.kept_epoch = kept.map(|e| e.epoch);
     info.valid_loss = kept.map(|e| e.valid_loss);
     info.valid_accuracy = kept.map(|e| e.valid_accuracy);
     run_dir.save_info(&info)?;
+    run_dir.save_model(&model)?;
 
     let test_scores = if run_test {
         let scores = evaluate(&model, &test, eval_batch_size(&config), &backend.device)?;
@@ -355,7 +367,14 @@ fn prepare_run_dir(
         };
         // A run killed after its last checkpoint but before saving its model resumes
         // with no epoch left to train, and just finishes.
-        if last >= config.epochs && run_dir.model_path().is_file() {
+        let saved = run_dir.model_path().is_file();
+        if saved && stopped_early(run_dir, config, last) {
+            return Err(TrainerError::StoppedEarly {
+                dir: run_dir.root().to_path_buf(),
+                epoch: last,
+            });
+        }
+        if last >= config.epochs && saved {
             return Err(TrainerError::AlreadyFinished {
                 dir: run_dir.root().to_path_buf(),
                 epochs: last,
@@ -371,6 +390,13 @@ fn prepare_run_dir(
     }
     run_dir.create()?;
     Ok(None)
+}
+
+/// Whether the run in `run_dir` ended by early stopping after epoch `last`.
+fn stopped_early(run_dir: &RunDir, config: &TrainingConfig, last: usize) -> bool {
+    config
+        .patience
+        .is_some_and(|patience| stops_after(&run_dir.load_metrics(last), last, patience))
 }
 
 /// Checks, before Burn loads them (and panics on a bad one), that the checkpoint

@@ -18,6 +18,19 @@ fn png_size(path: &Path) -> (u32, u32) {
     (image.width(), image.height())
 }
 
+/// Runs the sweep `spec` into `dir`.
+fn sweep(spec: &Path, dir: &Path, data_dir: &Path) -> std::process::Output {
+    trainer(&[
+        "sweep",
+        "--config",
+        path_str(spec),
+        "--artifacts",
+        path_str(dir),
+        "--data-dir",
+        path_str(data_dir),
+    ])
+}
+
 #[test]
 fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     let Some(data_dir) = mnist_dir() else { return };
@@ -35,17 +48,7 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     };
     write_spec("[0.0003, 0.003]");
     let dir = tmp.path().join("sweep");
-    let run_sweep = || {
-        trainer(&[
-            "sweep",
-            "--config",
-            path_str(&spec),
-            "--artifacts",
-            path_str(&dir),
-            "--data-dir",
-            path_str(&data_dir),
-        ])
-    };
+    let run_sweep = || sweep(&spec, &dir, &data_dir);
 
     let first = run_sweep();
     assert!(first.status.success(), "{}", stderr(&first));
@@ -59,7 +62,7 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     assert_eq!(rows.len(), 3, "{csv}");
     assert_eq!(
         rows[0][..4],
-        ["rank", "trial", "lr", "valid_accuracy"],
+        ["rank", "trials", "lr", "valid_accuracy"],
         "{csv}"
     );
     let accuracies: Vec<f64> = rows[1..]
@@ -76,7 +79,7 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     let best: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("best.json")).expect("best.json"))
             .expect("json");
-    assert_eq!(best["trial"], rows[1][1], "{best}");
+    assert_eq!(best["trials"][0], rows[1][1], "{best}");
     assert!(
         best["test_accuracy"].as_f64().expect("number") > 50.0,
         "{best}"
@@ -121,6 +124,62 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     assert!(
         line.contains("trial-001") && line.contains("another config"),
         "{line}"
+    );
+}
+
+#[test]
+fn a_sweep_with_seeds_ranks_configurations_by_their_median() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = tmp.path().join("sweep-seeds.json");
+    std::fs::write(
+        &spec,
+        r#"{"base": {"epochs": 1, "limit_train": 1000, "split": {"valid_size": 500}},
+            "seeds": [1, 2], "parameters": {"lr": [0.0003, 0.003]}}"#,
+    )
+    .expect("write sweep file");
+    let dir = tmp.path().join("sweep");
+    let swept = sweep(&spec, &dir, &data_dir);
+    assert!(swept.status.success(), "{}", stderr(&swept));
+    let csv = std::fs::read_to_string(dir.join("leaderboard.csv")).expect("leaderboard.csv");
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "one row per configuration: {csv}");
+    // The winner: a configuration whose trials differ only in their seed.
+    let trials: Vec<&str> = rows[1][1].split(' ').collect();
+    assert_eq!(trials.len(), 2, "{csv}");
+    assert_eq!(rows[1][5], "2/2", "{csv}");
+    let seeds: Vec<u64> = trials
+        .iter()
+        .map(|trial| {
+            RunDir::new(dir.join(trial))
+                .load_config()
+                .expect("config")
+                .seed
+        })
+        .collect();
+    assert_eq!(seeds, [1, 2]);
+    // Its validation accuracy is the median (here the mean) of its two trials'.
+    let valid: Vec<f64> = trials
+        .iter()
+        .map(|trial| {
+            RunDir::new(dir.join(trial))
+                .load_info()
+                .valid_accuracy
+                .expect("scored")
+        })
+        .collect();
+    let median: f64 = rows[1][3].parse().expect("accuracy");
+    assert!(
+        (median - (valid[0] + valid[1]) / 2.0).abs() < 0.006,
+        "{csv} {valid:?}"
+    );
+    let best: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("best.json")).expect("best.json"))
+            .expect("json");
+    assert_eq!(
+        best["test_accuracies"].as_array().map(Vec::len),
+        Some(2),
+        "{best}"
     );
 }
 
