@@ -98,7 +98,7 @@ impl LabelledImages {
     /// Sizes whose product overflows are refused rather than wrapped around.
     pub fn from_parts(rows: usize, cols: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Option<Self> {
         let image_len = rows.checked_mul(cols).filter(|&n| n > 0)?;
-        (image_len.checked_mul(labels.len()) == Some(pixels.len())).then(|| Self {
+        (image_len.checked_mul(labels.len()) == Some(pixels.len())).then_some(Self {
             images: IdxImages {
                 count: labels.len(),
                 rows,

@@ -117,7 +117,7 @@ pub enum SweepError {
         error: ConfigError,
     },
     #[error(
-        "{dir} holds a trial with another config than this sweep plans for it; run the sweep into another --artifacts directory, or delete {dir}"
+        "{dir} holds a trial with another config or data directory than this sweep plans for it; run the sweep into another --artifacts directory, or delete {dir}"
     )]
     Changed { dir: PathBuf },
     #[error("cannot start `{exe}`: {error}")]
@@ -484,7 +484,7 @@ pub fn run_sweep(request: &SweepRequest) -> Result<Vec<Ranked>, TrainerError> {
         jobs,
         request.dir.display()
     );
-    check_trials_are_ours(&request.dir, &trials)?;
+    check_trials_are_ours(request, &trials)?;
     let write_error = |path: PathBuf| move |error| TrainerError::Write { path, error };
     std::fs::create_dir_all(&request.dir).map_err(write_error(request.dir.clone()))?;
     let spec_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
@@ -688,11 +688,21 @@ fn last_error(log: &Path, start: u64, status: std::process::ExitStatus) -> Strin
 }
 
 /// Refuses, before any training, a sweep directory holding trials another sweep
-/// planned differently.
-fn check_trials_are_ours(sweep_dir: &Path, trials: &[Trial]) -> Result<(), TrainerError> {
+/// planned differently, or trained on other data.
+fn check_trials_are_ours(request: &SweepRequest, trials: &[Trial]) -> Result<(), TrainerError> {
+    let wanted_data = request
+        .data_dir
+        .as_ref()
+        .map(|dir| std::fs::canonicalize(dir).unwrap_or(dir.clone()));
     for trial in trials {
-        let run = RunDir::new(trial.dir(sweep_dir));
-        if run.config_path().is_file() && !same_plan(&run.load_config()?, &trial.config) {
+        let run = RunDir::new(trial.dir(&request.dir));
+        if !run.config_path().is_file() {
+            continue;
+        }
+        let trained_on = run.load_info().data_dir;
+        let other_data =
+            matches!((&wanted_data, &trained_on), (Some(wanted), Some(used)) if wanted != used);
+        if other_data || !same_plan(&run.load_config()?, &trial.config) {
             return Err(SweepError::Changed {
                 dir: run.root().to_path_buf(),
             }

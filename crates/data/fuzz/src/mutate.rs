@@ -34,7 +34,7 @@ impl Rng {
     }
 
     pub fn one_in(&mut self, n: u64) -> bool {
-        self.next_u64() % n == 0
+        self.next_u64().is_multiple_of(n)
     }
 
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
@@ -688,7 +688,7 @@ fn fix_dims(rng: &mut Rng, data: &mut Vec<u8>) {
 fn random_divisor(rng: &mut Rng, n: usize) -> usize {
     for _ in 0..8 {
         let d = 1 + rng.below(n.min(64));
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return d;
         }
     }
