@@ -82,11 +82,12 @@ impl TrainingConfig {
             path: shown.clone(),
             error,
         })?;
-        let written: serde_json::Value =
+        let mut written: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: shown.clone(),
                 reason: e.to_string(),
             })?;
+        upgrade_legacy_optimizer(&mut written);
         Self::new().overlaid(written, &shown)
     }
 
@@ -239,6 +240,30 @@ impl TrainingConfig {
     }
 }
 
+/// Runs trained before the optimizer could be chosen saved Burn's `AdamConfig`
+/// (`amsgrad`, `grad_clipping`, `weight_decay` as `null` or `{"penalty": p}`); reads
+/// such a config as the Adam it describes, so that those runs still load. Settings
+/// this program cannot honour (AMSGrad, gradient clipping) are left in place, to be
+/// refused as unknown keys.
+fn upgrade_legacy_optimizer(written: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Some(optimizer) = written.get_mut("optimizer").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let legacy = optimizer.get("amsgrad") == Some(&Value::Bool(false))
+        && optimizer.get("grad_clipping") == Some(&Value::Null);
+    if !legacy {
+        return;
+    }
+    optimizer.remove("amsgrad");
+    optimizer.remove("grad_clipping");
+    let penalty = match optimizer.get("weight_decay") {
+        Some(Value::Object(decay)) => decay.get("penalty").cloned().unwrap_or(Value::from(0.0)),
+        _ => Value::from(0.0),
+    };
+    optimizer.insert("weight_decay".into(), penalty);
+}
+
 /// `{"a": {"b": value}}` for the key `a.b`.
 fn nested(key: &str, value: serde_json::Value) -> serde_json::Value {
     key.rsplit('.').fold(value, |inner, part| {
@@ -322,6 +347,24 @@ mod tests {
         let (_dir, path) = write(r#"{"model": {"hidden": [32]}}"#);
         let err = TrainingConfig::from_file(&path).expect_err("typo");
         assert!(err.to_string().contains("`model.hidden`"), "{err}");
+    }
+
+    #[test]
+    fn configs_of_runs_from_before_the_optimizer_choice_still_load() {
+        let (_dir, path) = write(
+            r#"{"optimizer": {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8,
+                "amsgrad": false, "weight_decay": {"penalty": 0.001}, "grad_clipping": null},
+                "epochs": 3}"#,
+        );
+        let config = TrainingConfig::from_file(&path).expect("legacy Adam");
+        assert_eq!(config.optimizer.name, OptimizerName::Adam);
+        assert_eq!(config.optimizer.weight_decay, 0.001);
+        assert_eq!(config.epochs, 3);
+        let (_dir, path) = write(
+            r#"{"optimizer": {"amsgrad": true, "weight_decay": null, "grad_clipping": null}}"#,
+        );
+        let err = TrainingConfig::from_file(&path).expect_err("AMSGrad is not offered");
+        assert!(err.to_string().contains("amsgrad"), "{err}");
     }
 
     #[test]
