@@ -61,8 +61,8 @@ enum Command {
     /// Serve a page to draw digits on and a JSON prediction API, until SIGINT or SIGTERM.
     Serve(ServeArgs),
     /// Measure training, evaluation and prediction speed, start-up time and memory
-    /// for the comparison with PyTorch (bench/compare.sh); prints one JSON object as
-    /// the last line.
+    /// for the comparison with PyTorch (bench/compare.sh); prints one JSON object on
+    /// stdout, progress on stderr.
     Bench(BenchArgs),
     /// Write a trained model's weights as the PyTorch tutorial's state dict.
     Export(ExportArgs),
@@ -82,7 +82,7 @@ struct TrainArgs {
     /// Images per optimisation step.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     batch_size: Option<usize>,
-    /// Adam's learning rate.
+    /// The learning rate (the peak of the learning-rate schedule).
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Seed for weight initialisation and batch order.
