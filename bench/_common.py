@@ -96,6 +96,17 @@ def parse_args(description):
     return args
 
 
+def start(description, top_of_script):
+    """Parses the flags and applies the thread count and seed; returns the flags and
+    the process's start time."""
+    args = parse_args(description)
+    started = process_start_time(top_of_script)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    return args, started
+
+
 def resolve_data_dir(path):
     candidates = [path]
     if not os.path.isabs(path):

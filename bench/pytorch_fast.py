@@ -48,11 +48,7 @@ def evaluate(model, x, y, batch_size=C.EVAL_BATCH_SIZE):
 
 
 def main():
-    args = C.parse_args(__doc__.splitlines()[0])
-    start = C.process_start_time(_T0)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    args, start = C.start(__doc__.splitlines()[0], _T0)
 
     # --- data (timed: gzip IDX -> float tensors, split materialised) ---
     t = time.perf_counter()

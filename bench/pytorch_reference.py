@@ -54,11 +54,7 @@ def evaluate(model, loader):
 
 
 def main():
-    args = C.parse_args(__doc__.splitlines()[0])
-    start = C.process_start_time(_T0)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    args, start = C.start(__doc__.splitlines()[0], _T0)
 
     t = time.perf_counter()
     root = prepare_torchvision_root(args.data_dir)
