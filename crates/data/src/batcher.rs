@@ -5,6 +5,13 @@ use burn::prelude::*;
 
 use crate::MnistItem;
 
+/// A pixel byte (0-255) as the network takes it, in [0, 1], as torchvision's
+/// `ToTensor` scales it. The division (not a multiplication by 1/255) keeps the
+/// values bit-identical to PyTorch's.
+pub fn pixel_value(byte: u8) -> f32 {
+    f32::from(byte) / 255.0
+}
+
 /// Turns items into a [`MnistBatch`], scaling pixels to `[0, 1]` as torchvision's
 /// `ToTensor` does, so that the network sees what the PyTorch tutorial's does.
 #[derive(Debug, Clone, Copy, Default)]
@@ -30,9 +37,8 @@ impl MnistBatch {
         let mut pixels = Vec::with_capacity(count * image_len);
         let mut targets = Vec::with_capacity(count);
         for (image, label) in images {
-            // A map over one slice, which the compiler vectorises; the division (not a
-            // multiplication by 1/255) keeps the values bit-identical to `ToTensor`'s.
-            pixels.extend(image.iter().map(|&p| f32::from(p) / 255.0));
+            // A map over one slice, which the compiler vectorises.
+            pixels.extend(image.iter().map(|&p| pixel_value(p)));
             targets.push(i64::from(label));
         }
         Self {

@@ -103,11 +103,7 @@ impl MnistDataset {
     /// One more than the largest label in the whole underlying set: the number of
     /// classes a model needs to tell them all apart.
     pub fn num_classes(&self) -> usize {
-        self.set
-            .labels()
-            .iter()
-            .max()
-            .map_or(0, |&max| usize::from(max) + 1)
+        self.set.num_classes()
     }
 
     /// The batch of the items at `positions`, read straight from the shared set

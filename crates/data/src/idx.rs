@@ -143,6 +143,15 @@ impl LabelledImages {
     pub fn labels(&self) -> &[u8] {
         &self.labels
     }
+
+    /// One more than the largest label: the number of classes a model needs to tell
+    /// them all apart.
+    pub fn num_classes(&self) -> usize {
+        self.labels
+            .iter()
+            .max()
+            .map_or(0, |&max| usize::from(max) + 1)
+    }
 }
 
 /// Reads one IDX file of unsigned bytes, returning its dimensions and payload.

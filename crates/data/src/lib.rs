@@ -12,7 +12,7 @@ mod loader;
 mod mnist;
 mod source;
 
-pub use batcher::{MnistBatch, MnistBatcher};
+pub use batcher::{MnistBatch, MnistBatcher, pixel_value};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig};
 pub use download::write_atomically;
 pub use error::{DataError, IndexOutOfRange};

@@ -16,12 +16,7 @@ pub struct Mnist {
 impl Mnist {
     /// One more than the largest label of either split: the classes a model needs.
     pub fn num_classes(&self) -> usize {
-        self.train
-            .labels()
-            .iter()
-            .chain(self.test.labels())
-            .max()
-            .map_or(0, |&max| usize::from(max) + 1)
+        self.train.num_classes().max(self.test.num_classes())
     }
 
     /// Finds and reads the four files; see [`locate`] for where it looks.

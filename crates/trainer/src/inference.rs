@@ -42,7 +42,7 @@ pub fn predict(
 
 /// Pixel bytes (0-255) as the network takes them, in [0, 1], like the training batches.
 pub fn scale_pixels(image: &[u8]) -> Vec<f32> {
-    image.iter().map(|&p| f32::from(p) / 255.0).collect()
+    image.iter().map(|&p| data::pixel_value(p)).collect()
 }
 
 /// Predicts the class of each image, given as pixels already scaled to 0..1 the way

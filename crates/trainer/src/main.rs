@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use burn::data::dataset::Dataset;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use data::{Mnist, MnistDataset, MnistItem};
+use data::{Mnist, MnistDataset, MnistItem, MnistSource};
+use model::Mlp;
 use trainer::TrainerError;
 use trainer::backend::{self, Backend};
 use trainer::bench;
@@ -366,8 +367,13 @@ fn run_sweep(args: SweepArgs) -> anyhow::Result<()> {
     let mut names = Vec::new();
     let mut accuracies = Vec::new();
     let mut losses = Vec::new();
-    for trial in best.finished() {
-        let (_, scores) = score_on_test(&RunDir::new(trial.dir(&dir)), &args.common, &backend)?;
+    let trials: Vec<_> = best.finished().collect();
+    // The trials share their data: it is read once. A winner has a finished trial.
+    let test = TestSet::of(&RunDir::new(trials[0].dir(&dir)), &args.common)?;
+    for trial in trials {
+        let run = RunDir::new(trial.dir(&dir));
+        let model = run.load_model(&backend.device)?;
+        let scores = score_on_test(&run, &model, &test, &backend)?;
         names.push(trial.name());
         accuracies.push(scores.accuracy());
         losses.push(scores.loss);
@@ -426,31 +432,60 @@ fn data_dir_for(run: &RunDir, common: &CommonArgs) -> Option<PathBuf> {
         .or_else(|| run.load_info().data_dir.filter(|dir| dir.is_dir()))
 }
 
-/// Scores the model of `run` on its test set.
+/// Scores the model of `run`, already loaded as `(config, model)`, on `test`.
 fn score_on_test(
     run: &RunDir,
-    common: &CommonArgs,
+    (config, model): &(TrainingConfig, Mlp),
+    test: &TestSet,
     backend: &Backend,
-) -> anyhow::Result<(TrainingConfig, Evaluation)> {
-    let (config, model) = run.load_model(&backend.device)?;
-    let mnist = Mnist::load(data_dir_for(run, common).as_deref())?;
-    let test = MnistDataset::new(mnist.test);
-    check_model_fits(&config, &test)?;
+) -> anyhow::Result<Evaluation> {
+    check_model_fits(config, &test.images)?;
     println!(
         "model {} ({}), test set {} ({} images)",
         run.root().display(),
-        architecture(&config),
-        mnist.source,
-        test.len()
+        architecture(config),
+        test.source,
+        test.images.len()
     );
-    let scores = evaluate(&model, &test, eval_batch_size(&config), &backend.device)?;
-    Ok((config, scores))
+    let scores = evaluate(
+        model,
+        &test.images,
+        eval_batch_size(config),
+        &backend.device,
+    )?;
+    Ok(scores)
+}
+
+/// The test images of a data set, and where they were found.
+struct TestSet {
+    images: MnistDataset,
+    source: MnistSource,
+}
+
+impl TestSet {
+    /// The test set of the data `run` trained on, unless `--data-dir` names another.
+    fn of(run: &RunDir, common: &CommonArgs) -> anyhow::Result<Self> {
+        let mnist = Mnist::load(data_dir_for(run, common).as_deref())?;
+        Ok(Self {
+            images: MnistDataset::new(mnist.test),
+            source: mnist.source,
+        })
+    }
+
+    fn item(&self, index: usize) -> Result<MnistItem, TrainerError> {
+        let len = self.images.len();
+        self.images
+            .item(index)
+            .ok_or(TrainerError::TestIndex { index, len })
+    }
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.model);
     let backend = open_backend(&args.common)?;
-    let (config, scores) = score_on_test(&run, &args.common, &backend)?;
+    let model = run.load_model(&backend.device)?;
+    let scores = score_on_test(&run, &model, &TestSet::of(&run, &args.common)?, &backend)?;
+    let (config, _) = model;
     println!(
         "test loss {:.4}  accuracy {:.2}%  ({}/{} correct)",
         scores.loss,
@@ -492,7 +527,7 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let (config, model) = run.load_model(&backend.device)?;
     let (names, images) = match args.test_index {
         Some(index) => {
-            let item = test_image(&run, &args.common, index)?;
+            let item = TestSet::of(&run, &args.common)?.item(index)?;
             (
                 vec![format!(
                     "test image {index} (label {})",
@@ -543,15 +578,6 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
 }
 
 /// Image `index` of the test set the run in `run` is evaluated on.
-fn test_image(run: &RunDir, common: &CommonArgs, index: usize) -> anyhow::Result<MnistItem> {
-    let mnist = Mnist::load(data_dir_for(run, common).as_deref())?;
-    let test = MnistDataset::new(mnist.test);
-    let len = test.len();
-    Ok(test
-        .item(index)
-        .ok_or(TrainerError::TestIndex { index, len })?)
-}
-
 fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.model);
     let backend = open_backend(&args.common)?;
@@ -571,7 +597,7 @@ fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
             )
         }
         (None, Some(index)) => {
-            let item = test_image(&run, &args.common, index)?;
+            let item = TestSet::of(&run, &args.common)?.item(index)?;
             let label = config.class_name(usize::from(item.label));
             (
                 item.pixels,

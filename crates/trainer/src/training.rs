@@ -149,6 +149,24 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
 
     // Only now that the data is known to be good may an earlier run be replaced.
     let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite, console)?;
+    let epochs_done = resume_from.unwrap_or(0);
+    let earlier_epochs = run_dir.load_metrics(epochs_done);
+    let stopped_early = config
+        .patience
+        .is_some_and(|patience| stops_after(&earlier_epochs, epochs_done, patience));
+    if stopped_early && run_dir.model_path().is_file() {
+        return Err(TrainerError::StoppedEarly {
+            dir: run_dir.root().to_path_buf(),
+            epoch: epochs_done,
+        });
+    }
+    // A run that had stopped early, killed before it saved its model, trains no
+    // further: it only finishes.
+    let epochs_to_train = if stopped_early {
+        epochs_done
+    } else {
+        config.epochs
+    };
     if let Some(epoch) = resume_from {
         check_resumable(&run_dir, &config, epoch, &backend.device)?;
     }
@@ -164,7 +182,6 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     let classifier = Classifier {
         mlp: config.model.init(&backend.device.clone().autodiff()),
     };
-    let epochs_done = resume_from.unwrap_or(0);
     let train_images = train_set.len();
     let steps_per_epoch = train_images.div_ceil(config.batch_size);
     let train_loader = EpochLoader::new(train_set, config.batch_size, backend.device.clone())
@@ -173,7 +190,7 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     let valid_loader =
         EpochLoader::new(valid_set, eval_batch_size(&config), backend.device.clone());
 
-    let history: History = Arc::new(Mutex::new(run_dir.load_metrics(epochs_done)));
+    let history: History = Arc::new(Mutex::new(earlier_epochs));
     let metrics_dir = run_dir.clone();
     let save_metrics: EpochHook = Box::new(move |epochs| {
         metrics_dir.save_metrics(epochs)?;
@@ -197,12 +214,7 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     .with_application_logger(None)
     .with_default_checkpointers()
     .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
-    // A run that had stopped early, killed before it saved its model, trains no
-    // further: it only finishes.
-    .num_epochs(match resume_from {
-        Some(last) if stopped_early(&run_dir, &config, last) => last,
-        _ => config.epochs,
-    });
+    .num_epochs(epochs_to_train);
     if let Some(patience) = config.patience {
         training = training.early_stopping(Patience::new(history.clone(), patience));
     }
@@ -367,14 +379,7 @@ fn prepare_run_dir(
         };
         // A run killed after its last checkpoint but before saving its model resumes
         // with no epoch left to train, and just finishes.
-        let saved = run_dir.model_path().is_file();
-        if saved && stopped_early(run_dir, config, last) {
-            return Err(TrainerError::StoppedEarly {
-                dir: run_dir.root().to_path_buf(),
-                epoch: last,
-            });
-        }
-        if last >= config.epochs && saved {
+        if last >= config.epochs && run_dir.model_path().is_file() {
             return Err(TrainerError::AlreadyFinished {
                 dir: run_dir.root().to_path_buf(),
                 epochs: last,
@@ -390,13 +395,6 @@ fn prepare_run_dir(
     }
     run_dir.create()?;
     Ok(None)
-}
-
-/// Whether the run in `run_dir` ended by early stopping after epoch `last`.
-fn stopped_early(run_dir: &RunDir, config: &TrainingConfig, last: usize) -> bool {
-    config
-        .patience
-        .is_some_and(|patience| stops_after(&run_dir.load_metrics(last), last, patience))
 }
 
 /// Checks, before Burn loads them (and panics on a bad one), that the checkpoint

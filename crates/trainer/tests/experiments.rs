@@ -418,11 +418,9 @@ fn write_bars_dataset(dir: &Path) {
         (pixels, labels)
     };
     let idx = |magic: u32, dims: &[u32], payload: &[u8]| {
-        let mut bytes = magic.to_be_bytes().to_vec();
-        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
-        bytes.extend(payload);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&bytes).expect("gzip");
+        gz.write_all(&common::idx(magic, dims, payload))
+            .expect("gzip");
         gz.finish().expect("gzip")
     };
     let (train_pixels, train_labels) = make(600);

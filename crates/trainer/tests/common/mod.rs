@@ -65,15 +65,17 @@ pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
 
+/// An IDX file: the magic number, the dimensions, then `payload` as it is.
+pub fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+    let mut bytes = magic.to_be_bytes().to_vec();
+    dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+    bytes.extend(payload);
+    bytes
+}
+
 /// Four tiny IDX files in `dir` (20 training and 5 test images of 28x28, labels 0-9);
 /// `corrupt` truncates the training images.
 pub fn tiny_mnist(dir: &Path, corrupt: bool) {
-    let idx = |magic: u32, dims: &[u32], payload: &[u8]| {
-        let mut bytes = magic.to_be_bytes().to_vec();
-        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
-        bytes.extend(payload);
-        bytes
-    };
     let images =
         |count: usize| -> Vec<u8> { (0..count * 784).map(|i| (i * 7 % 251) as u8).collect() };
     let labels = |count: usize| -> Vec<u8> { (0..count).map(|i| (i % 10) as u8).collect() };
