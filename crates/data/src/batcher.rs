@@ -3,7 +3,7 @@
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 
-use crate::MnistItem;
+use crate::{MnistDataset, MnistItem};
 
 /// A pixel byte (0-255) as the network takes it, in [0, 1], as torchvision's
 /// `ToTensor` scales it. The division (not a multiplication by 1/255) keeps the
@@ -45,6 +45,24 @@ impl MnistBatch {
             images: Tensor::from_data(TensorData::new(pixels, [count, image_len]), device),
             targets: Tensor::from_data(TensorData::new(targets, [count]), device),
         }
+    }
+}
+
+impl MnistBatcher {
+    /// The batch of the items of `dataset` at `positions`, gathered straight from its
+    /// shared bytes; `None` if a position is past the end.
+    pub fn gather(
+        &self,
+        dataset: &MnistDataset,
+        positions: &[usize],
+        device: &Device,
+    ) -> Option<MnistBatch> {
+        let images = dataset.items_at(positions)?;
+        Some(MnistBatch::from_images(
+            images.into_iter(),
+            dataset.image_len(),
+            device,
+        ))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Burn datasets over MNIST held in memory as bytes: the test set, and the training
-//! set split into training and validation parts.
+//! set split into training and validation parts. Views and splits only; turning items
+//! into tensors is the batcher's job.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{DataError, IndexOutOfRange, LabelledImages, MnistBatch};
+use crate::{DataError, IndexOutOfRange, LabelledImages};
 
 /// How the 60,000 training images are divided into training and validation parts.
 #[derive(Config, Debug)]
@@ -106,21 +107,16 @@ impl MnistDataset {
         self.set.num_classes()
     }
 
-    /// The batch of the items at `positions`, read straight from the shared set
-    /// without copying items; `None` if a position is past the end.
-    pub fn batch(&self, positions: &[usize], device: &Device) -> Option<MnistBatch> {
-        let images = positions
+    /// The pixels and label of each item at `positions`, borrowed from the shared set
+    /// without copying; `None` if a position is past the end.
+    pub fn items_at(&self, positions: &[usize]) -> Option<Vec<(&[u8], u8)>> {
+        positions
             .iter()
             .map(|&position| {
                 let &source = self.indices.get(position)?;
                 Some((self.set.image(source)?, self.set.label(source)?))
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some(MnistBatch::from_images(
-            images.into_iter(),
-            self.image_len(),
-            device,
-        ))
+            .collect()
     }
 
     /// The item at `index`, or `None` past the end.

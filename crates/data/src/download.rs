@@ -63,7 +63,7 @@ pub(crate) fn into_cache(cache: &Path) -> Result<(), DataError> {
                 reasons: failures.join("; "),
             });
         };
-        write_atomically(&target, &contents).map_err(|error| DataError::Cache {
+        save_to_cache(&target, &contents).map_err(|error| DataError::Cache {
             path: target.clone(),
             error,
         })?;
@@ -105,24 +105,10 @@ fn fetch_verified(
     Ok(contents)
 }
 
-/// Writes `contents` to a temporary file beside `target`, then renames it into place,
-/// so that a crash or a full disk never leaves `target` half-written.
-pub fn write_atomically(target: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+/// Moves verified `contents` into the cache under `target` through a temporary file,
+/// so that an interrupted run never leaves a truncated file that looks complete.
+fn save_to_cache(target: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = tempfile::NamedTempFile::new_in(target.parent().unwrap_or(Path::new(".")))?;
     file.write_all(contents)?;
-    // Temporary files are private (0600); the result should be as readable as any
-    // file the user creates.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    file.as_file().sync_all()?;
-    file.persist(target).map_err(|e| e.error)?;
-    Ok(())
+    file.persist(target).map(drop).map_err(|e| e.error)
 }

@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong while finding, downloading or reading MNIST.
-/// Each message names the file or place concerned and what to do about it.
+/// Each message names the file or place concerned and what to do about it, in terms
+/// of files and directories: how a program is told where the data is, is its own to say.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("cannot read {path}: {error}; check that it is a complete, readable IDX file")]
@@ -11,7 +12,7 @@ pub enum DataError {
     },
 
     #[error(
-        "{path} is not an IDX {kind} file: its magic number is {found:#010x}, expected {expected:#010x}; point --data-dir at the MNIST IDX files"
+        "{path} is not an IDX {kind} file: its magic number is {found:#010x}, expected {expected:#010x}; use the data set's IDX files"
     )]
     BadMagic {
         path: PathBuf,
@@ -58,7 +59,7 @@ pub enum DataError {
     },
 
     #[error(
-        "{dir} lacks the file {wanted} (also looked for .gz and dotted variants, and for files named like *train*images*, *test*labels*); pass --data-dir with a directory holding the four IDX files: training and test images and labels"
+        "{dir} lacks the file {wanted} (also looked for .gz and dotted variants, and for files named like *train*images*, *test*labels*); give a directory holding the four IDX files: training and test images and labels"
     )]
     MissingFile { dir: PathBuf, wanted: &'static str },
 
@@ -71,18 +72,14 @@ pub enum DataError {
         candidates: String,
     },
 
-    #[error(
-        "data directory {0} does not exist; pass --data-dir with a directory holding the four MNIST IDX files"
-    )]
+    #[error("data directory {0} does not exist; give a directory holding the four MNIST IDX files")]
     NoSuchDir(PathBuf),
 
-    #[error(
-        "could not download MNIST ({reasons}); pass --data-dir with a directory holding the four IDX files"
-    )]
+    #[error("could not download MNIST ({reasons}); give a directory holding the four IDX files")]
     Download { reasons: String },
 
     #[error(
-        "cannot write the MNIST cache at {path}: {error}; pass --data-dir to read the files from elsewhere"
+        "cannot write the MNIST cache at {path}: {error}; read the files from another directory"
     )]
     Cache {
         path: PathBuf,
@@ -90,7 +87,7 @@ pub enum DataError {
     },
 
     #[error(
-        "no cache directory is known on this system; pass --data-dir with a directory holding the four MNIST IDX files"
+        "no cache directory is known on this system; give a directory holding the four MNIST IDX files"
     )]
     NoCacheDir,
 

@@ -11,8 +11,10 @@ use flate2::read::GzDecoder;
 
 use crate::DataError;
 
-const IMAGES_MAGIC: u32 = 0x0000_0803;
-const LABELS_MAGIC: u32 = 0x0000_0801;
+/// The magic number of an IDX file of unsigned-byte images (three dimensions).
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// The magic number of an IDX file of unsigned-byte labels (one dimension).
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Images of an IDX3 file: `count` row-major `rows x cols` grids of `u8` pixels.
@@ -279,20 +281,20 @@ fn read_u32(reader: &mut impl Read, path: &Path) -> Result<Option<u32>, DataErro
     }
 }
 
+/// Encodes an IDX file: the magic number, the dimensions, then `payload` as it is. For
+/// tools and tests that make data sets; `payload` need not match `dims`, so that it
+/// can make damaged files too.
+pub fn encode_idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+    let mut bytes = magic.to_be_bytes().to_vec();
+    dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+    bytes.extend(payload);
+    bytes
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use std::io::Write;
-
-    /// Encodes an IDX file; `payload` need not match `dims`, to build corrupt files.
-    pub(crate) fn idx_bytes(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-        let mut bytes = magic.to_be_bytes().to_vec();
-        for d in dims {
-            bytes.extend(d.to_be_bytes());
-        }
-        bytes.extend(payload);
-        bytes
-    }
 
     pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -304,8 +306,8 @@ pub(crate) mod tests {
     pub(crate) fn write_pair(dir: &Path, prefix: &str, count: u8, gz: bool) -> (PathBuf, PathBuf) {
         let pixels: Vec<u8> = (0..count).flat_map(|i| [i; 6]).collect();
         let labels: Vec<u8> = (0..count).map(|i| i % 10).collect();
-        let images = idx_bytes(IMAGES_MAGIC, &[count.into(), 2, 3], &pixels);
-        let labels = idx_bytes(LABELS_MAGIC, &[count.into()], &labels);
+        let images = encode_idx(IMAGES_MAGIC, &[count.into(), 2, 3], &pixels);
+        let labels = encode_idx(LABELS_MAGIC, &[count.into()], &labels);
         let encode = |b: Vec<u8>| if gz { gzip(&b) } else { b };
         let images_path = dir.join(format!("{prefix}-images-idx3-ubyte"));
         let labels_path = dir.join(format!("{prefix}-labels-idx1-ubyte"));
@@ -336,10 +338,10 @@ pub(crate) mod tests {
     #[test]
     fn gzip_is_recognised_by_content_not_name() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let bytes = gzip(&idx_bytes(LABELS_MAGIC, &[3], &[1, 2, 3]));
+        let bytes = gzip(&encode_idx(LABELS_MAGIC, &[3], &[1, 2, 3]));
         let path = write(dir.path(), "labels.raw", &bytes);
         assert_eq!(IdxLabels::read(&path).expect("valid").0, vec![1, 2, 3]);
-        let raw = idx_bytes(LABELS_MAGIC, &[2], &[4, 5]);
+        let raw = encode_idx(LABELS_MAGIC, &[2], &[4, 5]);
         let path = write(dir.path(), "labels.gz", &raw);
         assert_eq!(IdxLabels::read(&path).expect("valid").0, vec![4, 5]);
     }
@@ -347,7 +349,7 @@ pub(crate) mod tests {
     #[test]
     fn wrong_magic_is_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let labels = write(dir.path(), "l", &idx_bytes(LABELS_MAGIC, &[1], &[0]));
+        let labels = write(dir.path(), "l", &encode_idx(LABELS_MAGIC, &[1], &[0]));
         let err = IdxImages::read(&labels).expect_err("labels are not images");
         assert!(
             matches!(
@@ -369,7 +371,7 @@ pub(crate) mod tests {
     #[test]
     fn truncated_payload_is_rejected_raw_and_gz() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let short = idx_bytes(IMAGES_MAGIC, &[2, 2, 3], &[0; 11]);
+        let short = encode_idx(IMAGES_MAGIC, &[2, 2, 3], &[0; 11]);
         for (name, bytes) in [("raw", short.clone()), ("gz", gzip(&short))] {
             let path = write(dir.path(), name, &bytes);
             let err = IdxImages::read(&path).expect_err("truncated");
@@ -390,7 +392,7 @@ pub(crate) mod tests {
     #[test]
     fn trailing_bytes_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let long = idx_bytes(LABELS_MAGIC, &[2], &[1, 2, 3]);
+        let long = encode_idx(LABELS_MAGIC, &[2], &[1, 2, 3]);
         for (name, bytes) in [("raw", long.clone()), ("gz", gzip(&long))] {
             let path = write(dir.path(), name, &bytes);
             let err = IdxLabels::read(&path).expect_err("too long");
@@ -404,7 +406,7 @@ pub(crate) mod tests {
     #[test]
     fn header_promising_huge_payload_fails_without_allocating_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let huge = idx_bytes(IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX], &[0; 4]);
+        let huge = encode_idx(IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX], &[0; 4]);
         for (name, bytes) in [("raw", huge.clone()), ("gz", gzip(&huge))] {
             let path = write(dir.path(), name, &bytes);
             let err = IdxImages::read(&path).expect_err("lying header");
@@ -416,7 +418,7 @@ pub(crate) mod tests {
                 "{name}: {err}"
             );
         }
-        let big = idx_bytes(IMAGES_MAGIC, &[1_000_000, 28, 28], &[0; 4]);
+        let big = encode_idx(IMAGES_MAGIC, &[1_000_000, 28, 28], &[0; 4]);
         let path = write(dir.path(), "big", &gzip(&big));
         assert!(matches!(
             IdxImages::read(&path),
@@ -427,12 +429,12 @@ pub(crate) mod tests {
     #[test]
     fn zero_dimension_and_short_header_are_rejected() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let zero = write(dir.path(), "z", &idx_bytes(IMAGES_MAGIC, &[5, 0, 28], &[]));
+        let zero = write(dir.path(), "z", &encode_idx(IMAGES_MAGIC, &[5, 0, 28], &[]));
         assert!(matches!(
             IdxImages::read(&zero),
             Err(DataError::BadHeader { .. })
         ));
-        let cut = write(dir.path(), "c", &idx_bytes(IMAGES_MAGIC, &[5], &[]));
+        let cut = write(dir.path(), "c", &encode_idx(IMAGES_MAGIC, &[5], &[]));
         assert!(matches!(
             IdxImages::read(&cut),
             Err(DataError::BadHeader { .. })
@@ -447,7 +449,7 @@ pub(crate) mod tests {
     #[test]
     fn corrupt_gzip_stream_is_a_read_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut bytes = gzip(&idx_bytes(LABELS_MAGIC, &[64], &[7; 64]));
+        let mut bytes = gzip(&encode_idx(LABELS_MAGIC, &[64], &[7; 64]));
         let mid = bytes.len() / 2;
         bytes.truncate(mid);
         let path = write(dir.path(), "cut.gz", &bytes);

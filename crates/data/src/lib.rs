@@ -14,9 +14,8 @@ mod source;
 
 pub use batcher::{MnistBatch, MnistBatcher, pixel_value};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig};
-pub use download::write_atomically;
 pub use error::{DataError, IndexOutOfRange};
-pub use idx::{IdxImages, IdxLabels, LabelledImages};
+pub use idx::{IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, LabelledImages, encode_idx};
 pub use loader::EpochLoader;
 pub use mnist::Mnist;
 pub use source::{MnistFiles, MnistSource, locate};

@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{IndexOutOfRange, MnistBatch, MnistDataset};
+use crate::{IndexOutOfRange, MnistBatch, MnistBatcher, MnistDataset};
 
 /// Batches of an [`MnistDataset`], in file order or shuffled anew each epoch.
 #[derive(Debug)]
@@ -125,8 +125,8 @@ impl Iterator for EpochIterator<'_> {
         self.position = end;
         let dataset = &self.loader.dataset;
         Some(
-            dataset
-                .batch(positions, &self.loader.device)
+            MnistBatcher
+                .gather(dataset, positions, &self.loader.device)
                 .ok_or_else(|| {
                     DatasetError::new(IndexOutOfRange {
                         index: positions.iter().copied().max().unwrap_or_default(),

@@ -19,6 +19,14 @@ impl Mnist {
         self.train.num_classes().max(self.test.num_classes())
     }
 
+    /// Finds the four files as [`Mnist::load`] does, and reads only the test split: all
+    /// that evaluating or predicting needs.
+    pub fn load_test(data_dir: Option<&Path>) -> Result<(LabelledImages, MnistSource), DataError> {
+        let (files, source) = locate(data_dir)?;
+        let test = LabelledImages::read(&files.test_images, &files.test_labels)?;
+        Ok((test, source))
+    }
+
     /// Finds and reads the four files; see [`locate`] for where it looks.
     pub fn load(data_dir: Option<&Path>) -> Result<Self, DataError> {
         let (files, source) = locate(data_dir)?;

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use data::{DataError, IdxImages, IdxLabels, LabelledImages};
+use data::{DataError, IdxImages, IdxLabels, LabelledImages, encode_idx as idx};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
@@ -46,15 +46,6 @@ where
     if let Err(failure) = runner.run(&strategy, test) {
         panic!("{failure}\n{runner}");
     }
-}
-
-fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut bytes = magic.to_be_bytes().to_vec();
-    for d in dims {
-        bytes.extend(d.to_be_bytes());
-    }
-    bytes.extend(payload);
-    bytes
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

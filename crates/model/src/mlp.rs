@@ -96,19 +96,52 @@ pub struct Mlp {
 }
 
 impl MlpConfig {
+    /// The layer widths from input to logits, e.g. `784-64-64-10`.
+    pub fn architecture(&self) -> String {
+        self.widths()
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// Every layer's width: the input, the hidden layers, the classes.
+    fn widths(&self) -> Vec<usize> {
+        std::iter::once(self.input_size)
+            .chain(self.hidden_sizes.iter().copied())
+            .chain(std::iter::once(self.num_classes))
+            .collect()
+    }
+
+    /// The Linear layers in forward order, each as its module path in the [`Mlp`]
+    /// record and its name in the PyTorch tutorial's `Net`: `("hidden.0", "fc1")`,
+    /// ..., `("output", "fcN")`. Exchanging weights with PyTorch renames along these.
+    pub fn layer_names(&self) -> Vec<(String, String)> {
+        let layers = self.hidden_sizes.len() + 1;
+        (0..layers)
+            .map(|index| {
+                let burn = if index + 1 < layers {
+                    format!("hidden.{index}")
+                } else {
+                    "output".to_string()
+                };
+                (burn, format!("fc{}", index + 1))
+            })
+            .collect()
+    }
+
     /// Builds the network with freshly initialised weights on `device`.
     pub fn init(&self, device: &Device) -> Mlp {
-        let widths: Vec<usize> = std::iter::once(self.input_size)
-            .chain(self.hidden_sizes.iter().copied())
-            .collect();
-        let hidden = widths
+        let widths = self.widths();
+        // The input and the classes are always there: the last pair is the output layer.
+        let (last, features) = (widths.len() - 1, widths.len() - 2);
+        let hidden = widths[..last]
             .windows(2)
             .map(|pair| LinearConfig::new(pair[0], pair[1]).init(device))
             .collect();
-        let last_width = *widths.last().unwrap_or(&self.input_size);
         Mlp {
             hidden,
-            output: LinearConfig::new(last_width, self.num_classes).init(device),
+            output: LinearConfig::new(widths[features], widths[last]).init(device),
             dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
             activation: self.activation,
             normalization: self.normalization,
@@ -166,6 +199,11 @@ impl Mlp {
         self
     }
 
+    /// The Linear layers in forward order: the hidden ones, then the output.
+    pub fn layers(&self) -> impl Iterator<Item = &Linear> {
+        self.hidden.iter().chain(std::iter::once(&self.output))
+    }
+
     /// The weights of the first layer, which sees the pixels: one column per unit,
     /// each a template over the input image.
     ///
@@ -182,6 +220,19 @@ mod tests {
 
     fn device() -> Device {
         Device::flex()
+    }
+
+    #[test]
+    fn layers_are_named_in_forward_order_for_burn_and_pytorch() {
+        let config = MlpConfig::new().with_hidden_sizes(vec![32, 16, 8]);
+        assert_eq!(config.architecture(), "784-32-16-8-10");
+        let names = config.layer_names();
+        assert_eq!(names.len(), 4);
+        assert_eq!(names[0], ("hidden.0".to_string(), "fc1".to_string()));
+        assert_eq!(names[3], ("output".to_string(), "fc4".to_string()));
+        let linear = MlpConfig::new().with_hidden_sizes(vec![]);
+        assert_eq!(linear.architecture(), "784-10");
+        assert_eq!(linear.layer_names(), [("output".into(), "fc1".into())]);
     }
 
     #[test]

@@ -8,18 +8,18 @@ use std::time::{Duration, Instant};
 
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use data::{Mnist, MnistDataset};
+use data::{MnistBatcher, MnistDataset};
 use model::Mlp;
 use serde::Serialize;
 
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
-use crate::inference::scale_pixels;
-use crate::renderer::Console;
+use crate::console::Console;
+use crate::infer::scale_pixels;
 use crate::run_dir::RunDir;
 use crate::stats::median;
-use crate::training::{TrainRequest, train};
+use crate::train::{TrainRequest, train};
 
 /// One benchmark run's numbers.
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +63,7 @@ pub fn run_bench(
     let report = train(
         TrainRequest {
             config: TrainingConfig::new().with_epochs(epochs),
-            data_dir: data_dir.clone(),
+            data_dir,
             run_dir: run_dir.clone(),
             resume: false,
             overwrite: false,
@@ -86,8 +86,8 @@ pub fn run_bench(
 
     // Prediction is timed on the saved model, loaded as `predict` and `serve` load it.
     let (_, model) = run_dir.load_model(&backend.device)?;
-    let test = MnistDataset::new(Mnist::load(data_dir.as_deref())?.test);
-    let eval_images_per_second = eval_throughput(&model, &test, &backend.device)?;
+    let test = &report.test_set;
+    let eval_images_per_second = eval_throughput(&model, test, &backend.device)?;
     let first_image = test.item(0).map(|item| item.pixels).unwrap_or_default();
     let (latency_median, latency_p99) = latency(&model, &first_image, &backend.device)?;
     Ok(BenchReport {
@@ -106,24 +106,14 @@ pub fn run_bench(
     })
 }
 
-fn read_error(error: burn::tensor::TensorReadError) -> TrainerError {
-    TrainerError::Training(error.to_string())
-}
-
 /// Images per second classifying `test` in batches of 1000 already on the device:
 /// the median of [`EVAL_PASSES`] passes.
 fn eval_throughput(model: &Mlp, test: &MnistDataset, device: &Device) -> Result<f64, TrainerError> {
-    let batches: Vec<Tensor<2>> = (0..test.len())
-        .step_by(EVAL_BATCH)
-        .map(|start| {
-            let items = test.slice(start..(start + EVAL_BATCH).min(test.len()));
-            let pixels: Vec<f32> = (0..items.len())
-                .filter_map(|i| items.item(i))
-                .flat_map(|item| scale_pixels(&item.pixels))
-                .collect();
-            let rows = items.len();
-            Tensor::from_data(TensorData::new(pixels, [rows, test.image_len()]), device)
-        })
+    let positions: Vec<usize> = (0..test.len()).collect();
+    let batches: Vec<Tensor<2>> = positions
+        .chunks(EVAL_BATCH)
+        .filter_map(|chunk| MnistBatcher.gather(test, chunk, device))
+        .map(|batch| batch.images)
         .collect();
     let mut seconds = Vec::with_capacity(EVAL_PASSES);
     for _ in 0..EVAL_PASSES {
@@ -131,7 +121,7 @@ fn eval_throughput(model: &Mlp, test: &MnistDataset, device: &Device) -> Result<
         for batch in &batches {
             // [batch, pixels] -> [batch, classes] -> [batch, 1]
             let predicted = model.forward(batch.clone()).argmax(1);
-            predicted.try_into_vec_as::<i64>().map_err(read_error)?;
+            predicted.try_into_vec_as::<i64>()?;
         }
         seconds.push(started.elapsed().as_secs_f64());
     }
@@ -150,7 +140,7 @@ fn latency(model: &Mlp, image: &[u8], device: &Device) -> Result<(f64, f64), Tra
         let started = Instant::now();
         // [1, pixels] -> [1, classes] -> [1, 1]
         let class = model.forward(input.clone()).argmax(1);
-        class.try_into_vec_as::<i64>().map_err(read_error)?;
+        class.try_into_vec_as::<i64>()?;
         if call >= WARM_UP_CALLS {
             micros.push(started.elapsed().as_secs_f64() * 1e6);
         }

@@ -1,3 +1,6 @@
+//! Why a command of the trainer could not do its job: one type for the library, each
+//! message saying what should hold and what to do.
+
 use std::path::PathBuf;
 
 use crate::backend::BackendError;
@@ -68,10 +71,28 @@ pub enum TrainerError {
     },
     #[error("cannot export this model: {0}; export only ReLU networks")]
     NotExportable(String),
+    #[error("cannot write this network as ONNX: {0}")]
+    OnnxExport(String),
     #[error("cannot draw {path}: {reason}")]
     Picture { path: PathBuf, reason: String },
-    #[error("training stopped: {0}")]
+    #[error(
+        "training stopped: {0}; fix the cause, then continue from the last checkpoint with --resume"
+    )]
     Training(String),
+    #[error("training stopped: the training loss became {loss} at epoch {epoch}, step {step}; {}", divergence_advice(*epoch))]
+    Diverged {
+        loss: f64,
+        epoch: usize,
+        step: usize,
+    },
+    #[error("training stopped: {reason} (checkpoints are in {})", dir.display())]
+    Interrupted { reason: String, dir: PathBuf },
+    #[error("cannot build a batch of the data: {0}")]
+    Batch(String),
+    #[error("cannot read the model's output back from the device: {0}")]
+    TensorRead(String),
+    #[error("--resume needs --artifacts DIR naming the run to continue")]
+    ResumeWithoutDir,
     #[error("cannot read image {path}: {reason}; give a PNG or JPEG file of a digit")]
     Image { path: PathBuf, reason: String },
     #[error("test index {index} is out of range; the test set has {len} images (0 to {})", len.saturating_sub(1))]
@@ -94,4 +115,21 @@ pub enum TrainerError {
         "{0} already holds a run; pass --overwrite to replace it, or choose another --out directory"
     )]
     ImportTargetExists(PathBuf),
+}
+
+/// What to do after the loss diverged in `epoch`: whether a checkpoint is left to
+/// continue from.
+fn divergence_advice(epoch: usize) -> String {
+    match epoch.saturating_sub(1) {
+        0 => "no checkpoint was written; lower the learning rate (--lr) and start over with --overwrite".to_string(),
+        last_good => format!(
+            "the last good checkpoint is epoch {last_good}; lower the learning rate (--lr) and continue with --resume"
+        ),
+    }
+}
+
+impl From<burn::tensor::TensorReadError> for TrainerError {
+    fn from(error: burn::tensor::TensorReadError) -> Self {
+        Self::TensorRead(error.to_string())
+    }
 }

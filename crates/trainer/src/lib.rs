@@ -1,24 +1,20 @@
-//! Training, evaluating and serving the MNIST MLP with Burn: the library behind the
-//! `trainer` binary.
+//! Training, evaluating, serving and exporting MNIST classifiers with Burn: the library
+//! behind the `trainer` binary, laid out as Burn's guide is (model and data in their
+//! own crates; here training, inference and what is built on them).
 
 pub mod backend;
 pub mod bench;
 pub mod config;
-mod early_stopping;
+pub mod console;
 mod error;
-pub mod evaluation;
-pub mod explain;
-pub mod export;
-pub mod inference;
-pub mod optimizer;
-pub mod plots;
-pub mod preprocess;
-pub mod renderer;
+pub mod fs;
+pub mod infer;
+pub mod interop;
+pub mod report;
 pub mod run_dir;
-pub mod schedule;
 pub mod serve;
 pub mod stats;
 pub mod sweep;
-pub mod training;
+pub mod train;
 
 pub use error::TrainerError;

@@ -8,11 +8,11 @@
 //! <run>/metrics.csv                 loss and accuracy per epoch
 //! <run>/curves.png                  the same as a picture, redrawn every epoch
 //! <run>/confusion.png               written by `trainer eval`
+//! <run>/tensorboard/events.out.tfevents.*   losses, learning rate and scores for TensorBoard
 //! <run>/checkpoint/{model,optim,scheduler}-<epoch>.bpk   written after every epoch
 //! ```
 //!
-//! Every file is written to a temporary name and renamed into place, so a crash at
-//! any moment leaves either the old file or the new one.
+//! Every file is written atomically ([`crate::fs`]).
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainerError;
 use crate::config::TrainingConfig;
-use crate::renderer::EpochSummary;
+use crate::train::EpochSummary;
 
 const CONFIG: &str = "config.json";
 const METRICS: &str = "metrics.csv";
@@ -32,6 +32,7 @@ const CURVES: &str = "curves.png";
 const CONFUSION: &str = "confusion.png";
 const MODEL: &str = "model.bpk";
 const CHECKPOINTS: &str = "checkpoint";
+const TENSORBOARD: &str = "tensorboard";
 /// Burn's file checkpointer writes these three records per epoch.
 const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
@@ -88,6 +89,11 @@ impl RunDir {
         self.root.join(CONFUSION)
     }
 
+    /// Where the run's TensorBoard event files go.
+    pub fn tensorboard_dir(&self) -> PathBuf {
+        self.root.join(TENSORBOARD)
+    }
+
     /// Whether a run has already written here.
     pub fn holds_run(&self) -> bool {
         self.config_path().exists() || self.root.join(CHECKPOINTS).exists()
@@ -121,6 +127,7 @@ impl RunDir {
             CHECKPOINTS,
             CURVES,
             CONFUSION,
+            TENSORBOARD,
         ];
         for name in generated {
             let path = self.root.join(name);
@@ -146,6 +153,12 @@ impl RunDir {
 
     pub fn save_config(&self, config: &TrainingConfig) -> Result<(), TrainerError> {
         self.write(CONFIG, config.to_string().as_bytes())
+    }
+
+    /// The data directory to evaluate or continue this run on: `given`, else the one
+    /// it trained on if that still exists.
+    pub fn data_dir(&self, given: Option<PathBuf>) -> Option<PathBuf> {
+        given.or_else(|| self.load_info().data_dir.filter(|dir| dir.is_dir()))
     }
 
     /// The run's facts, or defaults when it recorded none.
@@ -266,8 +279,7 @@ impl RunDir {
     }
 
     fn write(&self, name: &str, contents: &[u8]) -> Result<(), TrainerError> {
-        let path = self.root.join(name);
-        data::write_atomically(&path, contents).map_err(|error| TrainerError::Write { path, error })
+        crate::fs::write_atomically(&self.root.join(name), contents)
     }
 }
 

@@ -6,7 +6,7 @@ use burn::data::dataset::Dataset;
 use common::{mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use trainer::backend;
-use trainer::training::train;
+use trainer::train::train;
 
 #[test]
 fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {

@@ -10,7 +10,7 @@ use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use common::{assert_clean_failure, mnist_dir, path_str, stderr, stdout, trainer};
 use data::{Mnist, MnistDataset};
-use trainer::evaluation::evaluate;
+use trainer::infer::evaluate;
 use trainer::run_dir::RunDir;
 
 fn png_size(path: &Path) -> (u32, u32) {
@@ -88,6 +88,10 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     for trial in ["trial-001", "trial-002"] {
         let info = RunDir::new(dir.join(trial)).load_info();
         assert!(info.valid_accuracy.is_some() && info.test_accuracy.is_none());
+        // Each trial logs for TensorBoard in its own directory, so that
+        // `tensorboard --logdir <sweep>` shows them side by side.
+        let logs = std::fs::read_dir(dir.join(trial).join("tensorboard")).expect("its log");
+        assert_eq!(logs.count(), 1, "{trial}");
     }
 
     // Run again: both trials are finished and left alone.
@@ -267,12 +271,12 @@ fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
     common::train_quick_run_with_cli(&data_dir, &run_dir);
     assert_eq!(
         png_size(&run_dir.join("curves.png")),
-        trainer::plots::CURVES_SIZE
+        trainer::report::CURVES_SIZE
     );
 
     let evaluated = trainer(&["eval", "--model", path_str(&run_dir)]);
     assert!(evaluated.status.success(), "{}", stderr(&evaluated));
-    let side = trainer::plots::confusion_size(10);
+    let side = trainer::report::confusion_size(10);
     assert_eq!(png_size(&run_dir.join("confusion.png")), (side, side));
 
     let out = tmp.path().join("seven.png");
@@ -291,10 +295,10 @@ fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
         "{}",
         stdout(&explained)
     );
-    assert_eq!(png_size(&out), trainer::explain::PICTURE_SIZE);
+    assert_eq!(png_size(&out), trainer::report::PICTURE_SIZE);
     assert_eq!(
         png_size(&run_dir.join("explain-test-0.png")),
-        trainer::explain::PICTURE_SIZE,
+        trainer::report::PICTURE_SIZE,
         "the run keeps a copy"
     );
 
@@ -317,7 +321,7 @@ fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
     assert!(explained.status.success(), "{}", stderr(&explained));
     assert_eq!(
         png_size(&run_dir.join("explain-drawn.png")),
-        trainer::explain::PICTURE_SIZE
+        trainer::report::PICTURE_SIZE
     );
 }
 

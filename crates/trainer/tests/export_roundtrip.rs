@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -17,9 +17,9 @@ use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use model::{Mlp, MlpConfig};
 use trainer::TrainerError;
-use trainer::export::{export_safetensors, import_run, import_state_dict};
+use trainer::interop::{export_safetensors, import_run, import_state_dict};
 use trainer::run_dir::RunDir;
-use trainer::training::train;
+use trainer::train::train;
 
 /// The largest difference allowed between the numpy forward pass and Rust's logits.
 const LOGIT_TOLERANCE: f64 = 1e-5;
@@ -250,31 +250,12 @@ fn classes(logits: &[Vec<f32>]) -> Vec<usize> {
         .collect()
 }
 
-/// The Python that `.ci/run` sets up with numpy and safetensors: `TRAINER_TEST_PYTHON`,
-/// else the virtualenv in tests/python/.venv. `None` (the test is skipped) only when
-/// neither exists; when the variable is set, as in CI, it must be there.
-fn python() -> Option<PathBuf> {
-    if let Some(python) = std::env::var_os("TRAINER_TEST_PYTHON") {
-        let python = PathBuf::from(python);
-        assert!(
-            python.is_file(),
-            "TRAINER_TEST_PYTHON={} is not a file",
-            python.display()
-        );
-        return Some(python);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/.venv/bin/python");
-    if venv.is_file() {
-        return Some(venv);
-    }
-    eprintln!("skipped: no Python for the numpy check; run .ci/run, or set TRAINER_TEST_PYTHON");
-    None
-}
-
 #[test]
 fn numpy_forward_pass_gives_rust_logits_and_its_files_import_back_identically() {
     let Some(data_dir) = mnist_dir() else { return };
-    let Some(python) = python() else { return };
+    let Some(python) = common::python() else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = trainer::backend::open(None).expect("backend");
     let device = backend.device.clone();
@@ -422,9 +403,9 @@ fn the_commands_export_import_and_predict_alike() {
         "--model",
         path_str(&run),
         "--format",
-        "onnx",
+        "tflite",
         "--out",
         path_str(&file),
     ]);
-    assert!(assert_clean_failure(&bad_format).contains("onnx"));
+    assert!(assert_clean_failure(&bad_format).contains("tflite"));
 }

@@ -23,11 +23,11 @@ use image::{GrayImage, ImageFormat, Luma};
 use model::{Mlp, MlpConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use trainer::inference::{predict, predict_scaled};
-use trainer::preprocess::load_digit;
+use trainer::infer::preprocess::load_digit;
+use trainer::infer::{predict, predict_scaled};
 use trainer::run_dir::RunDir;
-use trainer::serve::{BODY_LIMIT, Classifier, MAX_BATCH, MAX_IMAGE_SIDE, router};
-use trainer::training::train;
+use trainer::serve::{BODY_LIMIT, MAX_BATCH, MAX_IMAGE_SIDE, Predictor, router};
+use trainer::train::train;
 
 /// An untrained tutorial network: its answers are arbitrary but deterministic, which
 /// is all that comparing the API with `predict` needs.
@@ -35,7 +35,7 @@ fn untrained() -> (Mlp, Router) {
     let device = Device::flex();
     let config = MlpConfig::new();
     let model = config.init(&device);
-    let app = router(Arc::new(Classifier::new(model.clone(), &config, device)));
+    let app = router(Arc::new(Predictor::new(model.clone(), &config, device)));
     (model, app)
 }
 
@@ -440,7 +440,7 @@ async fn a_trained_model_reads_test_digits_through_the_api() {
         .await
         .expect("training thread");
     let device = Device::flex();
-    let app = router(Arc::new(Classifier::new(
+    let app = router(Arc::new(Predictor::new(
         report.model.clone(),
         &MlpConfig::new(),
         device.clone(),

@@ -14,9 +14,9 @@ use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use model::Mlp;
 use trainer::backend::{self, Backend};
-use trainer::evaluation::evaluate;
+use trainer::infer::evaluate;
 use trainer::run_dir::RunDir;
-use trainer::training::train;
+use trainer::train::train;
 
 /// Logits of `model` for every image of `test`, batch by batch.
 fn all_logits(model: &Mlp, test: &MnistDataset, device: &Device) -> Vec<f32> {

@@ -34,8 +34,7 @@ use crate::mutate::{Mutator, Rng};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-pub const IMAGES_MAGIC: u32 = 0x0000_0803;
-pub const LABELS_MAGIC: u32 = 0x0000_0801;
+pub use data::{IMAGES_MAGIC, LABELS_MAGIC};
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// One parse may allocate at most `ALLOC_FACTOR * content + ALLOC_SLACK` bytes in
@@ -505,6 +504,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Summary)) -> Result<Summar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use data::encode_idx as idx;
     use std::sync::{Mutex, MutexGuard};
 
     /// Allocation is counted for the whole process, so tests that measure it run
@@ -512,15 +512,6 @@ mod tests {
     fn serial() -> MutexGuard<'static, ()> {
         static LOCK: Mutex<()> = Mutex::new(());
         LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-        let mut bytes = magic.to_be_bytes().to_vec();
-        for d in dims {
-            bytes.extend(d.to_be_bytes());
-        }
-        bytes.extend(payload);
-        bytes
     }
 
     #[test]

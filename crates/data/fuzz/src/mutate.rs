@@ -5,6 +5,8 @@ use std::io::Write;
 
 use flate2::{Compression, GzBuilder};
 
+pub use data::encode_idx as idx;
+
 use crate::{IMAGES_MAGIC, LABELS_MAGIC, Outcome, Report, gunzip, is_gzip};
 
 /// SplitMix64: tiny, fast, and deterministic for a given seed.
@@ -85,16 +87,6 @@ const MAGICS: [u32; 10] = [
     0x0000_0d03,
     0x1f8b_0800,
 ];
-
-/// Encodes an IDX file; `payload` need not match `dims`.
-pub fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut bytes = magic.to_be_bytes().to_vec();
-    for d in dims {
-        bytes.extend(d.to_be_bytes());
-    }
-    bytes.extend(payload);
-    bytes
-}
 
 /// Gzip-compresses `bytes` with flate2 at `level`, with optional header fields.
 pub fn gzip_with(bytes: &[u8], level: u32, name: bool, comment: bool, extra: bool) -> Vec<u8> {

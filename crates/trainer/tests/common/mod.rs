@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// An IDX file: the magic number, the dimensions, then a payload as it is.
+pub use data::encode_idx as idx;
+
 /// The real MNIST files: `MNIST_DATA_DIR`, else the shared folder beside the
 /// checkout. `None` (the test is skipped) only when neither is set up; when
 /// `MNIST_DATA_DIR` is set, as in CI, it must be valid.
@@ -65,14 +68,6 @@ pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
 
-/// An IDX file: the magic number, the dimensions, then `payload` as it is.
-pub fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut bytes = magic.to_be_bytes().to_vec();
-    dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
-    bytes.extend(payload);
-    bytes
-}
-
 /// Four tiny IDX files in `dir` (20 training and 5 test images of 28x28, labels 0-9);
 /// `corrupt` truncates the training images.
 pub fn tiny_mnist(dir: &Path, corrupt: bool) {
@@ -98,8 +93,8 @@ pub fn tiny_mnist(dir: &Path, corrupt: bool) {
 }
 
 /// A quick run of the default network: one epoch on the first 6,000 training images.
-pub fn quick_run(data_dir: &Path, run_dir: &Path) -> trainer::training::TrainRequest {
-    trainer::training::TrainRequest {
+pub fn quick_run(data_dir: &Path, run_dir: &Path) -> trainer::train::TrainRequest {
+    trainer::train::TrainRequest {
         config: trainer::config::TrainingConfig::new()
             .with_epochs(1)
             .with_limit_train(Some(6000)),
@@ -108,7 +103,7 @@ pub fn quick_run(data_dir: &Path, run_dir: &Path) -> trainer::training::TrainReq
         resume: false,
         overwrite: false,
         test: true,
-        console: trainer::renderer::Console::Stdout,
+        console: trainer::console::Console::Stdout,
     }
 }
 
@@ -139,4 +134,33 @@ pub fn train_quick_run_with_cli(data_dir: &Path, run_dir: &Path) {
         "6000",
     ]);
     assert!(trained.status.success(), "{}", stderr(&trained));
+}
+
+/// The Python that `.ci/run` sets up with tests/python/requirements.txt (numpy,
+/// safetensors, onnx, onnxruntime): `TRAINER_TEST_PYTHON`, else the virtualenv in
+/// tests/python/.venv. `None` (the test is skipped) only when neither exists; when the
+/// variable is set, as in CI, it must be there.
+pub fn python() -> Option<PathBuf> {
+    if let Some(python) = std::env::var_os("TRAINER_TEST_PYTHON") {
+        let python = PathBuf::from(python);
+        assert!(
+            python.is_file(),
+            "TRAINER_TEST_PYTHON={} is not a file",
+            python.display()
+        );
+        return Some(python);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/.venv/bin/python");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    eprintln!("skipped: no Python for the check; run .ci/run, or set TRAINER_TEST_PYTHON");
+    None
+}
+
+/// A script of tests/python.
+pub fn python_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/python")
+        .join(name)
 }

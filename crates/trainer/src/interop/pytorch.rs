@@ -1,9 +1,7 @@
-//! Exchanging weights with PyTorch. The tutorial's `Net` holds its Linear layers as
-//! `fc1`, `fc2`, ... in forward order, so its state dict has `fcK.weight` shaped
-//! `[out, in]` and `fcK.bias` shaped `[out]`. The Burn [`Mlp`] holds the same layers as
-//! `hidden.0`, `hidden.1`, ..., `output`, with weights shaped `[in, out]`. Export and
-//! import rename between the two namings and leave the transposing to burn-store's
-//! PyTorch adapters, so that neither side needs hand-written serialisation.
+//! Exchanging weights with PyTorch as the tutorial's `Net` state dict: `fcK.weight`
+//! shaped `[out, in]` and `fcK.bias` shaped `[out]`, renamed to and from the [`Mlp`]'s
+//! own layer names ([`MlpConfig::layer_names`]), with the transposing left to
+//! burn-store's PyTorch adapters so that neither side needs hand-written serialisation.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -32,13 +30,15 @@ pub fn export_safetensors(model: &Mlp, config: &MlpConfig, out: &Path) -> Result
             config.activation
         )));
     }
-    let layers = config.hidden_sizes.len() + 1;
-    let remapper = (0..layers).try_fold(KeyRemapper::new(), |remapper, index| {
-        remapper.add_pattern(
-            format!(r"^{}\.", burn_layer(index, layers).replace('.', r"\.")),
-            format!("{}.", pytorch_layer(index)),
-        )
-    });
+    let remapper = config.layer_names().into_iter().try_fold(
+        KeyRemapper::new(),
+        |remapper, (burn, pytorch)| {
+            remapper.add_pattern(
+                format!(r"^{}\.", burn.replace('.', r"\.")),
+                format!("{pytorch}."),
+            )
+        },
+    );
     let write_error = |reason: String| TrainerError::Write {
         path: out.to_path_buf(),
         error: std::io::Error::other(reason),
@@ -66,13 +66,15 @@ pub fn import_state_dict(path: &Path, device: &Device) -> Result<(MlpConfig, Mlp
     };
     let tensors = read_tensors(path).map_err(import_error)?;
     let config = network_of(&tensors).map_err(import_error)?;
-    let layers = config.hidden_sizes.len() + 1;
+    let names = config.layer_names();
     let renamed: Vec<PackTensor> = tensors
         .into_iter()
         .map(|(name, mut tensor)| {
-            // network_of accepted only names that parse.
-            if let Some((layer, param)) = pytorch_param(&name) {
-                tensor.name = format!("{}.{param}", burn_layer(layer - 1, layers));
+            // network_of accepted only names that parse, of layers that exist.
+            if let Some((layer, param)) = pytorch_param(&name)
+                && let Some((burn, _)) = names.get(layer - 1)
+            {
+                tensor.name = format!("{burn}.{param}");
             }
             tensor
         })
@@ -111,26 +113,11 @@ pub fn import_run(
     Ok(config)
 }
 
-/// The PyTorch name of layer `index` (0-based, in forward order).
-fn pytorch_layer(index: usize) -> String {
-    format!("fc{}", index + 1)
-}
-
 /// The layer number (from 1) and parameter name of a state-dict key `fc<N>.<param>`.
 fn pytorch_param(name: &str) -> Option<(usize, &str)> {
     let (layer, param) = name.strip_prefix("fc")?.split_once('.')?;
     let number = layer.parse::<usize>().ok().filter(|&n| n >= 1)?;
     Some((number, param))
-}
-
-/// The Burn module path of layer `index` (0-based) of an [`Mlp`] with `layers` Linear
-/// layers in all: the hidden ones, then the output.
-fn burn_layer(index: usize, layers: usize) -> String {
-    if index + 1 < layers {
-        format!("hidden.{index}")
-    } else {
-        "output".into()
-    }
 }
 
 /// The file's tensors by name. A safetensors file starts with the length of its JSON
@@ -286,9 +273,6 @@ mod tests {
             ),
             (7, 9, 3)
         );
-        assert_eq!(burn_layer(8, 10), "hidden.8");
-        assert_eq!(burn_layer(9, 10), "output");
-        assert_eq!(pytorch_layer(9), "fc10");
     }
 
     #[test]

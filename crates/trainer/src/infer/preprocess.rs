@@ -16,6 +16,13 @@ const INK_THRESHOLD: u8 = 25;
 /// Below this contrast between background and the brightest stroke, there is no digit.
 const MIN_CONTRAST: f32 = 30.0;
 
+/// The side of the square image a network with `input_size` inputs takes; `None` when
+/// `input_size` is not a square, and then only pixel arrays can be classified.
+pub fn square_side(input_size: usize) -> Option<usize> {
+    let side = (input_size as f64).sqrt().round() as usize;
+    (side * side == input_size).then_some(side)
+}
+
 /// Reads an image file (format recognised by content) and prepares it for a network
 /// taking `side x side` inputs.
 pub fn load_digit(path: &Path, side: usize) -> Result<Vec<u8>, TrainerError> {

@@ -1,11 +1,18 @@
 //! Early stopping on the validation loss, decided from the run's own epoch history
 //! (which a resumed run reloads from `metrics.csv`), so that an interrupted run stops
 //! at the same epoch as an uninterrupted one.
+//!
+//! The history is filled by the renderer, so this relies on an order Burn keeps: its
+//! training loop (burn-train 0.22.1, `learner/supervised/strategies/single/strategy.rs`)
+//! sends the end of an epoch to the renderer and flushes its event processor before it
+//! asks [`EarlyStoppingStrategy::should_stop`]. Should that change, a history without
+//! the epoch being judged makes [`Patience`] keep training rather than stop on stale
+//! data.
 
 use burn::train::EarlyStoppingStrategy;
 use burn::train::metric::store::EventStoreClient;
 
-use crate::renderer::{EpochSummary, History};
+use super::history::{EpochSummary, History};
 
 /// Stops once `patience` epochs have passed without a lower validation loss.
 #[derive(Debug, Clone)]
@@ -24,7 +31,8 @@ impl Patience {
         let Ok(history) = self.history.lock() else {
             return false;
         };
-        stops_after(&history, epoch, self.patience)
+        let judged = history.last().is_some_and(|last| last.epoch == epoch);
+        judged && stops_after(&history, epoch, self.patience)
     }
 }
 

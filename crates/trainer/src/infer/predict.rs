@@ -19,6 +19,20 @@ impl Prediction {
         self.top(1).first().map_or(0, |&(class, _)| class)
     }
 
+    /// `predicted 7  (top 3: 7 99.7%, 3 0.2%, 2 0.1%)`, with classes named by `name`.
+    pub fn summary(&self, name: impl Fn(usize) -> String) -> String {
+        let top: Vec<String> = self
+            .top(3)
+            .iter()
+            .map(|&(class, p)| format!("{} {:.1}%", name(class), 100.0 * p))
+            .collect();
+        format!(
+            "predicted {}  (top 3: {})",
+            name(self.class()),
+            top.join(", ")
+        )
+    }
+
     /// The `k` most probable classes with their probabilities, most probable first.
     pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
         let mut ranked: Vec<(usize, f32)> =
@@ -63,9 +77,7 @@ pub fn predict_scaled(
     // [batch, pixels] -> [batch, classes]
     let probabilities = softmax(model.forward(input), 1);
     let classes = probabilities.dims()[1];
-    let flat = probabilities
-        .try_into_vec_as::<f32>()
-        .map_err(|e| TrainerError::Training(e.to_string()))?;
+    let flat = probabilities.try_into_vec_as::<f32>()?;
     Ok(flat
         .chunks(classes)
         .map(|row| Prediction {
@@ -85,6 +97,10 @@ mod tests {
         };
         assert_eq!(prediction.class(), 1);
         assert_eq!(prediction.top(3), vec![(1, 0.6), (3, 0.25), (0, 0.1)]);
+        assert_eq!(
+            prediction.summary(|class| format!("c{class}")),
+            "predicted c1  (top 3: c1 60.0%, c3 25.0%, c0 10.0%)"
+        );
     }
 
     #[test]

@@ -27,6 +27,37 @@ impl Evaluation {
         percent(self.correct, self.total)
     }
 
+    /// The text `trainer eval` prints: the totals, each class's accuracy under its
+    /// name, and the confusion matrix.
+    pub fn report(&self, class_names: &[String]) -> String {
+        let mut lines = vec![
+            format!(
+                "test loss {:.4}  accuracy {:.2}%  ({}/{} correct)",
+                self.loss,
+                self.accuracy(),
+                self.correct,
+                self.total
+            ),
+            "per-class accuracy:".to_string(),
+        ];
+        for (class, name) in class_names.iter().enumerate() {
+            lines.push(match self.class_accuracy(class) {
+                Some(accuracy) => format!("  {name:>2}: {accuracy:6.2}%"),
+                None => format!("  {name:>2}:     - (no test images)"),
+            });
+        }
+        lines.push("confusion matrix (rows: true class, columns: predicted):".to_string());
+        let header: String = (0..self.confusion.len())
+            .map(|c| format!("{c:>6}"))
+            .collect();
+        lines.push(format!("    {header}"));
+        for (class, row) in self.confusion.iter().enumerate() {
+            let cells: String = row.iter().map(|n| format!("{n:>6}")).collect();
+            lines.push(format!("  {class:>2}{cells}"));
+        }
+        lines.join("\n")
+    }
+
     /// Percentage of the images of `class` classified correctly; `None` if the data
     /// holds none of that class.
     pub fn class_accuracy(&self, class: usize) -> Option<f64> {
@@ -52,13 +83,12 @@ pub fn evaluate(
     device: &Device,
 ) -> Result<Evaluation, TrainerError> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let read_error = |e: burn::tensor::TensorReadError| TrainerError::Training(e.to_string());
     let mut loss_sum = 0.0;
     let mut correct = 0;
     let mut confusion: Vec<Vec<usize>> = Vec::new();
     let batches = EpochLoader::new(dataset.clone(), batch_size, device.clone());
     for batch in batches.iter() {
-        let batch = batch.map_err(|e| TrainerError::Training(e.to_string()))?;
+        let batch = batch.map_err(|e| TrainerError::Batch(e.to_string()))?;
         let logits = model.forward(batch.images);
         let [count, classes] = logits.dims();
         if confusion.is_empty() {
@@ -66,12 +96,8 @@ pub fn evaluate(
         }
         let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
         loss_sum += loss.into_scalar::<f64>() * count as f64;
-        let predicted = logits
-            .argmax(1)
-            .reshape([count])
-            .try_into_vec_as::<i64>()
-            .map_err(read_error)?;
-        let targets = batch.targets.try_into_vec_as::<i64>().map_err(read_error)?;
+        let predicted = logits.argmax(1).reshape([count]).try_into_vec_as::<i64>()?;
+        let targets = batch.targets.try_into_vec_as::<i64>()?;
         for (&truth, &guess) in targets.iter().zip(&predicted) {
             let (truth, guess) = (truth as usize, guess as usize);
             correct += usize::from(truth == guess);
@@ -110,6 +136,15 @@ mod tests {
         assert_eq!(evaluation.class_accuracy(1), Some(50.0));
         assert_eq!(evaluation.class_accuracy(2), None);
         assert_eq!(evaluation.class_accuracy(3), None);
+        let names = ["zero", "one", "two"].map(String::from);
+        let report = evaluation.report(&names);
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines[0], "test loss 0.5000  accuracy 62.50%  (5/8 correct)");
+        assert_eq!(lines[2], "  zero:  75.00%");
+        assert_eq!(lines[4], "  two:     - (no test images)");
+        assert_eq!(lines[6], "         0     1     2");
+        assert_eq!(lines[7], "   0     3     1     0");
+        assert_eq!(lines.len(), 10);
     }
 
     #[test]

@@ -1,0 +1,29 @@
+//! `trainer bench`: the measurements `bench/compare.sh` sets beside PyTorch's.
+
+use clap::Args;
+use trainer::bench::{process_age, run_bench};
+use trainer::console::Console;
+
+use crate::cli::CommonArgs;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Epochs of the tutorial's training run to time (the median counts).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    epochs: u16,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+pub fn exec(args: BenchArgs) -> anyhow::Result<()> {
+    // Stdout carries the JSON alone; everything else goes to stderr.
+    let backend = super::open_backend(args.common.device.as_deref(), Console::Stderr)?;
+    let report = run_bench(
+        args.common.data_dir,
+        usize::from(args.epochs),
+        &backend,
+        process_age,
+    )?;
+    Console::Stdout.try_line(serde_json::to_string(&report)?)?;
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! `trainer eval`: a trained run's scores on the test set.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use trainer::console::Console;
+use trainer::infer::TestSet;
+use trainer::report::confusion_matrix;
+use trainer::run_dir::RunDir;
+
+use crate::cli::CommonArgs;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Run directory holding config.json and model.bpk.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+pub fn exec(args: EvalArgs) -> anyhow::Result<()> {
+    let console = Console::Stdout;
+    let run = RunDir::new(&args.model);
+    let backend = super::open_backend(args.common.device.as_deref(), console)?;
+    let model = run.load_model(&backend.device)?;
+    let test = TestSet::of(&run, args.common.data_dir)?;
+    let scores = test.score(&run, &model, &backend.device, console)?;
+    let names: Vec<String> = (0..scores.confusion.len())
+        .map(|class| model.0.class_name(class))
+        .collect();
+    console.try_line(scores.report(&names))?;
+    // The scores above are the command's result; a run directory that cannot take
+    // the picture (read-only, say) does not undo them.
+    match confusion_matrix(&scores.confusion, &names, &run.confusion_path()) {
+        Ok(()) => console.try_line(format_args!("wrote {}", run.confusion_path().display()))?,
+        Err(error) => console.warn(error),
+    }
+    Ok(())
+}

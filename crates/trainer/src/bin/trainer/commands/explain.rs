@@ -1,0 +1,81 @@
+//! `trainer explain`: one picture of what the model looks at for one image.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use trainer::TrainerError;
+use trainer::console::Console;
+use trainer::infer::preprocess::square_side;
+use trainer::infer::{ImageInput, explain, load_images};
+use trainer::report::draw_explanation;
+use trainer::run_dir::RunDir;
+
+use crate::cli::CommonArgs;
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["image", "test_index"]))]
+pub struct ExplainArgs {
+    /// Run directory holding config.json and model.bpk.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Explain this image of the test set.
+    #[arg(long, value_name = "N")]
+    test_index: Option<usize>,
+    /// Explain this image file (PNG or JPEG), prepared as `predict` prepares it.
+    #[arg(long, value_name = "FILE", conflicts_with = "test_index")]
+    image: Option<PathBuf>,
+    /// Also write the picture to this PNG file; it always goes into the run directory
+    /// as explain-test-<N>.png or explain-<image name>.png.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+pub fn exec(args: ExplainArgs) -> anyhow::Result<()> {
+    let console = Console::Stdout;
+    let run = RunDir::new(&args.model);
+    let backend = super::open_backend(args.common.device.as_deref(), console)?;
+    // Saliency needs gradients, so the model is loaded onto an autodiff device.
+    let device = backend.device.clone().autodiff();
+    let (config, model) = run.load_model(&device)?;
+    let side = square_side(config.model.input_size)
+        .ok_or(TrainerError::NotSquare(config.model.input_size))?;
+    let input = match (args.image, args.test_index) {
+        (Some(path), _) => ImageInput::File(path),
+        (None, Some(index)) => ImageInput::Test(index),
+        (None, None) => anyhow::bail!("give --test-index N or --image FILE to explain"),
+    };
+    let images = load_images(&[input], &run, &config, args.common.data_dir)?;
+    let image = &images[0];
+    let explanation = explain(&model, &image.pixels, &device)?;
+    let weights = model.input_weights().try_into_vec_as::<f32>()?;
+    let predicted = explanation.predicted;
+    let title = format!(
+        "{}: predicted {} with probability {:.1}%",
+        image.title,
+        config.class_name(predicted),
+        100.0 * explanation.probabilities[predicted]
+    );
+    console.try_line(&title)?;
+    // The run keeps its pictures together (curves, confusion matrix, explanations);
+    // --out puts a copy where the user wants it, so only that one must succeed.
+    let in_run = run.root().join(format!("explain-{}.png", image.slug));
+    let draw = |path: &Path| draw_explanation(&explanation, &weights, side, &title, path);
+    let wrote = |path: &Path| console.try_line(format_args!("wrote {}", path.display()));
+    match &args.out {
+        Some(out) => {
+            draw(out)?;
+            wrote(out)?;
+            match draw(&in_run) {
+                Ok(()) => wrote(&in_run)?,
+                Err(error) => console.warn(error),
+            }
+        }
+        None => {
+            draw(&in_run)?;
+            wrote(&in_run)?;
+        }
+    }
+    Ok(())
+}

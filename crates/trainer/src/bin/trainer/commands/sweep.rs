@@ -1,0 +1,47 @@
+//! `trainer sweep`: a hyperparameter search, each trial a training run of its own.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use trainer::console::Console;
+use trainer::sweep::{SweepRequest, run_sweep};
+
+use crate::cli::CommonArgs;
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Sweep description (JSON): the base config, the values to try and how; see
+    /// configs/sweep-*.json.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Directory for the trials and leaderboards [default: artifacts/<sweep file name>].
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Trials to train at once, each in its own process.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+pub fn exec(args: SweepArgs) -> anyhow::Result<()> {
+    let console = Console::Stdout;
+    let name = args.config.file_stem().map_or_else(
+        || "sweep".into(),
+        |stem| stem.to_string_lossy().into_owned(),
+    );
+    let backend = super::open_backend(args.common.device.as_deref(), console)?;
+    let request = SweepRequest {
+        dir: args
+            .artifacts
+            .unwrap_or_else(|| Path::new("artifacts").join(name)),
+        spec_path: args.config,
+        jobs: usize::from(args.jobs),
+        trainer: std::env::current_exe()?,
+        data_dir: args.common.data_dir,
+        device: args.common.device,
+        console,
+    };
+    run_sweep(&request, &backend)?;
+    Ok(())
+}

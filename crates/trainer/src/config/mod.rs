@@ -1,0 +1,126 @@
+//! The run configuration: everything that decides what a training run does, saved as
+//! `config.json` beside every model so that a checkpoint always travels with the
+//! configuration that built it. Reading it from JSON, and `--set`-style overrides, are
+//! in [`overlay`]; the rules a run's values must meet are in [`validate`].
+
+mod overlay;
+mod overrides;
+mod validate;
+
+pub use overrides::{ConfigSource, Overrides};
+
+use burn::config::Config;
+use data::SplitConfig;
+use model::MlpConfig;
+
+use crate::train::optimizer::OptimizerConfig;
+use crate::train::schedule::ScheduleConfig;
+
+/// A training run, with the PyTorch tutorial's settings as defaults.
+#[derive(Config, Debug)]
+pub struct TrainingConfig {
+    /// The network to train. Its `input_size` and `num_classes` are taken from the
+    /// data when training starts.
+    #[config(default = "MlpConfig::new()")]
+    pub model: MlpConfig,
+    /// The optimizer and its hyperparameters other than the learning rate.
+    #[config(default = "OptimizerConfig::new()")]
+    pub optimizer: OptimizerConfig,
+    /// How the learning rate changes over the run.
+    #[config(default = "ScheduleConfig::new()")]
+    pub lr_schedule: ScheduleConfig,
+    /// How validation images are held out of the training set.
+    #[config(default = "SplitConfig::new()")]
+    pub split: SplitConfig,
+    /// Passes over the training set.
+    #[config(default = 5)]
+    pub epochs: usize,
+    /// Images per optimisation step.
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// The learning rate (the peak of the schedule).
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    /// Seed for weight initialisation and the order of training batches.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Training steps between progress lines (when the output is not a terminal) and
+    /// points of the training loss and learning rate in the TensorBoard log.
+    #[config(default = 100)]
+    pub log_interval: usize,
+    /// Train on only the first this-many training images, for quick runs.
+    pub limit_train: Option<usize>,
+    /// Stop when the validation loss has not improved for this many epochs, and keep
+    /// the model of the epoch with the lowest validation loss.
+    pub patience: Option<usize>,
+    /// Classes the network predicts; by default the largest label in the data plus one.
+    pub num_classes: Option<usize>,
+    /// Names of the classes in label order, for printing (e.g. Fashion-MNIST's
+    /// "T-shirt/top", "Trouser", ...); by default the labels themselves.
+    pub class_names: Option<Vec<String>>,
+}
+
+/// A configuration that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {error}; pass --config with an existing JSON file")]
+    Read { path: String, error: std::io::Error },
+    #[error("config {path} is not valid: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("config {path} has unknown key `{key}`; known keys at that level: {known}")]
+    UnknownKey {
+        path: String,
+        key: String,
+        known: String,
+    },
+    #[error("setting `{0}` is not KEY=VALUE; write it like optimizer.name=adamw")]
+    Setting(String),
+    #[error("{field} must be {rule} (got {value}); fix it in the config or on the command line")]
+    Invalid {
+        field: &'static str,
+        rule: &'static str,
+        value: String,
+    },
+}
+
+impl TrainingConfig {
+    /// Evaluation keeps no gradients, so it can take bigger batches than training.
+    pub fn eval_batch_size(&self) -> usize {
+        self.batch_size.max(1000)
+    }
+
+    /// The class names to print: the configured ones, else the labels as numbers.
+    pub fn class_name(&self, class: usize) -> String {
+        self.class_names
+            .as_ref()
+            .and_then(|names| names.get(class))
+            .cloned()
+            .unwrap_or_else(|| class.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_tutorial() {
+        let config = TrainingConfig::new();
+        assert_eq!((config.epochs, config.batch_size, config.lr), (5, 64, 1e-3));
+        assert_eq!(config.model.hidden_sizes, vec![64, 64]);
+        assert_eq!(config.split.valid_size, 5000);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn saved_config_loads_back_equal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.json");
+        let config = TrainingConfig::new()
+            .with_epochs(3)
+            .with_limit_train(Some(100));
+        config.save(&path).expect("save");
+        let loaded = TrainingConfig::from_file(&path).expect("load");
+        assert_eq!(loaded.to_string(), config.to_string());
+    }
+}

@@ -1,0 +1,491 @@
+//! The ONNX graph of a multilayer perceptron (`pixels` in, `logits` out, a symbolic
+//! `batch`), built from plain weights so that it depends on no Burn type.
+
+use model::Activation;
+use prost::Message;
+
+use super::proto::*;
+
+/// One fully connected layer as Burn stores it: `weight` row-major `[inputs, outputs]`, `bias` `[outputs]`.
+#[derive(Debug, Clone)]
+pub struct DenseLayer {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// A network to write: `(pixels - mean) / std` when `normalization` is set, then each layer,
+/// with `activation` after every layer but the last (which yields logits).
+#[derive(Debug, Clone)]
+pub struct OnnxNetwork {
+    pub layers: Vec<DenseLayer>,
+    pub activation: Activation,
+    /// `(mean, std)` of the pixels the network was trained on.
+    pub normalization: Option<(f32, f32)>,
+    /// Model-level `metadata_props`, e.g. `("config", json)`, `("class_names", json list)`.
+    pub metadata: Vec<(String, String)>,
+    pub producer_version: String,
+    pub graph_name: String,
+}
+
+/// Why a network cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    #[error("the network has no layers")]
+    NoLayers,
+    #[error("layer fc{layer} has a zero width ({inputs} inputs, {outputs} outputs)")]
+    EmptyLayer {
+        layer: usize,
+        inputs: usize,
+        outputs: usize,
+    },
+    #[error("layer fc{layer} takes {inputs} inputs but the layer before it yields {previous}")]
+    WidthMismatch {
+        layer: usize,
+        inputs: usize,
+        previous: usize,
+    },
+    #[error("layer fc{layer} has {actual} weights, expected {inputs} x {outputs}")]
+    WeightLength {
+        layer: usize,
+        inputs: usize,
+        outputs: usize,
+        actual: usize,
+    },
+    #[error("layer fc{layer} has {actual} biases, expected {outputs}")]
+    BiasLength {
+        layer: usize,
+        outputs: usize,
+        actual: usize,
+    },
+    #[error("normalization std must be finite and non-zero, got {0}")]
+    InvalidStd(f32),
+}
+
+/// IR version 8 is the one that goes with opset 17.
+const IR_VERSION: i64 = 8;
+/// Opset 17 is what current runtimes all load; it has no `Gelu` op, so gelu is spelled out with `Erf`.
+const OPSET_VERSION: i64 = 17;
+const PRODUCER_NAME: &str = "mnist-burn trainer";
+const INPUT_NAME: &str = "pixels";
+const OUTPUT_NAME: &str = "logits";
+const BATCH_DIM: &str = "batch";
+
+/// `TensorProto.DataType.FLOAT`.
+const DATA_TYPE_FLOAT: i32 = 1;
+/// `AttributeProto.AttributeType.INT`.
+const ATTRIBUTE_TYPE_INT: i32 = 2;
+
+/// Checks `network`, then returns its serialized ONNX `ModelProto`.
+pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
+    validate(network)?;
+    let mut graph = GraphBuilder::default();
+    let mut current = INPUT_NAME.to_owned();
+    // `validate` bounds every width by the length of a weight vector, so the `as i64` casts are lossless.
+    let input_width = network.layers[0].inputs as i64;
+
+    if let Some((mean, std)) = network.normalization {
+        graph.scalar("normalize.mean", mean);
+        graph.scalar("normalize.std", std);
+        let centered = "normalize.centered";
+        graph.node(
+            "Sub",
+            "normalize.sub",
+            &[&current, "normalize.mean"],
+            centered,
+            input_width,
+        );
+        current = "normalized".to_owned();
+        graph.node(
+            "Div",
+            "normalize",
+            &[centered, "normalize.std"],
+            &current,
+            input_width,
+        );
+    }
+
+    let last = network.layers.len();
+    for (index, layer) in network.layers.iter().enumerate() {
+        let number = index + 1;
+        let width = layer.outputs as i64;
+        let name = format!("fc{number}");
+        let weight = format!("{name}.weight");
+        let bias = format!("{name}.bias");
+        graph.tensor(&weight, &[layer.inputs as i64, width], &layer.weight);
+        graph.tensor(&bias, &[width], &layer.bias);
+        let output = if number == last { OUTPUT_NAME } else { &name };
+        // Burn keeps the weight as `[inputs, outputs]`; saying `transB = 0` keeps that visible.
+        let trans_b = AttributeProto {
+            name: "transB".to_owned(),
+            r#type: ATTRIBUTE_TYPE_INT,
+            i: Some(0),
+        };
+        graph
+            .node("Gemm", &name, &[&current, &weight, &bias], output, width)
+            .attribute
+            .push(trans_b);
+        if number < last {
+            current = graph.activation(network.activation, number, &name, width);
+        }
+    }
+
+    let model = ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET_VERSION,
+        }],
+        producer_name: PRODUCER_NAME.to_owned(),
+        producer_version: network.producer_version.clone(),
+        graph: Some(GraphProto {
+            node: graph.nodes,
+            name: network.graph_name.clone(),
+            initializer: graph.initializers,
+            input: vec![value_info(INPUT_NAME, input_width)],
+            output: vec![value_info(
+                OUTPUT_NAME,
+                network.layers[last - 1].outputs as i64,
+            )],
+            value_info: graph.value_info,
+        }),
+        metadata_props: network
+            .metadata
+            .iter()
+            .map(|(key, value)| StringStringEntryProto {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    };
+    Ok(model.encode_to_vec())
+}
+
+/// Rejects what would otherwise yield a model that loads but fails, or computes garbage, at run time.
+fn validate(network: &OnnxNetwork) -> Result<(), OnnxError> {
+    if network.layers.is_empty() {
+        return Err(OnnxError::NoLayers);
+    }
+    if let Some((_, std)) = network.normalization
+        && (std == 0.0 || !std.is_finite())
+    {
+        return Err(OnnxError::InvalidStd(std));
+    }
+    let mut previous = None;
+    for (index, layer) in network.layers.iter().enumerate() {
+        let layer_number = index + 1;
+        let (inputs, outputs) = (layer.inputs, layer.outputs);
+        if inputs == 0 || outputs == 0 {
+            return Err(OnnxError::EmptyLayer {
+                layer: layer_number,
+                inputs,
+                outputs,
+            });
+        }
+        if let Some(previous) = previous.filter(|&previous| previous != inputs) {
+            return Err(OnnxError::WidthMismatch {
+                layer: layer_number,
+                inputs,
+                previous,
+            });
+        }
+        if inputs.checked_mul(outputs) != Some(layer.weight.len()) {
+            return Err(OnnxError::WeightLength {
+                layer: layer_number,
+                inputs,
+                outputs,
+                actual: layer.weight.len(),
+            });
+        }
+        if layer.bias.len() != outputs {
+            return Err(OnnxError::BiasLength {
+                layer: layer_number,
+                outputs,
+                actual: layer.bias.len(),
+            });
+        }
+        previous = Some(outputs);
+    }
+    Ok(())
+}
+
+/// Collects the graph's nodes, initializers and edge shapes in the order they are made.
+#[derive(Debug, Default)]
+struct GraphBuilder {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    value_info: Vec<ValueInfoProto>,
+}
+
+impl GraphBuilder {
+    /// Adds a node with one `[batch, width]` output and declares that output in `value_info`
+    /// (unless it is the graph output, declared already) so that viewers and shape inference see it.
+    fn node(
+        &mut self,
+        op_type: &str,
+        name: &str,
+        inputs: &[&str],
+        output: &str,
+        width: i64,
+    ) -> &mut NodeProto {
+        if output != OUTPUT_NAME {
+            self.value_info.push(value_info(output, width));
+        }
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|&input| input.to_owned()).collect(),
+            output: vec![output.to_owned()],
+            name: name.to_owned(),
+            op_type: op_type.to_owned(),
+            attribute: Vec::new(),
+        });
+        let index = self.nodes.len() - 1;
+        &mut self.nodes[index]
+    }
+
+    fn tensor(&mut self, name: &str, dims: &[i64], values: &[f32]) {
+        self.initializers.push(TensorProto {
+            dims: dims.to_vec(),
+            data_type: DATA_TYPE_FLOAT,
+            name: name.to_owned(),
+            raw_data: values
+                .iter()
+                .flat_map(|value| value.to_le_bytes())
+                .collect(),
+        });
+    }
+
+    /// A rank-0 initializer, which broadcasts against any batch.
+    fn scalar(&mut self, name: &str, value: f32) {
+        self.tensor(name, &[], &[value]);
+    }
+
+    /// Appends the activation after layer `number` to `input` and returns the name of its output.
+    fn activation(
+        &mut self,
+        activation: Activation,
+        number: usize,
+        input: &str,
+        width: i64,
+    ) -> String {
+        let op_type = match activation {
+            Activation::Relu => "Relu",
+            Activation::Tanh => "Tanh",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::Gelu => return self.gelu(number, input, width),
+        };
+        let name = format!("{}{number}", op_type.to_lowercase());
+        self.node(op_type, &name, &[input], &name, width);
+        name
+    }
+
+    /// Exact (erf) gelu, as Burn computes it: `x * (1 + erf(x / sqrt(2))) * 0.5`.
+    fn gelu(&mut self, number: usize, input: &str, width: i64) -> String {
+        if number == 1 {
+            self.scalar("gelu.sqrt2", std::f32::consts::SQRT_2);
+            self.scalar("gelu.one", 1.0);
+            self.scalar("gelu.half", 0.5);
+        }
+        let name = format!("gelu{number}");
+        let step = |step: &str| format!("{name}.{step}");
+        let (scaled, erf, plus_one, product) = (
+            step("scaled"),
+            step("erf"),
+            step("erf_plus_one"),
+            step("product"),
+        );
+        self.node("Div", &step("div"), &[input, "gelu.sqrt2"], &scaled, width);
+        self.node("Erf", &erf, &[&scaled], &erf, width);
+        self.node("Add", &step("add"), &[&erf, "gelu.one"], &plus_one, width);
+        self.node("Mul", &step("mul"), &[input, &plus_one], &product, width);
+        self.node("Mul", &name, &[&product, "gelu.half"], &name, width);
+        name
+    }
+}
+
+/// A float32 `[batch, width]` value, `batch` left symbolic so any batch size runs.
+fn value_info(name: &str, width: i64) -> ValueInfoProto {
+    let dim = |value| tensor_shape_proto::Dimension { value: Some(value) };
+    ValueInfoProto {
+        name: name.to_owned(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DATA_TYPE_FLOAT,
+                shape: Some(TensorShapeProto {
+                    dim: vec![
+                        dim(tensor_shape_proto::dimension::Value::DimParam(
+                            BATCH_DIM.to_owned(),
+                        )),
+                        dim(tensor_shape_proto::dimension::Value::DimValue(width)),
+                    ],
+                }),
+            })),
+        }),
+    }
+}
+
+// The ONNX messages below carry only the fields this module writes; tags follow onnx.proto3.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(inputs: usize, outputs: usize) -> DenseLayer {
+        DenseLayer {
+            inputs,
+            outputs,
+            weight: (0..inputs * outputs).map(|i| i as f32 * 0.01).collect(),
+            bias: vec![0.5; outputs],
+        }
+    }
+
+    fn network(widths: &[usize], activation: Activation) -> OnnxNetwork {
+        OnnxNetwork {
+            layers: widths
+                .windows(2)
+                .map(|pair| layer(pair[0], pair[1]))
+                .collect(),
+            activation,
+            normalization: Some((0.1307, 0.3081)),
+            metadata: vec![("class_names".to_owned(), r#"["a","b"]"#.to_owned())],
+            producer_version: "0.1.0".to_owned(),
+            graph_name: "mlp".to_owned(),
+        }
+    }
+
+    fn decode(network: &OnnxNetwork) -> ModelProto {
+        let bytes = encode(network).expect("valid network");
+        ModelProto::decode(bytes.as_slice()).expect("bytes decode back")
+    }
+
+    #[test]
+    fn rejects_inconsistent_shapes() {
+        let mut net = network(&[4, 3, 2], Activation::Relu);
+        net.layers[1].inputs = 5;
+        assert!(matches!(
+            encode(&net),
+            Err(OnnxError::WidthMismatch {
+                layer: 2,
+                inputs: 5,
+                previous: 3
+            })
+        ));
+
+        let mut net = network(&[4, 3, 2], Activation::Relu);
+        net.layers[0].weight.pop();
+        assert!(matches!(
+            encode(&net),
+            Err(OnnxError::WeightLength {
+                layer: 1,
+                actual: 11,
+                ..
+            })
+        ));
+
+        let mut net = network(&[4, 3, 2], Activation::Relu);
+        net.layers[1].bias.push(0.0);
+        assert!(matches!(
+            encode(&net),
+            Err(OnnxError::BiasLength {
+                layer: 2,
+                outputs: 2,
+                actual: 3
+            })
+        ));
+
+        let mut net = network(&[4, 0, 2], Activation::Relu);
+        net.layers.truncate(1);
+        assert!(matches!(
+            encode(&net),
+            Err(OnnxError::EmptyLayer { layer: 1, .. })
+        ));
+
+        let mut net = network(&[4, 2], Activation::Relu);
+        net.normalization = Some((0.5, 0.0));
+        assert!(matches!(encode(&net), Err(OnnxError::InvalidStd(_))));
+
+        net.layers.clear();
+        assert!(matches!(encode(&net), Err(OnnxError::NoLayers)));
+    }
+
+    #[test]
+    fn relu_graph_decodes_to_the_expected_structure() {
+        let model = decode(&network(&[6, 4, 3, 2], Activation::Relu));
+        assert_eq!(
+            (model.ir_version, model.producer_name.as_str()),
+            (IR_VERSION, PRODUCER_NAME)
+        );
+        assert_eq!(model.opset_import[0].version, OPSET_VERSION);
+        assert_eq!(model.metadata_props[0].key, "class_names");
+        let graph = model.graph.expect("graph");
+        let ops: Vec<&str> = graph
+            .node
+            .iter()
+            .map(|node| node.op_type.as_str())
+            .collect();
+        assert_eq!(ops, ["Sub", "Div", "Gemm", "Relu", "Gemm", "Relu", "Gemm"]);
+        let names: Vec<&str> = graph.node.iter().map(|node| node.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "normalize.sub",
+                "normalize",
+                "fc1",
+                "relu1",
+                "fc2",
+                "relu2",
+                "fc3"
+            ]
+        );
+        assert_eq!(
+            graph.node[2].input,
+            ["normalized", "fc1.weight", "fc1.bias"]
+        );
+        assert_eq!(graph.node[6].output, ["logits"]);
+        assert_eq!(
+            (graph.input[0].name.as_str(), graph.output[0].name.as_str()),
+            ("pixels", "logits")
+        );
+        let declared: Vec<&str> = graph
+            .value_info
+            .iter()
+            .map(|value| value.name.as_str())
+            .collect();
+        let outputs: Vec<&str> = graph
+            .node
+            .iter()
+            .map(|node| node.output[0].as_str())
+            .collect();
+        assert_eq!(declared, outputs[..outputs.len() - 1]);
+        // mean, std, then weight and bias per layer.
+        assert_eq!(graph.initializer.len(), 2 + 2 * 3);
+        let fc1 = &graph.initializer[2];
+        assert_eq!(
+            (fc1.name.as_str(), fc1.dims.as_slice()),
+            ("fc1.weight", &[6, 4][..])
+        );
+        assert_eq!(&fc1.raw_data[4..8], 0.01f32.to_le_bytes());
+    }
+
+    #[test]
+    fn gelu_is_spelled_out_with_erf() {
+        let mut net = network(&[6, 4, 3, 2], Activation::Gelu);
+        net.normalization = None;
+        let graph = decode(&net).graph.expect("graph");
+        let ops: Vec<&str> = graph
+            .node
+            .iter()
+            .map(|node| node.op_type.as_str())
+            .collect();
+        let gelu = ["Div", "Erf", "Add", "Mul", "Mul"];
+        assert_eq!(
+            ops,
+            [&["Gemm"][..], &gelu, &["Gemm"], &gelu, &["Gemm"]].concat()
+        );
+        assert_eq!(graph.node[1].input, ["fc1", "gelu.sqrt2"]);
+        assert_eq!(graph.node[5].output, ["gelu1"]);
+        assert_eq!(graph.node[6].input[0], "gelu1");
+        // three shared constants, then weight and bias per layer.
+        assert_eq!(graph.initializer.len(), 3 + 2 * 3);
+    }
+}

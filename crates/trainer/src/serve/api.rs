@@ -1,0 +1,148 @@
+//! The JSON API's types: what a request may hold, what an answer holds, the limits on
+//! both, and every client mistake as a 4xx with a JSON body saying what to send.
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// The largest request body accepted: room for a phone photo, or for a full batch of
+/// pixel arrays written out as JSON text.
+pub const BODY_LIMIT: usize = 4 << 20;
+/// The most images one request may ask about, so that one request cannot hold the
+/// server's CPUs for long.
+pub const MAX_BATCH: usize = 256;
+/// The widest and tallest image accepted, in pixels: a 12-megapixel phone photo fits.
+/// A few kilobytes of PNG can declare a huge image, and preparing one takes about
+/// 10 bytes per pixel, so this bounds what a single request can make the server
+/// allocate (about 170 MB).
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// What a request body holds, by its declared content type.
+#[derive(Debug, Clone, Copy)]
+pub enum BodyKind {
+    Json,
+    Image,
+}
+
+impl BodyKind {
+    pub fn of(headers: &HeaderMap) -> Result<Self, RequestError> {
+        let declared = headers
+            .get(header::CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let essence = declared
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/json" => Ok(Self::Json),
+            "image/png" | "image/jpeg" => Ok(Self::Image),
+            _ => Err(RequestError::UnsupportedType(declared)),
+        }
+    }
+}
+
+/// One item of a JSON request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub pixels: Option<Vec<f32>>,
+    pub image: Option<String>,
+}
+
+/// The network's input for one image.
+#[derive(Debug)]
+pub struct Input {
+    /// `input_size` values in 0..1.
+    pub pixels: Vec<f32>,
+    /// Whether it was prepared from an image, and so is worth showing the client.
+    pub from_image: bool,
+}
+
+/// The answer for one image.
+#[derive(Debug, Serialize)]
+pub struct Guess {
+    pub digit: usize,
+    pub probabilities: Vec<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pixels: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    One(Guess),
+    Batch { predictions: Vec<Guess> },
+}
+
+/// Why a request cannot be answered. All but `Internal` are the client's to fix, and
+/// each says how.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("unsupported content type `{0}`; send application/json, image/png or image/jpeg")]
+    UnsupportedType(String),
+    #[error(
+        "the body is over the limit of {BODY_LIMIT} bytes; send a smaller image or a smaller batch"
+    )]
+    TooLarge,
+    #[error("cannot read the body: {0}")]
+    Body(String),
+    #[error(
+        "the body is not a prediction request: {reason}; send {{\"pixels\": [{input_size} numbers in 0..1]}}, {{\"image\": \"<base64 PNG or JPEG>\"}}, or an array of up to {MAX_BATCH} of those"
+    )]
+    Json { reason: String, input_size: usize },
+    #[error("a batch holds 1 to {MAX_BATCH} items; this one has {0}")]
+    BatchSize(usize),
+    #[error("item {index}: {source}")]
+    Item {
+        index: usize,
+        source: Box<RequestError>,
+    },
+    #[error("`pixels` has {found} values; the model takes {expected}, one per pixel, row by row")]
+    PixelCount { found: usize, expected: usize },
+    #[error("pixels[{index}] is {value}; pixel values are numbers in 0..1 (0 background, 1 ink)")]
+    PixelRange { index: usize, value: f32 },
+    #[error("`image` is not valid base64: {0}")]
+    Base64(String),
+    #[error(
+        "cannot read the image: {0}; send a PNG or JPEG of at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels"
+    )]
+    Image(String),
+    #[error("cannot find a digit in the image: {0}")]
+    NoDigit(String),
+    #[error("the model's input size {0} is not a square image, so it takes only `pixels`")]
+    NotSquare(usize),
+    #[error("no such endpoint: {0}; the API is POST /api/predict and GET /healthz")]
+    NotFound(String),
+    #[error("{0} is not allowed; see GET / for the page, POST /api/predict for predictions")]
+    WrongMethod(String),
+    #[error("prediction failed: {0}")]
+    Internal(String),
+}
+
+impl RequestError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Item { source, .. } => source.status(),
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        (
+            self.status(),
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}

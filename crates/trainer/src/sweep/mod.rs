@@ -1,0 +1,103 @@
+//! Hyperparameter search. A sweep file names a base config, the config fields to vary
+//! and how (every combination, or a seeded random sample within a trial budget). Each
+//! trial is an ordinary run directory under the sweep's directory, trained by a child
+//! `trainer train` process without a test-set evaluation. With `seeds`, every
+//! configuration is trained once per seed. Configurations are ranked by validation
+//! accuracy (the median over their seeds), and only the winner is scored on the test
+//! set. The directory's layout is in the README; rerunning a sweep skips trials that
+//! finished, resumes those that were interrupted, and retries those that failed.
+
+mod leaderboard;
+mod plan;
+mod ranking;
+mod runner;
+mod spec;
+mod winner;
+
+use std::path::PathBuf;
+
+pub use self::plan::Trial;
+pub use self::ranking::{Outcome, Ranked};
+pub use self::spec::{Domain, Method, Range, SweepError, SweepSpec};
+pub use self::winner::Best;
+use crate::TrainerError;
+use crate::backend::Backend;
+use crate::console::Console;
+use crate::infer::TestSet;
+use crate::run_dir::RunDir;
+
+/// How to run a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepRequest {
+    pub spec_path: PathBuf,
+    pub dir: PathBuf,
+    /// Trials trained at once.
+    pub jobs: usize,
+    /// The `trainer` executable that trains each trial.
+    pub trainer: PathBuf,
+    /// Passed on to each trial.
+    pub data_dir: Option<PathBuf>,
+    pub device: Option<String>,
+    pub console: Console,
+}
+
+/// Runs every trial not finished yet, writes the leaderboards, scores the winner's
+/// trials on the test set and writes `best.json`.
+pub fn run_sweep(request: &SweepRequest, backend: &Backend) -> Result<Best, TrainerError> {
+    let console = request.console;
+    let (spec, trials) = SweepSpec::plan(&request.spec_path)?;
+    console.line(format_args!(
+        "sweep {}: {} trials ({}), {} at a time, in {}",
+        request.spec_path.display(),
+        trials.len(),
+        match spec.method {
+            Method::Grid => "grid".to_string(),
+            Method::Random => format!("random, seed {}", spec.seed),
+        },
+        request.jobs.max(1),
+        request.dir.display()
+    ));
+    runner::check_trials_are_ours(request, &trials)?;
+    std::fs::create_dir_all(&request.dir).map_err(|error| TrainerError::Write {
+        path: request.dir.clone(),
+        error,
+    })?;
+    let spec_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
+    crate::fs::write_atomically(&request.dir.join("sweep.json"), &spec_json)?;
+
+    let outcomes = runner::run_all(request, &trials)?;
+    let ranked = ranking::rank(trials, outcomes, !spec.seeds.is_empty());
+    let markdown = leaderboard::write_leaderboards(&request.dir, &ranked, spec.parameters.keys())?;
+    console.line(format_args!(
+        "leaderboard (by validation accuracy):\n{markdown}"
+    ));
+
+    let Some((winner, valid_accuracy)) = ranked
+        .first()
+        .and_then(|entry| Some((entry, entry.valid_accuracy()?)))
+    else {
+        return Err(SweepError::NothingFinished(request.dir.clone()).into());
+    };
+    // The test set is consulted once, for the winner only (each of its seeds); the
+    // trials share their data, so it is read once.
+    let finished: Vec<&Trial> = winner.finished().collect();
+    let first = RunDir::new(finished[0].dir(&request.dir));
+    let test = TestSet::of(&first, request.data_dir.clone())?;
+    let mut scores = Vec::with_capacity(finished.len());
+    for trial in finished {
+        let run = RunDir::new(trial.dir(&request.dir));
+        let model = run.load_model(&backend.device)?;
+        scores.push((
+            trial.name(),
+            test.score(&run, &model, &backend.device, console)?,
+        ));
+    }
+    let best = Best::new(winner, valid_accuracy, &scores);
+    console.line(best.summary(&winner.describe()));
+    best.save(&request.dir)?;
+    console.line(format_args!(
+        "wrote {}",
+        request.dir.join("best.json").display()
+    ));
+    Ok(best)
+}

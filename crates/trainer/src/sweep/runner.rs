@@ -1,0 +1,213 @@
+//! Training the trials: each in a child `trainer train` process in its own run
+//! directory, several at once on worker threads, skipping those that finished and
+//! resuming those that were interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::SweepRequest;
+use super::plan::Trial;
+use super::ranking::Outcome;
+use super::spec::SweepError;
+use crate::TrainerError;
+use crate::config::TrainingConfig;
+use crate::run_dir::RunDir;
+
+const PLAN: &str = "trial.json";
+const LOG: &str = "train.log";
+
+/// Runs every trial not finished yet, `request.jobs` at a time, and returns how each
+/// ended, in plan order (`None` for those not run because the sweep had to stop).
+pub fn run_all(
+    request: &SweepRequest,
+    trials: &[Trial],
+) -> Result<Vec<Option<Outcome>>, TrainerError> {
+    let next = AtomicUsize::new(0);
+    let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; trials.len()]);
+    let failure: Mutex<Option<TrainerError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..request.jobs.max(1).min(trials.len()) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(trial) = trials.get(index) else {
+                        return;
+                    };
+                    match run_trial(request, trial, trials.len()) {
+                        Ok(outcome) => {
+                            if let Ok(mut all) = outcomes.lock() {
+                                all[index] = Some(outcome);
+                            }
+                        }
+                        Err(error) => {
+                            // A sweep-level problem (the trial's directory belongs to
+                            // another sweep, the trainer cannot start): stop handing
+                            // out trials.
+                            next.store(trials.len(), Ordering::SeqCst);
+                            if let Ok(mut first) = failure.lock() {
+                                first.get_or_insert(error);
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(error) = failure.into_inner().ok().flatten() {
+        return Err(error);
+    }
+    Ok(outcomes.into_inner().unwrap_or_default())
+}
+
+/// Trains one trial in a child process unless it finished before, and reads its
+/// result from its run directory.
+fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outcome, TrainerError> {
+    let dir = trial.dir(&request.dir);
+    let run = RunDir::new(&dir);
+    let label = format!("trial {}/{total}", trial.number);
+    if let Some(outcome) = finished(&run) {
+        request.console.line(format_args!(
+            "{label} finished earlier: {}  {}",
+            summary(&outcome),
+            trial.describe()
+        ));
+        return Ok(outcome);
+    }
+    let write_error = |path: PathBuf| move |error| TrainerError::Write { path, error };
+    std::fs::create_dir_all(&dir).map_err(write_error(dir.clone()))?;
+    let plan = dir.join(PLAN);
+    crate::fs::write_atomically(&plan, trial.config.to_string().as_bytes())?;
+    let log_path = dir.join(LOG);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(write_error(log_path.clone()))?;
+    let log_err = log.try_clone().map_err(write_error(log_path.clone()))?;
+    // Earlier attempts' output stays in the log; only this one's explains its end.
+    let attempt_start = log.metadata().map_or(0, |m| m.len());
+
+    let mut command = Command::new(&request.trainer);
+    command
+        .arg("train")
+        .arg("--artifacts")
+        .arg(&dir)
+        .arg("--no-test");
+    match run.last_checkpoint() {
+        // Continue an interrupted trial where it stopped.
+        Some(_) => command.arg("--resume"),
+        None => command.arg("--config").arg(&plan).arg("--overwrite"),
+    };
+    if let Some(data_dir) = &request.data_dir {
+        command.arg("--data-dir").arg(data_dir);
+    }
+    if let Some(device) = &request.device {
+        command.arg("--device").arg(device);
+    }
+    let started = Instant::now();
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .status()
+        .map_err(|error| SweepError::Spawn {
+            exe: request.trainer.clone(),
+            error,
+        })?;
+    let outcome = match (status.success(), finished(&run)) {
+        (true, Some(outcome)) => outcome,
+        _ => Outcome::Failed(last_error(&log_path, attempt_start, status)),
+    };
+    request.console.line(format_args!(
+        "{label} {} in {:.1}s  {}",
+        summary(&outcome),
+        started.elapsed().as_secs_f64(),
+        trial.describe()
+    ));
+    Ok(outcome)
+}
+
+/// Whether `saved` (a trial's config as its run wrote it, with the network's input
+/// size and class count filled in from the data) is the config planned for it.
+fn same_plan(saved: &TrainingConfig, planned: &TrainingConfig) -> bool {
+    let mut planned = planned.clone();
+    planned.model.input_size = saved.model.input_size;
+    planned.model.num_classes = saved.model.num_classes;
+    planned.to_string() == saved.to_string()
+}
+
+/// The result of a trial whose run completed: its final model exists and its
+/// validation scores are recorded.
+fn finished(run: &RunDir) -> Option<Outcome> {
+    if !run.model_path().is_file() {
+        return None;
+    }
+    let info = run.load_info();
+    let epoch = info.kept_epoch?;
+    let seconds = run
+        .load_metrics(usize::MAX)
+        .iter()
+        .map(|e| e.duration.as_secs_f64())
+        .sum();
+    Some(Outcome::Finished {
+        valid_accuracy: info.valid_accuracy?,
+        valid_loss: info.valid_loss?,
+        epoch,
+        seconds,
+    })
+}
+
+fn summary(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Finished {
+            valid_accuracy,
+            valid_loss,
+            ..
+        } => format!("valid acc {valid_accuracy:.2}%  valid loss {valid_loss:.4}"),
+        Outcome::Failed(reason) => format!("FAILED ({reason})"),
+    }
+}
+
+/// The child's error line, from what the attempt that began at byte `start` of the
+/// log wrote, for the leaderboard.
+fn last_error(log: &Path, start: u64, status: std::process::ExitStatus) -> String {
+    let written = std::fs::read(log)
+        .ok()
+        .and_then(|bytes| bytes.get(start as usize..).map(<[u8]>::to_vec))
+        .unwrap_or_default();
+    String::from_utf8_lossy(&written)
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("error:"))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("the trainer ended with {status}; see {}", log.display()))
+}
+
+/// Refuses, before any training, a sweep directory holding trials another sweep
+/// planned differently, or trained on other data.
+pub fn check_trials_are_ours(request: &SweepRequest, trials: &[Trial]) -> Result<(), TrainerError> {
+    let wanted_data = request
+        .data_dir
+        .as_ref()
+        .map(|dir| std::fs::canonicalize(dir).unwrap_or(dir.clone()));
+    for trial in trials {
+        let run = RunDir::new(trial.dir(&request.dir));
+        if !run.config_path().is_file() {
+            continue;
+        }
+        let trained_on = run.load_info().data_dir;
+        let other_data =
+            matches!((&wanted_data, &trained_on), (Some(wanted), Some(used)) if wanted != used);
+        if other_data || !same_plan(&run.load_config()?, &trial.config) {
+            return Err(SweepError::Changed {
+                dir: run.root().to_path_buf(),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The sweep file: the base config, the config keys to vary with the values or
+//! ranges each takes, and how the trials are chosen.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::ConfigError;
+
+/// How the trials are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Every combination of the listed values.
+    #[default]
+    Grid,
+    /// `trials` draws, each value picked at random from its list or range.
+    Random,
+}
+
+/// The values one config field takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Domain {
+    /// These values (any JSON: numbers, strings, lists).
+    Values(Vec<Value>),
+    /// A number drawn from a range (random sweeps only).
+    Range(Range),
+}
+
+/// A number between `min` and `max`: uniform, or with `log` log-uniform; with
+/// `integer`, a whole number, each equally likely.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+    #[serde(default)]
+    pub log: bool,
+    #[serde(default)]
+    pub integer: bool,
+}
+
+/// A sweep file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// The config every trial starts from: a path (relative to the sweep file) or an
+    /// inline config object; the built-in defaults if absent.
+    #[serde(default)]
+    pub base: Option<Value>,
+    #[serde(default)]
+    pub method: Method,
+    /// How many trials a random sweep draws.
+    #[serde(default)]
+    pub trials: Option<usize>,
+    /// Seed of a random sweep's draws.
+    #[serde(default)]
+    pub seed: u64,
+    /// Train every configuration once with each of these values of the config's
+    /// `seed`, and rank configurations by the median of their validation accuracies:
+    /// differences smaller than the spread between seeds are noise.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// Dotted config keys (`lr`, `optimizer.name`, `model.dropout`, ...) and the values
+    /// each takes.
+    pub parameters: BTreeMap<String, Domain>,
+}
+
+/// A sweep that cannot run, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("cannot read sweep file {path}: {error}; pass --config with an existing JSON file")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("sweep file {path} is not valid: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("trial {trial} of sweep {path} is not a valid config: {error}")]
+    Trial {
+        path: PathBuf,
+        trial: usize,
+        error: ConfigError,
+    },
+    #[error(
+        "{dir} holds a trial with another config or data directory than this sweep plans for it; run the sweep into another --artifacts directory, or delete {dir}"
+    )]
+    Changed { dir: PathBuf },
+    #[error("cannot start `{exe}`: {error}")]
+    Spawn { exe: PathBuf, error: std::io::Error },
+    #[error("no trial of the sweep finished; see the train.log of each trial in {0}")]
+    NothingFinished(PathBuf),
+}

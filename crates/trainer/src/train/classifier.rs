@@ -1,0 +1,44 @@
+//! The [`Mlp`] as Burn's Learner trains it: a classifier scored by cross-entropy. It
+//! lives in training rather than in the `model` crate because Burn's training traits
+//! are a concern of training, not of the network.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use data::MnistBatch;
+use model::Mlp;
+
+/// An [`Mlp`] whose steps return the cross-entropy loss with the logits.
+#[derive(Module, Debug)]
+pub struct CrossEntropyMlp {
+    pub mlp: Mlp,
+}
+
+impl CrossEntropyMlp {
+    fn classify(&self, batch: MnistBatch) -> ClassificationOutput {
+        let logits = self.mlp.forward(batch.images);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.targets.clone());
+        ClassificationOutput::new(loss, logits, batch.targets)
+    }
+}
+
+impl TrainStep for CrossEntropyMlp {
+    type Input = MnistBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: MnistBatch) -> TrainOutput<ClassificationOutput> {
+        let output = self.classify(batch);
+        TrainOutput::new(self, output.loss.backward(), output)
+    }
+}
+
+impl InferenceStep for CrossEntropyMlp {
+    type Input = MnistBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: MnistBatch) -> ClassificationOutput {
+        self.classify(batch)
+    }
+}

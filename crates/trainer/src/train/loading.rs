@@ -1,0 +1,90 @@
+//! A run's data: read, split into training, validation and test sets, with the
+//! network's input size and class count fitted to it.
+
+use std::time::{Duration, Instant};
+
+use burn::data::dataset::Dataset;
+use data::{Mnist, MnistDataset};
+
+use crate::TrainerError;
+use crate::config::{ConfigError, TrainingConfig};
+use crate::console::Console;
+use crate::report::model_summary;
+
+/// The data of a run, split, with the config fitted to it.
+pub struct Loaded {
+    pub config: TrainingConfig,
+    pub train_set: MnistDataset,
+    pub valid_set: MnistDataset,
+    pub test_set: MnistDataset,
+    pub data_load: Duration,
+}
+
+/// Reads the data and fits the config to it, saying what was found and what will train.
+pub fn load(
+    config: TrainingConfig,
+    data_dir: Option<&std::path::Path>,
+    console: Console,
+) -> Result<Loaded, TrainerError> {
+    config.validate()?;
+    let loading = Instant::now();
+    let mnist = Mnist::load(data_dir)?;
+    let data_load = loading.elapsed();
+    console.line(format_args!(
+        "data {}: {} training and {} test images of {}x{}, {} classes",
+        mnist.source,
+        mnist.train.len(),
+        mnist.test.len(),
+        mnist.train.rows(),
+        mnist.train.cols(),
+        mnist.num_classes()
+    ));
+    let config = fit_to_data(config, &mnist)?;
+    let test_set = MnistDataset::new(mnist.test);
+    let (train_set, valid_set) = MnistDataset::train_valid(mnist.train, &config.split)?;
+    let train_set = match config.limit_train {
+        Some(limit) => train_set.limit(limit),
+        None => train_set,
+    };
+    console.line(format_args!(
+        "training on {} images, validating on {}; model {}:\n{}",
+        train_set.len(),
+        valid_set.len(),
+        config.model.architecture(),
+        model_summary(&config.model)
+    ));
+    Ok(Loaded {
+        config,
+        train_set,
+        valid_set,
+        test_set,
+        data_load,
+    })
+}
+
+/// The config with the network's input size and class count taken from the data:
+/// the pixels per image, and `num_classes` if configured, else the largest label
+/// plus one.
+fn fit_to_data(mut config: TrainingConfig, mnist: &Mnist) -> Result<TrainingConfig, TrainerError> {
+    let needed = mnist.num_classes();
+    let classes = config.num_classes.unwrap_or(needed);
+    if classes < needed {
+        return Err(TrainerError::TooFewClasses {
+            max_label: needed - 1,
+            classes,
+            needed,
+        });
+    }
+    if let Some(names) = &config.class_names
+        && names.len() != classes
+    {
+        return Err(TrainerError::Config(ConfigError::Invalid {
+            field: "class_names",
+            rule: "one name per class of the data",
+            value: format!("{} names for {classes} classes", names.len()),
+        }));
+    }
+    config.model.input_size = mnist.train.image_len();
+    config.model.num_classes = classes;
+    Ok(config)
+}

@@ -1,0 +1,398 @@
+//! Training with Burn's Learner: the configured optimizer and learning-rate schedule,
+//! cross-entropy, loss and accuracy on the training and validation splits, a
+//! checkpoint and the training curves every epoch, optional early stopping, and at the
+//! end the final model, its configuration and its test-set scores in the run directory.
+//! [`train`] runs in three steps: [`prepare`] (data, config, run directory), [`launch`]
+//! (the Learner) and [`finish`] (the kept model, saved and tested).
+
+mod classifier;
+mod dry_run;
+mod early_stopping;
+mod history;
+mod loading;
+pub mod optimizer;
+mod options;
+mod renderer;
+mod resume;
+mod run_log;
+pub mod schedule;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use burn::data::dataset::Dataset;
+use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::logger::InMemoryMetricLogger;
+use burn::train::metric::{AccuracyMetric, LossMetric, Metric};
+use burn::train::{Learner, SupervisedTraining};
+use data::{EpochLoader, MnistDataset};
+use model::Mlp;
+
+use self::classifier::CrossEntropyMlp;
+pub use self::dry_run::{DryRun, dry_run};
+use self::early_stopping::{Patience, best_epoch, stops_after};
+pub use self::history::EpochSummary;
+use self::history::{EpochHook, EpochRecorder, History};
+use self::loading::{Loaded, load};
+pub use self::options::TrainOptions;
+use self::renderer::{DivergenceSlot, EpochRenderer, FirstStep, MetricNames, StepReporting};
+use self::resume::{check_resumable, load_checkpoint_model, prepare_run_dir};
+use self::run_log::{RunLog, SharedRunLog};
+use crate::TrainerError;
+use crate::backend::Backend;
+use crate::config::TrainingConfig;
+use crate::console::Console;
+use crate::infer::{Evaluation, evaluate};
+use crate::report::training_curves;
+use crate::run_dir::{RunDir, RunInfo};
+
+/// What to train and where.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    pub config: TrainingConfig,
+    /// Where the MNIST files are; `None` looks in Burn's cache and downloads there.
+    pub data_dir: Option<PathBuf>,
+    pub run_dir: RunDir,
+    /// Continue the run in `run_dir` from its last checkpoint.
+    pub resume: bool,
+    /// Replace a run already in `run_dir`.
+    pub overwrite: bool,
+    /// Score the final model on the test set. Sweeps turn this off for their trials
+    /// and test only the winner, so that the test set plays no part in the choice.
+    pub test: bool,
+    /// Where progress lines go.
+    pub console: Console,
+}
+
+/// What a finished run achieved.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// The epochs trained by this invocation (not those before a resume).
+    pub epochs: Vec<EpochSummary>,
+    /// The test-set scores, unless the request turned testing off.
+    pub test: Option<Evaluation>,
+    pub model: Mlp,
+    /// Images per training epoch.
+    pub train_images: usize,
+    /// The test split of the data it trained on.
+    pub test_set: MnistDataset,
+    /// Time spent finding and reading the data.
+    pub data_load: Duration,
+    /// When the first training step finished.
+    pub first_step: Option<Instant>,
+}
+
+/// Trains as `request` says, printing a line per epoch, then saves the model and
+/// reports its test-set scores.
+pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, TrainerError> {
+    let prepared = prepare(request, backend)?;
+    let launched = launch(&prepared, backend)?;
+    finish(prepared, launched, backend)
+}
+
+/// A run ready to train: its data split, its directory claimed, its history so far.
+struct Prepared {
+    config: TrainingConfig,
+    run_dir: RunDir,
+    console: Console,
+    run_test: bool,
+    train_set: MnistDataset,
+    valid_set: MnistDataset,
+    test_set: MnistDataset,
+    data_load: Duration,
+    /// The epochs a resumed run had finished.
+    epochs_done: usize,
+    resume_from: Option<usize>,
+    /// The epoch count to give the Learner: the config's, or for a run that had
+    /// already stopped early, the epochs it had (so that it only finishes).
+    epochs_to_train: usize,
+    earlier_epochs: Vec<EpochSummary>,
+    info: RunInfo,
+}
+
+/// Reads the data, fits the config to it, and claims the run directory: only once the
+/// data is known to be good may an earlier run there be replaced.
+fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, TrainerError> {
+    let TrainRequest {
+        config,
+        data_dir,
+        run_dir,
+        resume,
+        overwrite,
+        test: run_test,
+        console,
+    } = request;
+    let Loaded {
+        config,
+        train_set,
+        valid_set,
+        test_set,
+        data_load,
+    } = load(config, data_dir.as_deref(), console)?;
+
+    let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite, console)?;
+    let epochs_done = resume_from.unwrap_or(0);
+    let earlier_epochs = run_dir.load_metrics(epochs_done);
+    let stopped_early = config
+        .patience
+        .is_some_and(|patience| stops_after(&earlier_epochs, epochs_done, patience));
+    if stopped_early && run_dir.model_path().is_file() {
+        return Err(TrainerError::StoppedEarly {
+            dir: run_dir.root().to_path_buf(),
+            epoch: epochs_done,
+        });
+    }
+    // A run that had stopped early, killed before it saved its model, trains no
+    // further: it only finishes.
+    let epochs_to_train = if stopped_early {
+        epochs_done
+    } else {
+        config.epochs
+    };
+    if let Some(epoch) = resume_from {
+        check_resumable(&run_dir, &config, epoch, &backend.device)?;
+    }
+    run_dir.save_config(&config)?;
+    let info = RunInfo {
+        data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),
+        backend: backend.name.to_string(),
+        ..RunInfo::default()
+    };
+    run_dir.save_info(&info)?;
+    Ok(Prepared {
+        config,
+        run_dir,
+        console,
+        run_test,
+        train_set,
+        valid_set,
+        test_set,
+        data_load,
+        epochs_done,
+        resume_from,
+        epochs_to_train,
+        earlier_epochs,
+        info,
+    })
+}
+
+/// What the Learner left: the last epoch's model and every epoch's record.
+struct Launched {
+    model: Mlp,
+    all_epochs: Vec<EpochSummary>,
+    first_step: Option<Instant>,
+    run_log: SharedRunLog,
+    steps_per_epoch: usize,
+}
+
+/// Assembles Burn's Learner for the prepared run and trains.
+fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerError> {
+    let Prepared {
+        config,
+        run_dir,
+        console,
+        ..
+    } = prepared;
+    backend.device.seed(config.seed);
+    let classifier = CrossEntropyMlp {
+        mlp: config.model.init(&backend.device.clone().autodiff()),
+    };
+    let steps_per_epoch = prepared.train_set.len().div_ceil(config.batch_size);
+    let train_loader = EpochLoader::new(
+        prepared.train_set.clone(),
+        config.batch_size,
+        backend.device.clone(),
+    )
+    .shuffled(config.seed)
+    .starting_after(prepared.epochs_done);
+    let valid_loader = EpochLoader::new(
+        prepared.valid_set.clone(),
+        config.eval_batch_size(),
+        backend.device.clone(),
+    );
+
+    let history: History = Arc::new(Mutex::new(prepared.earlier_epochs.clone()));
+    let run_log: SharedRunLog = Arc::new(Mutex::new(RunLog::open(
+        run_dir,
+        (prepared.epochs_done * steps_per_epoch) as u64,
+    )));
+    let metrics_dir = run_dir.clone();
+    let epoch_log = run_log.clone();
+    let persist: EpochHook = Box::new(move |epochs| {
+        metrics_dir.save_metrics(epochs)?;
+        if let (Some(last), Ok(mut log)) = (epochs.last(), epoch_log.lock()) {
+            log.epoch((last.epoch * steps_per_epoch) as u64, last);
+        }
+        // The picture only shows what metrics.csv holds: failing to draw it is no
+        // reason to stop training.
+        if let Err(error) = training_curves(epochs, &metrics_dir.curves_path()) {
+            Console::Stderr.warn(error);
+        }
+        Ok(())
+    });
+    let (accuracy, loss) = (AccuracyMetric::new(), LossMetric::new());
+    let names = MetricNames {
+        loss: loss.name(),
+        accuracy: accuracy.name(),
+    };
+    let mut training = SupervisedTraining::new(
+        run_dir.root(),
+        Arc::new(train_loader),
+        Arc::new(valid_loader),
+    )
+    .metrics((accuracy, loss))
+    // Per-epoch metrics go to metrics.csv, written atomically; Burn's file logger
+    // appends per batch and its application logger installs a process-wide panic
+    // hook, so neither is used.
+    .with_metric_logger(InMemoryMetricLogger::default())
+    .with_application_logger(None)
+    .with_default_checkpointers()
+    .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
+    .num_epochs(prepared.epochs_to_train);
+    if let Some(patience) = config.patience {
+        training = training.early_stopping(Patience::new(history.clone(), patience));
+    }
+    let first_step = FirstStep::default();
+    let divergence = DivergenceSlot::default();
+    let schedule = config
+        .lr_schedule
+        .init(config.lr, steps_per_epoch, config.epochs);
+    let renderer = EpochRenderer::new(
+        EpochRecorder::new(history.clone(), persist),
+        training.interrupter(),
+        names,
+        divergence.clone(),
+        first_step.clone(),
+        *console,
+        StepReporting {
+            log_interval: config.log_interval,
+            steps_per_epoch,
+            schedule: schedule.clone(),
+            run_log: run_log.clone(),
+        },
+    );
+    training = training.renderer(Box::new(renderer));
+    if let Some(epoch) = prepared.resume_from {
+        console.line(format_args!(
+            "resuming after epoch {epoch} from {}",
+            run_dir.root().display()
+        ));
+        training = training.checkpoint(epoch);
+    }
+    let learner = Learner::new(classifier, config.optimizer.init(), schedule);
+    let result = training.launch(learner);
+    if let Some(error) = result.error {
+        return Err(TrainerError::Training(error.to_string()));
+    }
+    if let Some(interruption) = result.interrupted {
+        if let Some(divergence) = divergence.lock().ok().and_then(|slot| *slot) {
+            return Err(TrainerError::Diverged {
+                loss: divergence.loss,
+                epoch: divergence.epoch,
+                step: divergence.step,
+            });
+        }
+        return Err(TrainerError::Interrupted {
+            reason: interruption.reason.unwrap_or_else(|| "interrupted".into()),
+            dir: run_dir.root().to_path_buf(),
+        });
+    }
+    let all_epochs = history.lock().map(|all| all.clone()).unwrap_or_default();
+    Ok(Launched {
+        model: result.model.mlp,
+        all_epochs,
+        first_step: first_step.get().copied(),
+        run_log,
+        steps_per_epoch,
+    })
+}
+
+/// Keeps the best epoch's model (with early stopping) or the last one, saves it with
+/// the run's scores, and tests it.
+fn finish(
+    prepared: Prepared,
+    launched: Launched,
+    backend: &Backend,
+) -> Result<TrainReport, TrainerError> {
+    let Prepared {
+        config,
+        run_dir,
+        console,
+        mut info,
+        ..
+    } = prepared;
+    let Launched {
+        model: last_model,
+        all_epochs,
+        first_step,
+        run_log,
+        steps_per_epoch,
+    } = launched;
+    let last_epoch = all_epochs.last().map_or(prepared.epochs_done, |e| e.epoch);
+    // With early stopping the run keeps its best epoch, as selected on validation.
+    let kept = match config.patience {
+        Some(_) => best_epoch(&all_epochs),
+        None => all_epochs.last(),
+    };
+    let model = match kept {
+        Some(best) if best.epoch != last_epoch => {
+            console.line(format_args!(
+                "keeping epoch {}, which had the lowest validation loss ({:.4})",
+                best.epoch, best.valid_loss
+            ));
+            load_checkpoint_model(&run_dir, &config, best.epoch, &backend.device)?
+        }
+        _ => last_model,
+    };
+    if last_epoch < config.epochs {
+        console.line(format_args!(
+            "stopped early after epoch {last_epoch}: no lower validation loss for {} epochs",
+            config.patience.unwrap_or_default()
+        ));
+    }
+    // The scores first, then the model: a run whose model.bpk exists has them (sweeps
+    // rely on it), and one killed in between resumes and finishes.
+    info.kept_epoch = kept.map(|e| e.epoch);
+    info.valid_loss = kept.map(|e| e.valid_loss);
+    info.valid_accuracy = kept.map(|e| e.valid_accuracy);
+    run_dir.save_info(&info)?;
+    run_dir.save_model(&model)?;
+
+    let test_scores = if prepared.run_test {
+        let scores = evaluate(
+            &model,
+            &prepared.test_set,
+            config.eval_batch_size(),
+            &backend.device,
+        )?;
+        if let Ok(mut log) = run_log.lock() {
+            log.test((last_epoch * steps_per_epoch) as u64, &scores);
+        }
+        info.test_loss = Some(scores.loss);
+        info.test_accuracy = Some(scores.accuracy());
+        run_dir.save_info(&info)?;
+        console.line(format_args!(
+            "test loss {:.4}  test accuracy {:.2}%  ({} images)",
+            scores.loss,
+            scores.accuracy(),
+            scores.total
+        ));
+        Some(scores)
+    } else {
+        None
+    };
+    console.line(format_args!("saved {}", run_dir.model_path().display()));
+    Ok(TrainReport {
+        epochs: all_epochs
+            .into_iter()
+            .filter(|e| e.epoch > prepared.epochs_done)
+            .collect(),
+        test: test_scores,
+        model,
+        train_images: prepared.train_set.len(),
+        test_set: prepared.test_set,
+        data_load: prepared.data_load,
+        first_step,
+    })
+}

@@ -1,0 +1,368 @@
+//! What the user sees while training: one plain line per epoch, readable on a terminal
+//! and in a log file alike; within the epoch, a progress bar on a terminal, and a line
+//! every logging interval elsewhere (logs, CI, `| tee`), whose figures also go to the
+//! TensorBoard log.
+//! It replaces Burn's fallback renderer, which prints a debug line per batch and no
+//! metric values.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::{MetricDefinition, MetricId, MetricName, NumericEntry};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+use burn::train::{Interrupter, LearnerSummary};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::history::{EpochRecorder, EpochSummary};
+use super::run_log::SharedRunLog;
+use super::schedule::Schedule;
+use crate::console::Console;
+use crate::report::thousands;
+
+/// The names under which the Learner reports the two metrics a run records, as the
+/// metrics themselves give them.
+#[derive(Debug, Clone)]
+pub struct MetricNames {
+    pub loss: MetricName,
+    pub accuracy: MetricName,
+}
+
+/// Where the training loss stopped being a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Divergence {
+    pub loss: f64,
+    pub epoch: usize,
+    pub step: usize,
+}
+
+/// Set by the renderer when it stops a diverging run, read once training returns.
+pub type DivergenceSlot = Arc<Mutex<Option<Divergence>>>;
+
+/// How the steps within an epoch are reported.
+#[derive(Debug)]
+pub struct StepReporting {
+    /// Steps between reports.
+    pub log_interval: usize,
+    pub steps_per_epoch: usize,
+    /// The run's learning-rate schedule, to tell the rate each step used.
+    pub schedule: Schedule,
+    pub run_log: SharedRunLog,
+}
+
+/// Prints a line per epoch and hands it to the [`EpochRecorder`]; stops training
+/// through the [`Interrupter`] when the loss stops being a number.
+pub struct EpochRenderer {
+    recorder: EpochRecorder,
+    interrupter: Interrupter,
+    names: MetricNames,
+    divergence: DivergenceSlot,
+    metric_ids: HashMap<MetricId, Metric>,
+    total_epochs: usize,
+    current: EpochSummary,
+    train_steps: usize,
+    epoch_started: Instant,
+    /// When the training split of the current epoch started, while it runs.
+    train_started: Option<Instant>,
+    first_step: FirstStep,
+    console: Console,
+    /// Whether the console is a terminal, which shows the bar instead of step lines.
+    watched: bool,
+    progress: Option<ProgressBar>,
+    steps: StepReporting,
+    /// The loss of the last training batch.
+    last_loss: f64,
+    /// Images in the split under way.
+    split_items: usize,
+    /// The last step reported in this epoch.
+    reported_step: usize,
+}
+
+/// When the first training step of a run finished, for start-up measurements.
+pub type FirstStep = Arc<OnceLock<Instant>>;
+
+impl std::fmt::Debug for EpochRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EpochRenderer")
+            .field("total_epochs", &self.total_epochs)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which of the recorded metrics a Burn metric id stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Metric {
+    Loss,
+    Accuracy,
+}
+
+impl EpochRenderer {
+    pub fn new(
+        recorder: EpochRecorder,
+        interrupter: Interrupter,
+        names: MetricNames,
+        divergence: DivergenceSlot,
+        first_step: FirstStep,
+        console: Console,
+        steps: StepReporting,
+    ) -> Self {
+        Self {
+            recorder,
+            interrupter,
+            names,
+            divergence,
+            metric_ids: HashMap::new(),
+            total_epochs: 0,
+            current: EpochSummary::default(),
+            train_steps: 0,
+            epoch_started: Instant::now(),
+            train_started: None,
+            first_step,
+            console,
+            watched: console.is_terminal(),
+            progress: None,
+            steps,
+            last_loss: f64::NAN,
+            split_items: 0,
+            reported_step: 0,
+        }
+    }
+
+    /// Reports the training step just taken, `items` images into the epoch: on the
+    /// bar, and every logging interval as a line (unless the bar shows it) and in the
+    /// TensorBoard log.
+    fn report_step(&mut self, items: usize) {
+        let step = self.train_steps;
+        let seconds = self
+            .train_started
+            .map_or(0.0, |started| started.elapsed().as_secs_f64());
+        let rate = thousands((items as f64 / seconds.max(1e-9)).round() as usize);
+        let global = self.current.epoch.saturating_sub(1) * self.steps.steps_per_epoch + step;
+        let lr = self.steps.schedule.lr_at(global.saturating_sub(1) as u64);
+        let figures = format!(
+            "loss {:.4} lr {} {rate} img/s",
+            self.last_loss,
+            significant(lr)
+        );
+        if let Some(bar) = &self.progress {
+            bar.set_message(figures.clone());
+        }
+        if step == 0 || !step.is_multiple_of(self.steps.log_interval) || step == self.reported_step
+        {
+            return;
+        }
+        self.reported_step = step;
+        if let Ok(mut log) = self.steps.run_log.lock() {
+            log.step(global as u64, self.last_loss, lr);
+        }
+        if !self.watched {
+            self.console.line(format_args!(
+                "epoch {}/{} [{items}/{}] {figures}",
+                self.current.epoch, self.total_epochs, self.split_items
+            ));
+        }
+    }
+
+    /// Stops training at the first training batch whose loss is not finite: the
+    /// weights are ruined from there on, and the epoch must not be checkpointed.
+    fn watch_loss(&mut self, state: &MetricState) {
+        let MetricState::Numeric(entry, Some(value)) = state else {
+            return;
+        };
+        if self.metric_ids.get(&entry.metric_id) != Some(&Metric::Loss) {
+            return;
+        }
+        let loss = value.current();
+        if !matches!(value, NumericEntry::Final(_)) {
+            self.train_steps += 1;
+            self.last_loss = loss;
+        }
+        if !loss.is_finite() && !self.interrupter.should_stop() {
+            let divergence = Divergence {
+                loss,
+                epoch: self.current.epoch,
+                step: self.train_steps,
+            };
+            if let Ok(mut slot) = self.divergence.lock() {
+                slot.get_or_insert(divergence);
+            }
+            self.interrupter
+                .stop(Some(&format!("the training loss became {loss}")));
+        }
+    }
+
+    /// Keeps the epoch-level value Burn sends when a split ends; per-batch values
+    /// only serve the progress bar.
+    fn record(&mut self, split: Split, state: MetricState) {
+        let MetricState::Numeric(entry, Some(NumericEntry::Final(value))) = state else {
+            return;
+        };
+        let slot = match (split, self.metric_ids.get(&entry.metric_id)) {
+            (Split::Train, Some(Metric::Loss)) => &mut self.current.train_loss,
+            (Split::Train, Some(Metric::Accuracy)) => &mut self.current.train_accuracy,
+            (Split::Valid, Some(Metric::Loss)) => &mut self.current.valid_loss,
+            (Split::Valid, Some(Metric::Accuracy)) => &mut self.current.valid_accuracy,
+            _ => return,
+        };
+        *slot = value;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    Train,
+    Valid,
+}
+
+impl MetricsRendererTraining for EpochRenderer {
+    fn update_train(&mut self, state: MetricState) {
+        self.first_step.get_or_init(Instant::now);
+        self.watch_loss(&state);
+        self.record(Split::Train, state);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.record(Split::Valid, state);
+    }
+
+    fn on_train_end(
+        &mut self,
+        _: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        Ok(())
+    }
+}
+
+impl MetricsRendererEvaluation for EpochRenderer {
+    fn update_test(&mut self, _: EvaluationName, _: MetricState) {}
+
+    fn on_test_end(&mut self, _: Option<LearnerSummary>) -> Result<(), Box<dyn std::error::Error>> {
+        Ok(())
+    }
+}
+
+impl TrainingProgressLogger for EpochRenderer {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _: Option<usize>,
+        _: Option<&str>,
+    ) {
+        self.total_epochs = total_epochs;
+        self.current.epoch = starting_epoch;
+        self.epoch_started = Instant::now();
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        self.current.epoch = epoch;
+        self.current.duration = self.epoch_started.elapsed();
+        self.console.line(format_args!(
+            "epoch {epoch}/{}  {}",
+            self.total_epochs, self.current
+        ));
+        if let Err(error) = self.recorder.record(self.current.clone()) {
+            self.interrupter.stop(Some(&error.to_string()));
+        }
+        self.current = EpochSummary {
+            epoch: epoch + 1,
+            ..EpochSummary::default()
+        };
+        self.epoch_started = Instant::now();
+    }
+
+    fn start_split(&mut self, split: &str, total_items: usize) {
+        if split == "train" {
+            self.train_steps = 0;
+            self.reported_step = 0;
+            self.train_started = Some(Instant::now());
+        }
+        self.split_items = total_items;
+        let bar = ProgressBar::new(total_items as u64);
+        let template = format!(
+            "epoch {}/{} {split:5} {{bar:40}} {{pos}}/{{len}} {{msg}} eta {{eta}}",
+            self.current.epoch, self.total_epochs
+        );
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        self.progress = Some(bar);
+    }
+
+    fn update_split(&mut self, items_processed: usize) {
+        if let Some(bar) = &self.progress {
+            bar.set_position(items_processed as u64);
+        }
+        if self.train_started.is_some() {
+            self.report_step(items_processed);
+        }
+    }
+
+    fn end_split(&mut self) {
+        if let Some(started) = self.train_started.take() {
+            self.current.train_duration = started.elapsed();
+        }
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn end(&mut self) {
+        self.end_split();
+    }
+
+    fn log_event_training(&mut self, _: String) {}
+}
+
+impl EvaluationProgressLogger for EpochRenderer {
+    fn start_global_progress(&mut self, _: usize) {}
+    fn start_test(&mut self, _: &str, _: usize) {}
+    fn update_test_progress(&mut self, _: usize) {}
+    fn end_test(&mut self) {}
+    fn end_global_progress(&mut self) {}
+    fn log_event_evaluation(&mut self, _: String) {}
+}
+
+impl MetricsRenderer for EpochRenderer {
+    fn manual_close(&mut self) {
+        self.end_split();
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        let metric = if definition.name == self.names.loss {
+            Metric::Loss
+        } else if definition.name == self.names.accuracy {
+            Metric::Accuracy
+        } else {
+            return;
+        };
+        self.metric_ids.insert(definition.metric_id, metric);
+    }
+}
+
+/// `lr` to four significant digits, as a plain number: `0.001`, `0.0009877`.
+fn significant(lr: f64) -> String {
+    if !(lr.is_finite() && lr > 0.0) {
+        return lr.to_string();
+    }
+    let scale = 10f64.powi(3 - lr.log10().floor() as i32);
+    ((lr * scale).round() / scale).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rates_print_as_plain_numbers_of_four_digits() {
+        assert_eq!(significant(0.001), "0.001");
+        assert_eq!(significant(0.000_987_654_3), "0.0009877");
+        assert_eq!(significant(0.5), "0.5");
+        assert_eq!(significant(0.0), "0");
+    }
+}

@@ -1,0 +1,102 @@
+//! Whether a run may write into its directory, and from which epoch it continues:
+//! a new run, a replaced one, or a resumed one whose checkpoints are checked before
+//! Burn loads them (and panics on a bad one).
+
+use std::path::PathBuf;
+
+use burn::lr_scheduler::LrSchedulerRecord;
+use burn::optim::OptimizerRecord;
+use burn::prelude::*;
+use model::Mlp;
+
+use super::classifier::CrossEntropyMlp;
+use crate::TrainerError;
+use crate::config::TrainingConfig;
+use crate::console::Console;
+use crate::run_dir::RunDir;
+
+/// Decides whether training may write into `run_dir`, and after which epoch it
+/// continues (`None`: from the start).
+pub fn prepare_run_dir(
+    run_dir: &RunDir,
+    config: &TrainingConfig,
+    resume: bool,
+    overwrite: bool,
+    console: Console,
+) -> Result<Option<usize>, TrainerError> {
+    if resume {
+        let Some(last) = run_dir.last_checkpoint() else {
+            if !run_dir.config_path().is_file() {
+                return Err(TrainerError::NothingToResume(run_dir.root().to_path_buf()));
+            }
+            // The run died within its first epoch: continuing it is starting it over.
+            console.line(format_args!(
+                "{} holds no complete checkpoint yet; starting the run over",
+                run_dir.root().display()
+            ));
+            return Ok(None);
+        };
+        // A run killed after its last checkpoint but before saving its model resumes
+        // with no epoch left to train, and just finishes.
+        if last >= config.epochs && run_dir.model_path().is_file() {
+            return Err(TrainerError::AlreadyFinished {
+                dir: run_dir.root().to_path_buf(),
+                epochs: last,
+            });
+        }
+        return Ok(Some(last));
+    }
+    if run_dir.holds_run() {
+        if !overwrite {
+            return Err(TrainerError::RunExists(run_dir.root().to_path_buf()));
+        }
+        run_dir.clear()?;
+    }
+    run_dir.create()?;
+    Ok(None)
+}
+
+/// Checks that the checkpoint records of `epoch` are readable and that the model they
+/// hold is the one `config` describes.
+pub fn check_resumable(
+    run_dir: &RunDir,
+    config: &TrainingConfig,
+    epoch: usize,
+    device: &Device,
+) -> Result<(), TrainerError> {
+    let saved = run_dir.load_config()?;
+    if saved.model.to_string() != config.model.to_string() {
+        return Err(TrainerError::ResumeMismatch {
+            dir: run_dir.root().to_path_buf(),
+            checkpoint: saved.model.architecture(),
+            config: config.model.architecture(),
+        });
+    }
+    let unreadable = |path: PathBuf, reason: String| TrainerError::BadCheckpoint { path, reason };
+    load_checkpoint_model(run_dir, config, epoch, device)?;
+    let optim_path = run_dir.checkpoint_path("optim", epoch);
+    OptimizerRecord::load(optim_path.clone()).map_err(|e| unreadable(optim_path, e.to_string()))?;
+    let scheduler_path = run_dir.checkpoint_path("scheduler", epoch);
+    LrSchedulerRecord::load(scheduler_path.clone())
+        .map_err(|e| unreadable(scheduler_path, e.to_string()))?;
+    Ok(())
+}
+
+/// The network saved in the checkpoint of `epoch`.
+pub fn load_checkpoint_model(
+    run_dir: &RunDir,
+    config: &TrainingConfig,
+    epoch: usize,
+    device: &Device,
+) -> Result<Mlp, TrainerError> {
+    let path = run_dir.checkpoint_path("model", epoch);
+    CrossEntropyMlp {
+        mlp: config.model.init(device),
+    }
+    .try_load_file(&path)
+    .map(|classifier| classifier.mlp)
+    .map_err(|e| TrainerError::BadCheckpoint {
+        path,
+        reason: e.to_string(),
+    })
+}
