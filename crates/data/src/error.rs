@@ -1,3 +1,5 @@
+//! What can go wrong with the data: finding, downloading, reading and splitting it.
+
 use std::path::PathBuf;
 
 /// Everything that can go wrong while finding, downloading or reading MNIST.
@@ -32,6 +34,18 @@ pub enum DataError {
         expected: u64,
         found: u64,
     },
+
+    #[error(
+        "{path} declares {} MB of data but only {} MB of memory is available; check that it is the right file, or free memory", bytes / 1_000_000, available / 1_000_000
+    )]
+    TooLarge {
+        path: PathBuf,
+        bytes: u64,
+        available: u64,
+    },
+
+    #[error("{0} is a file, not a directory; give the directory that holds the four IDX files")]
+    NotADirectory(PathBuf),
 
     #[error(
         "{path} has data past the {expected} bytes its header promises; replace the file with an intact copy"

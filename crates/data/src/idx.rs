@@ -39,13 +39,21 @@ pub struct LabelledImages {
 
 impl IdxImages {
     pub fn read(path: &Path) -> Result<Self, DataError> {
-        let (dims, pixels) = read_idx(path, "images", IMAGES_MAGIC)?;
+        let (dims, pixels) = read_idx(path, "images", IMAGES_MAGIC, None)?;
         Ok(Self::from_dims(&dims, pixels))
     }
 
     /// Parses the bytes of an images file held in memory; `name` labels errors.
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Self, DataError> {
-        let (dims, pixels) = parse_idx(bytes, bytes.len() as u64, name, "images", IMAGES_MAGIC)?;
+        let (dims, pixels) = parse_idx(
+            bytes,
+            bytes.len() as u64,
+            name,
+            "images",
+            IMAGES_MAGIC,
+            None,
+            false,
+        )?;
         Ok(Self::from_dims(&dims, pixels))
     }
 
@@ -69,30 +77,37 @@ impl IdxImages {
 
 impl IdxLabels {
     pub fn read(path: &Path) -> Result<Self, DataError> {
-        let (_, labels) = read_idx(path, "labels", LABELS_MAGIC)?;
+        let (_, labels) = read_idx(path, "labels", LABELS_MAGIC, None)?;
         Ok(Self(labels))
     }
 
     /// Parses the bytes of a labels file held in memory; `name` labels errors.
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Self, DataError> {
-        let (_, labels) = parse_idx(bytes, bytes.len() as u64, name, "labels", LABELS_MAGIC)?;
+        let (_, labels) = parse_idx(
+            bytes,
+            bytes.len() as u64,
+            name,
+            "labels",
+            LABELS_MAGIC,
+            None,
+            false,
+        )?;
         Ok(Self(labels))
     }
 }
 
 impl LabelledImages {
-    /// Reads an images file and a labels file and checks that their counts agree.
+    /// Reads a labels file and an images file and checks that their counts agree: the
+    /// labels first, so that an images header promising more images than there are
+    /// labels is refused before its payload is read.
     pub fn read(images_path: &Path, labels_path: &Path) -> Result<Self, DataError> {
-        let images = IdxImages::read(images_path)?;
         let IdxLabels(labels) = IdxLabels::read(labels_path)?;
-        if images.count != labels.len() {
-            return Err(DataError::CountMismatch {
-                images: images_path.to_path_buf(),
-                image_count: images.count,
-                labels: labels_path.to_path_buf(),
-                label_count: labels.len(),
-            });
-        }
+        let partner = Partner {
+            count: labels.len(),
+            path: labels_path,
+        };
+        let (dims, pixels) = read_idx(images_path, "images", IMAGES_MAGIC, Some(partner))?;
+        let images = IdxImages::from_dims(&dims, pixels);
         Ok(Self { images, labels })
     }
 
@@ -158,6 +173,13 @@ impl LabelledImages {
 
 /// Reads one IDX file of unsigned bytes, returning its dimensions and payload.
 ///
+/// The file of the same split that an images file must agree with: its labels.
+#[derive(Debug, Clone, Copy)]
+struct Partner<'a> {
+    count: usize,
+    path: &'a Path,
+}
+
 /// The payload size implied by the header is checked against what the file really
 /// holds before anything is allocated from a header value, so a corrupt or hostile
 /// header cannot make us reserve gigabytes.
@@ -165,21 +187,34 @@ fn read_idx(
     path: &Path,
     kind: &'static str,
     magic: u32,
+    partner: Option<Partner<'_>>,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let read_error = read_failed(path);
     let file = File::open(path).map_err(read_error)?;
     let file_len = file.metadata().map_err(read_error)?.len();
-    parse_idx(BufReader::new(file), file_len, path, kind, magic)
+    parse_idx(
+        BufReader::new(file),
+        file_len,
+        path,
+        kind,
+        magic,
+        partner,
+        true,
+    )
 }
 
 /// Parses IDX content of `file_len` bytes (before any decompression) from `file`;
-/// `path` only names the source in errors.
+/// `path` only names the source in errors. The header's first dimension must equal
+/// `partner`'s count, and its payload fit in the memory available, before any of the
+/// payload is read.
 fn parse_idx(
     mut file: impl BufRead,
     file_len: u64,
     path: &Path,
     kind: &'static str,
     magic: u32,
+    partner: Option<Partner<'_>>,
+    from_file: bool,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let read_error = read_failed(path);
     let is_gzip = file
@@ -222,11 +257,31 @@ fn parse_idx(
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| header_error(format!("dimensions {dims:?} overflow")))?;
+    if let Some(partner) = partner
+        && dims[0] != partner.count
+    {
+        return Err(DataError::CountMismatch {
+            images: path.to_path_buf(),
+            image_count: dims[0],
+            labels: partner.path.to_path_buf(),
+            label_count: partner.count,
+        });
+    }
 
     if !is_gzip {
         let header_len = 4 * (1 + rank as u64);
         let found = file_len.saturating_sub(header_len);
         check_payload_len(path, expected, found)?;
+    }
+    // Bytes held in memory bound their own payload; a file's may not fit.
+    if let Some(available) = from_file.then(available_memory).flatten()
+        && expected > available
+    {
+        return Err(DataError::TooLarge {
+            path: path.to_path_buf(),
+            bytes: expected,
+            available,
+        });
     }
     // Reserving the payload up front spares reading 47 MB a dozen regrowths. A raw
     // file's length was checked against the header above; a gzip stream's is not
@@ -261,6 +316,15 @@ fn check_payload_len(path: &Path, expected: u64, found: u64) -> Result<(), DataE
         std::cmp::Ordering::Greater => Err(DataError::TrailingData { path, expected }),
         std::cmp::Ordering::Equal => Ok(()),
     }
+}
+
+/// The memory the system could still give this process, in bytes (Linux's
+/// `MemAvailable`); `None` where that is not known.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Wraps an I/O error met while reading `path`.
@@ -424,6 +488,39 @@ pub(crate) mod tests {
             IdxImages::read(&path),
             Err(DataError::Truncated { found: 4, .. })
         ));
+    }
+
+    #[test]
+    fn an_images_header_is_checked_against_its_labels_and_memory_before_its_payload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let labels = write(
+            dir.path(),
+            "labels",
+            &encode_idx(LABELS_MAGIC, &[3], &[0, 1, 2]),
+        );
+        // The payload is missing: reading it first would report truncation.
+        let lying = encode_idx(IMAGES_MAGIC, &[10_000_000, 28, 28], &[0; 4]);
+        let images = write(dir.path(), "images", &gzip(&lying));
+        let err = LabelledImages::read(&images, &labels).expect_err("3 labels");
+        assert!(
+            matches!(
+                err,
+                DataError::CountMismatch {
+                    image_count: 10_000_000,
+                    label_count: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        if let Some(available) = available_memory() {
+            let side = u32::try_from(available.isqrt() / 1000 + 1).unwrap_or(u32::MAX);
+            let huge = encode_idx(IMAGES_MAGIC, &[1_000_000, side, side], &[0; 4]);
+            let path = write(dir.path(), "huge", &gzip(&huge));
+            let err = IdxImages::read(&path).expect_err("more than memory");
+            assert!(matches!(err, DataError::TooLarge { .. }), "{err}");
+            assert!(err.to_string().contains("memory is available"), "{err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod batcher;
 mod dataset;
 mod download;
 mod error;
+pub mod fs;
 mod idx;
 mod loader;
 mod mnist;
@@ -15,7 +16,9 @@ mod source;
 pub use batcher::{MnistBatch, MnistBatcher, pixel_value};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig};
 pub use error::{DataError, IndexOutOfRange};
-pub use idx::{IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, LabelledImages, encode_idx};
+pub use idx::{
+    IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, LabelledImages, available_memory, encode_idx,
+};
 pub use loader::EpochLoader;
 pub use mnist::Mnist;
 pub use source::{MnistFiles, MnistSource, locate};

@@ -80,6 +80,9 @@ pub(crate) fn split_of(name: &str) -> &'static str {
 /// that say which split and which kind of file they hold, as other data sets in the
 /// IDX format have (`emnist-letters-train-images-idx3-ubyte.gz`, `train-imgs...`).
 pub fn in_directory(dir: &Path) -> Result<MnistFiles, DataError> {
+    if dir.is_file() {
+        return Err(DataError::NotADirectory(dir.to_path_buf()));
+    }
     if !dir.is_dir() {
         return Err(DataError::NoSuchDir(dir.to_path_buf()));
     }
@@ -285,5 +288,8 @@ mod tests {
     fn an_explicit_directory_that_does_not_exist_is_an_error_not_a_download() {
         let err = locate(Some(Path::new("/definitely/not/here"))).expect_err("no dir");
         assert!(matches!(err, DataError::NoSuchDir(_)), "{err}");
+        let file = tempfile::NamedTempFile::new().expect("a file");
+        let err = locate(Some(file.path())).expect_err("a file is no directory");
+        assert!(matches!(err, DataError::NotADirectory(_)), "{err}");
     }
 }

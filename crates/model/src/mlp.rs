@@ -1,3 +1,6 @@
+//! The multilayer perceptron: its config (widths, activation, dropout, input
+//! standardisation) and the Burn module it builds.
+
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -105,8 +108,13 @@ impl MlpConfig {
             .join("-")
     }
 
+    /// Parameters of the network: each layer's weights and biases.
+    pub fn num_params(&self) -> usize {
+        self.widths().windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    }
+
     /// Every layer's width: the input, the hidden layers, the classes.
-    fn widths(&self) -> Vec<usize> {
+    pub fn widths(&self) -> Vec<usize> {
         std::iter::once(self.input_size)
             .chain(self.hidden_sizes.iter().copied())
             .chain(std::iter::once(self.num_classes))
@@ -240,6 +248,11 @@ mod tests {
         let mlp = MlpConfig::new().init(&device());
         // 784*64+64 + 64*64+64 + 64*10+10
         assert_eq!(mlp.num_params(), 55_050);
+        assert_eq!(
+            MlpConfig::new().num_params(),
+            55_050,
+            "counted without building it"
+        );
     }
 
     #[test]
@@ -277,31 +290,115 @@ mod tests {
         );
     }
 
+    /// A 2-3-2 network's output for one input, computed by hand in f64 with `f` as
+    /// the hidden activation, from the network's own weights.
+    fn by_hand(mlp: &Mlp, input: [f32; 2], f: impl Fn(f64) -> f64) -> Vec<f64> {
+        let values = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("floats");
+        let bias = |l: &Linear| {
+            l.bias
+                .as_ref()
+                .map(|b| b.val().try_into_vec_as::<f64>().expect("floats"))
+                .unwrap_or_default()
+        };
+        let (w1, b1) = (values(mlp.hidden[0].weight.val()), bias(&mlp.hidden[0]));
+        let (w2, b2) = (values(mlp.output.weight.val()), bias(&mlp.output));
+        let hidden: Vec<f64> = (0..3)
+            .map(|j| {
+                f((0..2)
+                    .map(|i| f64::from(input[i]) * w1[i * 3 + j])
+                    .sum::<f64>()
+                    + b1[j])
+            })
+            .collect();
+        (0..2)
+            .map(|k| (0..3).map(|j| hidden[j] * w2[j * 2 + k]).sum::<f64>() + b2[k])
+            .collect()
+    }
+
     #[test]
-    fn activations_and_dropout_are_configurable() {
+    fn each_activation_computes_its_own_function() {
         let device = device();
-        let input = Tensor::<2>::ones([2, 784], &device);
-        for activation in [
-            Activation::Relu,
-            Activation::Gelu,
-            Activation::Tanh,
-            Activation::Sigmoid,
-        ] {
+        let input = [0.8f32, -0.6];
+        let gelu = |x: f64| {
+            // The tanh form, within 1e-3 of the exact erf form Burn computes.
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+        };
+        let functions: [(Activation, &dyn Fn(f64) -> f64, f64); 4] = [
+            (Activation::Relu, &|x: f64| x.max(0.0), 1e-5),
+            (Activation::Gelu, &gelu, 2e-3),
+            (Activation::Tanh, &f64::tanh, 1e-5),
+            (
+                Activation::Sigmoid,
+                &|x: f64| 1.0 / (1.0 + (-x).exp()),
+                1e-5,
+            ),
+        ];
+        device.seed(7);
+        let base = MlpConfig::new()
+            .with_input_size(2)
+            .with_hidden_sizes(vec![3])
+            .with_num_classes(2)
+            .init(&device);
+        let x = Tensor::<2>::from_data(TensorData::new(input.to_vec(), [1, 2]), &device);
+        for (activation, _, tolerance) in functions {
             let mlp = MlpConfig::new()
+                .with_input_size(2)
+                .with_hidden_sizes(vec![3])
+                .with_num_classes(2)
                 .with_activation(activation)
-                .with_dropout(0.5)
-                .init(&device);
-            assert_eq!(mlp.num_params(), 55_050, "dropout adds no parameters");
-            // Without autodiff (inference), dropout is the identity: outputs repeat.
-            let first = mlp.forward(input.clone()).into_data();
-            mlp.forward(input.clone())
-                .into_data()
-                .assert_eq(&first, true);
+                .init(&device)
+                .load_record(base.clone().into_record());
+            let got = mlp
+                .forward(x.clone())
+                .try_into_vec_as::<f64>()
+                .expect("floats");
+            for (other, g, _) in &functions {
+                let expected = by_hand(&mlp, input, g);
+                let gap = got
+                    .iter()
+                    .zip(&expected)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                if *other == activation {
+                    assert!(gap < tolerance, "{activation:?}: off its formula by {gap}");
+                } else {
+                    assert!(
+                        gap > 10.0 * tolerance.max(2e-3),
+                        "{activation:?} computes like {other:?}"
+                    );
+                }
+            }
         }
-        let json = MlpConfig::new()
-            .with_activation(Activation::Gelu)
-            .to_string();
-        assert!(json.contains("\"gelu\""), "{json}");
+    }
+
+    #[test]
+    fn dropout_drops_in_training_and_not_in_inference() {
+        // Training runs on an autodiff device: half the hidden units are dropped,
+        // anew each pass.
+        let training = device().autodiff();
+        let mlp = MlpConfig::new().with_dropout(0.5).init(&training);
+        assert_eq!(mlp.num_params(), 55_050, "dropout adds no parameters");
+        let input = Tensor::<2>::ones([4, 784], &training);
+        let first = mlp
+            .forward(input.clone())
+            .try_into_vec_as::<f32>()
+            .expect("floats");
+        let second = mlp.forward(input).try_into_vec_as::<f32>().expect("floats");
+        assert_ne!(first, second, "each training pass drops other units");
+        // Inference, the same weights off autodiff: dropout is the identity.
+        let inference = mlp.valid();
+        let input = Tensor::<2>::ones([4, 784], &device());
+        let once = inference
+            .forward(input.clone())
+            .try_into_vec_as::<f32>()
+            .expect("floats");
+        let again = inference
+            .forward(input)
+            .try_into_vec_as::<f32>()
+            .expect("floats");
+        assert_eq!(once, again, "inference drops nothing");
+        assert_ne!(once, first, "training and inference differ");
     }
 
     #[test]

@@ -158,16 +158,21 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// How long this process has existed, from `/proc` (Linux): the system's uptime
-/// minus the process's start time, in the kernel's 100 Hz ticks.
+/// How long this process has existed (see [`process_age_of`]).
 pub fn process_age() -> Option<Duration> {
+    process_age_of("self")
+}
+
+/// How long process `pid` (a number, or `self`) has existed, from `/proc` (Linux): the
+/// system's uptime minus the process's start time, in the kernel's 100 Hz ticks.
+pub fn process_age_of(pid: &str) -> Option<Duration> {
     let uptime: f64 = std::fs::read_to_string("/proc/uptime")
         .ok()?
         .split_whitespace()
         .next()?
         .parse()
         .ok()?;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it are plain.
     let after_name = stat.rsplit_once(')')?.1;
     let start_ticks: f64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
@@ -179,9 +184,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn this_process_has_an_age_and_a_peak_rss() {
-        let age = process_age().expect("linux /proc");
-        assert!(age < Duration::from_secs(24 * 3600), "{age:?}");
-        assert!(peak_rss_mb().expect("VmHWM") > 1.0);
+    fn a_process_age_is_the_time_since_it_started() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep starts");
+        std::thread::sleep(Duration::from_millis(1500));
+        let age = process_age_of(&child.id().to_string()).expect("linux /proc");
+        let _ = child.kill();
+        let _ = child.wait();
+        // The kernel counts in 10 ms ticks; the child started just before the sleep.
+        assert!(
+            (Duration::from_millis(1400)..Duration::from_millis(3000)).contains(&age),
+            "{age:?}"
+        );
     }
 }

@@ -36,8 +36,9 @@ impl Console {
         }
     }
 
-    /// Writes a warning: something went wrong that does not undo the command's result.
-    pub fn warn(self, warning: impl std::fmt::Display) {
+    /// Writes a warning to stderr, whichever stream results go to: something went
+    /// wrong that does not undo the command's result.
+    pub fn warn(warning: impl std::fmt::Display) {
         let _ = writeln!(std::io::stderr().lock(), "warning: {warning}");
     }
 }

@@ -1,5 +1,4 @@
-//! Why a command of the trainer could not do its job: one type for the library, each
-//! message saying what should hold and what to do.
+//! The library's one error type.
 
 use std::path::PathBuf;
 
@@ -30,6 +29,21 @@ pub enum TrainerError {
         "checkpoint {path} is unreadable: {reason}; delete that epoch's checkpoint files to resume from the one before, or start over with --overwrite"
     )]
     BadCheckpoint { path: PathBuf, reason: String },
+    #[error(
+        "{} is damaged ({reason}); restore it from a backup, or delete the run and train it again", path.display()
+    )]
+    DamagedRunFile { path: PathBuf, reason: String },
+    #[error(
+        "{key} = {value} needs about {needed_mb} MB of memory to train, but {available_mb} MB is available; choose a smaller {key}"
+    )]
+    TooLarge {
+        key: &'static str,
+        value: String,
+        needed_mb: u64,
+        available_mb: u64,
+    },
+    #[error("{} is a file, not a directory; choose a directory for the run", .0.display())]
+    NotADirectory(PathBuf),
     #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
@@ -79,11 +93,12 @@ pub enum TrainerError {
         "training stopped: {0}; fix the cause, then continue from the last checkpoint with --resume"
     )]
     Training(String),
-    #[error("training stopped: the training loss became {loss} at epoch {epoch}, step {step}; {}", divergence_advice(*epoch))]
+    #[error("training stopped: the training loss became {loss} at epoch {epoch}, step {step}; {}", divergence_advice(*epoch, dir))]
     Diverged {
         loss: f64,
         epoch: usize,
         step: usize,
+        dir: PathBuf,
     },
     #[error("training stopped: {reason} (checkpoints are in {})", dir.display())]
     Interrupted { reason: String, dir: PathBuf },
@@ -91,8 +106,14 @@ pub enum TrainerError {
     Batch(String),
     #[error("cannot read the model's output back from the device: {0}")]
     TensorRead(String),
-    #[error("--resume needs --artifacts DIR naming the run to continue")]
+    #[error("resuming needs the directory of the run to continue")]
     ResumeWithoutDir,
+    #[error(
+        "the run in {} keeps the config it was trained with, but this would change {changes}; resume without those settings (--epochs may raise the total), or pass --fork NEW_DIR to continue it as a new run with them", dir.display()
+    )]
+    ResumeChanges { dir: PathBuf, changes: String },
+    #[error("{0} holds no checkpoint to fork a run from; train it for an epoch first")]
+    NothingToFork(PathBuf),
     #[error("cannot read image {path}: {reason}; give a PNG or JPEG file of a digit")]
     Image { path: PathBuf, reason: String },
     #[error("test index {index} is out of range; the test set has {len} images (0 to {})", len.saturating_sub(1))]
@@ -119,11 +140,12 @@ pub enum TrainerError {
 
 /// What to do after the loss diverged in `epoch`: whether a checkpoint is left to
 /// continue from.
-fn divergence_advice(epoch: usize) -> String {
+fn divergence_advice(epoch: usize, dir: &std::path::Path) -> String {
     match epoch.saturating_sub(1) {
-        0 => "no checkpoint was written; lower the learning rate (--lr) and start over with --overwrite".to_string(),
+        0 => "no checkpoint was written, so the run is removed again; lower the learning rate (--lr) and start over".to_string(),
         last_good => format!(
-            "the last good checkpoint is epoch {last_good}; lower the learning rate (--lr) and continue with --resume"
+            "the last good checkpoint is epoch {last_good}, in {}; lower the learning rate (--lr) and continue with --resume",
+            dir.display()
         ),
     }
 }

@@ -1,38 +1,17 @@
-//! Writing the trainer's output files: each goes to a temporary file beside its target
-//! and is renamed into place, so that a crash or a full disk at any moment leaves
-//! either the old file or the new one.
+//! The trainer's writer of output files: [`data::fs::write_atomically`], whose one
+//! implementation the MNIST cache shares, with errors that name the file.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::TrainerError;
 
-/// Writes `contents` to `target` atomically, readable by all (0644) like any file the
-/// user creates.
+/// Writes `contents` to `target` atomically (the old file or the new one, never half
+/// of one), readable by all.
 pub fn write_atomically(target: &Path, contents: &[u8]) -> Result<(), TrainerError> {
-    replace(target, contents).map_err(|error| TrainerError::Write {
+    data::fs::write_atomically(target, contents).map_err(|error| TrainerError::Write {
         path: target.to_path_buf(),
         error,
     })
-}
-
-fn replace(target: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(contents)?;
-    // Temporary files are private (0600).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    file.as_file().sync_all()?;
-    file.persist(target).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -51,6 +30,10 @@ mod tests {
             .map(|entry| entry.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["out.json"]);
+        let missing = dir.path().join("missing").join("x.png");
+        let err = write_atomically(&missing, b"png").expect_err("no such directory");
+        assert!(!err.to_string().contains("missing/.tmp"), "{err}");
+        assert!(err.to_string().contains("create it first"), "{err}");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -69,6 +69,15 @@ impl RunDir {
         Self { root: root.into() }
     }
 
+    /// Where runs of the config (or sweep) file `file` go unless told otherwise:
+    /// `artifacts/<file name without extension>`.
+    pub fn default_for(file: &Path) -> PathBuf {
+        let name = file
+            .file_stem()
+            .map_or_else(|| "run".into(), |stem| stem.to_string_lossy().into_owned());
+        Path::new("artifacts").join(name)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -157,16 +166,32 @@ impl RunDir {
 
     /// The data directory to evaluate or continue this run on: `given`, else the one
     /// it trained on if that still exists.
-    pub fn data_dir(&self, given: Option<PathBuf>) -> Option<PathBuf> {
-        given.or_else(|| self.load_info().data_dir.filter(|dir| dir.is_dir()))
+    pub fn data_dir(&self, given: Option<PathBuf>) -> Result<Option<PathBuf>, TrainerError> {
+        match given {
+            Some(dir) => Ok(Some(dir)),
+            None => Ok(self.load_info()?.data_dir.filter(|dir| dir.is_dir())),
+        }
     }
 
-    /// The run's facts, or defaults when it recorded none.
-    pub fn load_info(&self) -> RunInfo {
-        std::fs::read(self.root.join(RUN_INFO))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default()
+    /// The run's facts, or defaults when it recorded none (a run imported from
+    /// PyTorch); a damaged file is an error, never a silent default.
+    pub fn load_info(&self) -> Result<RunInfo, TrainerError> {
+        let path = self.root.join(RUN_INFO);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(RunInfo::default());
+            }
+            Err(error) => return Err(self.damaged(RUN_INFO, error.to_string())),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| self.damaged(RUN_INFO, e.to_string()))
+    }
+
+    fn damaged(&self, name: &'static str, reason: String) -> TrainerError {
+        TrainerError::DamagedRunFile {
+            path: self.root.join(name),
+            reason,
+        }
     }
 
     pub fn save_info(&self, info: &RunInfo) -> Result<(), TrainerError> {
@@ -204,41 +229,52 @@ impl RunDir {
         self.write(METRICS, (csv.join("\n") + "\n").as_bytes())
     }
 
-    /// The epochs recorded in `metrics.csv` up to and including `last_epoch`; rows
-    /// that cannot be read are skipped.
-    pub fn load_metrics(&self, last_epoch: usize) -> Vec<EpochSummary> {
-        let text = std::fs::read_to_string(self.root.join(METRICS)).unwrap_or_default();
-        text.lines()
-            .skip(1)
-            .filter_map(|line| {
-                let fields: Vec<f64> = line
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<_, _>>()
-                    .ok()?;
-                let [
-                    epoch,
-                    train_loss,
-                    train_accuracy,
-                    valid_loss,
-                    valid_accuracy,
-                    seconds,
-                ] = fields[..]
-                else {
-                    return None;
-                };
-                Some(EpochSummary {
-                    epoch: epoch as usize,
-                    train_loss,
-                    train_accuracy,
-                    valid_loss,
-                    valid_accuracy,
-                    duration: std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default(),
-                    train_duration: std::time::Duration::ZERO,
-                })
-            })
-            .filter(|summary| summary.epoch <= last_epoch)
-            .collect()
+    /// The epochs recorded in `metrics.csv` up to and including `last_epoch`; none
+    /// when there is no such file yet. A row that cannot be read is an error naming
+    /// the file, not a silent loss of history.
+    pub fn load_metrics(&self, last_epoch: usize) -> Result<Vec<EpochSummary>, TrainerError> {
+        let text = match std::fs::read_to_string(self.root.join(METRICS)) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(self.damaged(METRICS, error.to_string())),
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(METRICS_HEADER) {
+            return Err(self.damaged(METRICS, format!("its first line is not `{METRICS_HEADER}`")));
+        }
+        let mut epochs = Vec::new();
+        for (number, line) in lines.enumerate() {
+            let unreadable = || self.damaged(METRICS, format!("line {} is `{line}`", number + 2));
+            let fields: Vec<f64> = line
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| unreadable())?;
+            let [
+                epoch,
+                train_loss,
+                train_accuracy,
+                valid_loss,
+                valid_accuracy,
+                seconds,
+            ] = fields[..]
+            else {
+                return Err(unreadable());
+            };
+            let summary = EpochSummary {
+                epoch: epoch as usize,
+                train_loss,
+                train_accuracy,
+                valid_loss,
+                valid_accuracy,
+                duration: std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default(),
+                train_duration: std::time::Duration::ZERO,
+            };
+            if summary.epoch <= last_epoch {
+                epochs.push(summary);
+            }
+        }
+        Ok(epochs)
     }
 
     /// Saves the final model, replacing any earlier one only once it is complete.
@@ -260,6 +296,7 @@ impl RunDir {
         if !path.is_file() {
             return Err(TrainerError::NoModel(self.root.clone(), MODEL));
         }
+        config.check_memory()?;
         let model = config
             .model
             .init(device)
@@ -271,11 +308,25 @@ impl RunDir {
         Ok((config, model))
     }
 
+    /// Creates the directory; a file in its place is named as one.
     pub fn create(&self) -> Result<(), TrainerError> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(TrainerError::NotADirectory(self.root.clone()));
+        }
         std::fs::create_dir_all(&self.root).map_err(|error| TrainerError::Write {
             path: self.root.clone(),
             error,
         })
+    }
+
+    /// Removes what a run that failed before its first checkpoint wrote, and the
+    /// directory itself when nothing else is left in it, so that the next plain
+    /// `train` there starts cleanly.
+    pub fn discard(&self) -> Result<(), TrainerError> {
+        self.clear()?;
+        // Not empty: the user keeps other files here.
+        let _ = std::fs::remove_dir(&self.root);
+        Ok(())
     }
 
     fn write(&self, name: &str, contents: &[u8]) -> Result<(), TrainerError> {
@@ -321,12 +372,36 @@ mod tests {
             })
             .collect();
         run.save_metrics(&epochs).expect("save");
-        assert_eq!(run.load_metrics(3), epochs);
-        assert_eq!(run.load_metrics(2), epochs[..2].to_vec());
+        assert_eq!(run.load_metrics(3).expect("readable"), epochs);
+        assert_eq!(run.load_metrics(2).expect("readable"), epochs[..2].to_vec());
+        let none = RunDir::new(dir.path().join("none"));
+        assert!(none.load_metrics(9).expect("no file, no epochs").is_empty());
+        assert_eq!(
+            none.load_info().expect("no file, defaults").kept_epoch,
+            None
+        );
+    }
+
+    #[test]
+    fn damaged_run_files_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path());
+        std::fs::write(dir.path().join(METRICS), "garbage\n1,2,3\n").expect("write");
+        let err = run.load_metrics(9).expect_err("garbage");
+        assert!(err.to_string().contains("metrics.csv"), "{err}");
+        std::fs::write(
+            dir.path().join(METRICS),
+            format!("{METRICS_HEADER}\n1,0.5,x,1,1,1\n"),
+        )
+        .expect("write");
+        let err = run.load_metrics(9).expect_err("a bad row");
+        assert!(err.to_string().contains("line 2"), "{err}");
+        std::fs::write(dir.path().join(RUN_INFO), "{not json").expect("write");
+        let err = run.load_info().expect_err("garbage");
+        assert!(err.to_string().contains("run.json"), "{err}");
         assert!(
-            RunDir::new(dir.path().join("none"))
-                .load_metrics(9)
-                .is_empty()
+            run.data_dir(None).is_err(),
+            "no silent fallback to another data set"
         );
     }
 

@@ -8,7 +8,9 @@ use common::{mnist_dir, path_str, stderr, stdout, trainer};
 #[test]
 fn bench_prints_one_json_object_with_every_measurement() {
     let Some(data_dir) = mnist_dir() else { return };
+    let started = std::time::Instant::now();
     let output = trainer(&["bench", "--data-dir", path_str(&data_dir), "--epochs", "1"]);
+    let wall = started.elapsed().as_secs_f64();
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
     assert_eq!(out.lines().count(), 1, "stdout holds the JSON alone: {out}");
@@ -31,15 +33,29 @@ fn bench_prints_one_json_object_with_every_measurement() {
             .unwrap_or_else(|| panic!("{key}: {report}"));
         assert!(value.is_finite() && value > 0.0, "{key} = {value}");
     }
-    let images_per_second = report["train_images_per_second"].as_f64().expect("number");
-    let epoch_seconds = report["epoch_seconds"].as_f64().expect("number");
+    let number = |key: &str| report[key].as_f64().expect("number");
+    // The measured parts fit inside the command's own run time: a rate or a time
+    // computed in the wrong unit would not.
     assert!(
-        (images_per_second * epoch_seconds - 55_000.0).abs() < 1.0,
-        "55,000 training images per epoch: {report}"
+        number("epoch_seconds") + number("data_load_seconds") < wall,
+        "{report}"
     );
     assert!(
-        report["batch1_latency_p99_us"].as_f64() >= report["batch1_latency_median_us"].as_f64()
+        55_000.0 / number("train_images_per_second") < wall,
+        "{report}"
     );
+    assert!(
+        10_000.0 / number("eval_images_per_second") < wall,
+        "{report}"
+    );
+    assert!(number("startup_to_first_step_seconds") < wall, "{report}");
+    let p99_seconds = number("batch1_latency_p99_us") * 1e-6;
+    assert!(
+        number("batch1_latency_median_us") >= 1.0 && p99_seconds < wall,
+        "{report}"
+    );
+    // The data alone (47 MB of training pixels, 8 MB of test pixels) is resident.
+    assert!((55.0..2000.0).contains(&number("peak_rss_mb")), "{report}");
     assert!(
         report["test_accuracy"].as_f64().expect("number") > 85.0,
         "{report}"

@@ -248,3 +248,260 @@ fn an_unwritable_artifacts_directory() {
     ]));
     assert!(line.contains("a-file"), "{line}");
 }
+
+/// A run trained for one epoch on the tiny data set in `dir`.
+fn tiny_run(dir: &std::path::Path) -> std::path::PathBuf {
+    tiny_mnist(dir, false);
+    let run = dir.join("run");
+    let trained = trainer(&[
+        "--data-dir",
+        path_str(dir),
+        "--artifacts",
+        path_str(&run),
+        "--valid-size",
+        "5",
+        "--epochs",
+        "1",
+    ]);
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    run
+}
+
+#[test]
+fn a_resumed_run_keeps_its_config_unless_forked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tiny_run(tmp.path());
+    let config_before = std::fs::read(run.join("config.json")).expect("config");
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["--resume", "--artifacts", path_str(&run), "--epochs", "2"];
+        args.extend(extra);
+        trainer(&args)
+    };
+    let line = assert_clean_failure(&resume(&[
+        "--valid-size",
+        "10",
+        "--seed",
+        "9",
+        "--lr",
+        "0.5",
+    ]));
+    for change in [
+        "lr 0.001 -> 0.5",
+        "seed 42 -> 9",
+        "split.valid_size 5 -> 10",
+        "--fork",
+    ] {
+        assert!(line.contains(change), "{change}: {line}");
+    }
+    let line = assert_clean_failure(&resume(&["--set", "batch_size=7"]));
+    assert!(line.contains("batch_size 64 -> 7"), "{line}");
+    assert_eq!(
+        std::fs::read(run.join("config.json")).expect("config"),
+        config_before
+    );
+
+    let fork = tmp.path().join("fork");
+    let forked = resume(&["--batch-size", "7", "--fork", path_str(&fork)]);
+    assert!(forked.status.success(), "{}", common::stderr(&forked));
+    assert!(common::stdout(&forked).contains("resuming after epoch 1"));
+    let saved = TrainingConfig::from_file(&fork.join("config.json")).expect("fork config");
+    assert_eq!((saved.batch_size, saved.epochs), (7, 2));
+    assert_eq!(
+        std::fs::read(run.join("config.json")).expect("config"),
+        config_before
+    );
+    assert!(
+        !run.join("checkpoint/model-2.bpk").exists(),
+        "the original trains no further"
+    );
+
+    let more = resume(&[]);
+    assert!(
+        more.status.success(),
+        "--epochs alone extends the run: {}",
+        common::stderr(&more)
+    );
+}
+
+#[test]
+fn damaged_run_files_are_named_never_replaced() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tiny_run(tmp.path());
+    std::fs::write(run.join("run.json"), "garbage").expect("write");
+    let line = assert_clean_failure(&trainer(&["eval", "--model", path_str(&run)]));
+    assert!(
+        line.contains("run.json") && line.contains("damaged"),
+        "{line}"
+    );
+    let line = assert_clean_failure(&trainer(&[
+        "--resume",
+        "--artifacts",
+        path_str(&run),
+        "--epochs",
+        "2",
+    ]));
+    assert!(line.contains("run.json"), "{line}");
+
+    let run = {
+        let other = tempfile::tempdir().expect("tempdir");
+        let run = tiny_run(other.path());
+        (other, run)
+    };
+    let (_keep, run) = run;
+    std::fs::write(run.join("metrics.csv"), "garbage\n").expect("write");
+    let line = assert_clean_failure(&trainer(&[
+        "--resume",
+        "--artifacts",
+        path_str(&run),
+        "--epochs",
+        "2",
+    ]));
+    assert!(line.contains("metrics.csv"), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv")).expect("kept"),
+        "garbage\n"
+    );
+    std::fs::write(run.join("config.json"), "{").expect("write");
+    let line = assert_clean_failure(&trainer(&["eval", "--model", path_str(&run)]));
+    assert!(line.contains("config.json"), "{line}");
+}
+
+#[test]
+fn limits_are_checked_before_anything_is_allocated_or_created() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    tiny_mnist(tmp.path(), false);
+    let run = tmp.path().join("huge");
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&run),
+        "--set",
+        "model.hidden_sizes=[100000000]",
+    ]));
+    assert!(
+        line.contains("model.hidden_sizes") && line.contains("MB of memory"),
+        "{line}"
+    );
+    assert!(!run.exists(), "nothing is left to block the next run");
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&run),
+        "--valid-size",
+        "0",
+    ]));
+    assert!(line.contains("split.valid_size"), "{line}");
+}
+
+#[test]
+fn messages_name_what_is_wrong_without_internal_names() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tiny_run(tmp.path());
+    let file = tmp.path().join("afile");
+    std::fs::write(&file, "x").expect("write");
+
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&file),
+    ]));
+    assert!(line.contains("afile is a file, not a directory"), "{line}");
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir",
+        path_str(&file),
+        "--artifacts",
+        path_str(&tmp.path().join("r2")),
+    ]));
+    assert!(
+        line.contains("is a file, not a directory") && !line.contains("does not exist"),
+        "{line}"
+    );
+
+    let missing = tmp.path().join("missing").join("x.png");
+    let line = assert_clean_failure(&trainer(&[
+        "explain",
+        "--model",
+        path_str(&run),
+        "--test-index",
+        "0",
+        "--out",
+        path_str(&missing),
+    ]));
+    assert!(
+        line.contains("missing/x.png") && !line.contains("missing/.tmp"),
+        "{line}"
+    );
+    let line = assert_clean_failure(&trainer(&[
+        "export",
+        "--model",
+        path_str(&run),
+        "--format",
+        "safetensors",
+        "--out",
+        path_str(&missing),
+    ]));
+    assert!(
+        line.contains("create it first") && !line.contains("missing/.tmp"),
+        "{line}"
+    );
+
+    let line = assert_clean_failure(&trainer(&[
+        "--data-dir",
+        path_str(tmp.path()),
+        "--artifacts",
+        path_str(&tmp.path().join("r3")),
+        "--set",
+        "model=[1]",
+    ]));
+    assert!(!line.contains("Serde"), "{line}");
+
+    let wide = tmp.path().join("wide.png");
+    image::GrayImage::new(9000, 4).save(&wide).expect("png");
+    let line = assert_clean_failure(&trainer(&[
+        "predict",
+        "--model",
+        path_str(&run),
+        path_str(&wide),
+    ]));
+    assert!(line.contains("8192x8192"), "{line}");
+
+    let line = assert_clean_failure(&trainer(&[
+        "import",
+        "--from",
+        path_str(&file),
+        "--out",
+        path_str(&file),
+    ]));
+    assert!(line.contains("is a file, not a directory"), "{line}");
+}
+
+#[cfg(unix)]
+#[test]
+fn every_output_file_is_readable_by_all() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tiny_run(tmp.path());
+    let out = tmp.path().join("net.safetensors");
+    let exported = trainer(&[
+        "export",
+        "--model",
+        path_str(&run),
+        "--format",
+        "safetensors",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(exported.status.success(), "{}", common::stderr(&exported));
+    for path in [
+        out,
+        run.join("config.json"),
+        run.join("model.bpk"),
+        run.join("metrics.csv"),
+    ] {
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{}", path.display());
+    }
+}

@@ -143,3 +143,30 @@ fn predict_reads_an_image_file_of_a_test_digit() {
         assert!(line.contains(&format!("predicted {label}")), "{line}");
     }
 }
+
+#[test]
+fn the_default_configuration_reaches_the_tutorials_accuracy_in_its_five_epochs() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("default");
+    // configs/mnist-mlp.json, as a user runs it from the project's root.
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/mnist-mlp.json");
+    let trained = trainer(&[
+        "--config",
+        path_str(&config),
+        "--data-dir",
+        path_str(&data_dir),
+        "--artifacts",
+        path_str(&run),
+    ]);
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    let log = stdout(&trained);
+    assert!(log.contains("epoch 5/5 "), "{log}");
+    let info = trainer::run_dir::RunDir::new(&run)
+        .load_info()
+        .expect("run.json");
+    let accuracy = info.test_accuracy.expect("tested");
+    println!("default configuration, 5 epochs: test accuracy {accuracy:.2}%");
+    assert!(accuracy >= 96.8, "test accuracy {accuracy}");
+}

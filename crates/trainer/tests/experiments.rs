@@ -86,7 +86,7 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     );
     // Trials are selected on validation: none of them was scored on the test set.
     for trial in ["trial-001", "trial-002"] {
-        let info = RunDir::new(dir.join(trial)).load_info();
+        let info = RunDir::new(dir.join(trial)).load_info().expect("run.json");
         assert!(info.valid_accuracy.is_some() && info.test_accuracy.is_none());
         // Each trial logs for TensorBoard in its own directory, so that
         // `tensorboard --logdir <sweep>` shows them side by side.
@@ -168,6 +168,7 @@ fn a_sweep_with_seeds_ranks_configurations_by_their_median() {
         .map(|trial| {
             RunDir::new(dir.join(trial))
                 .load_info()
+                .expect("run.json")
                 .valid_accuracy
                 .expect("scored")
         })
@@ -227,7 +228,7 @@ fn early_stopping_keeps_the_epoch_with_the_lowest_validation_loss() {
     ]);
     assert!(trained.status.success(), "{}", stderr(&trained));
     let run = RunDir::new(&run_dir);
-    let epochs = run.load_metrics(usize::MAX);
+    let epochs = run.load_metrics(usize::MAX).expect("metrics.csv");
     let best = epochs
         .iter()
         .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
@@ -246,7 +247,10 @@ fn early_stopping_keeps_the_epoch_with_the_lowest_validation_loss() {
         "{}",
         stdout(&trained)
     );
-    assert_eq!(run.load_info().kept_epoch, Some(best.epoch));
+    assert_eq!(
+        run.load_info().expect("run.json").kept_epoch,
+        Some(best.epoch)
+    );
 
     // The saved model is that epoch's: it scores that epoch's validation loss.
     let device = Device::flex();
@@ -373,15 +377,21 @@ fn optimizers_and_schedules_each_learn() {
             "{settings:?}: {}",
             stderr(&trained)
         );
-        let info = RunDir::new(&run_dir).load_info();
+        let info = RunDir::new(&run_dir).load_info().expect("run.json");
         let accuracy = info.test_accuracy.expect("tested");
         assert!(accuracy > 85.0, "{settings:?}: test accuracy {accuracy}");
-        let saved = std::fs::read_to_string(run_dir.join("config.json")).expect("config");
-        let first_value = settings[0].split_once('=').expect("k=v").1;
-        assert!(
-            saved.contains(first_value),
-            "{settings:?} not saved: {saved}"
-        );
+        // Every setting reached the config the run trained with and saved.
+        let saved: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run_dir.join("config.json")).expect("config"),
+        )
+        .expect("json");
+        for setting in settings.iter() {
+            let (key, value) = setting.split_once('=').expect("k=v");
+            let found = key.split('.').fold(&saved, |node, part| &node[part]);
+            let wanted: serde_json::Value =
+                serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::from(value));
+            assert_eq!(found, &wanted, "{key} in {saved}");
+        }
     }
 }
 
@@ -480,7 +490,7 @@ fn another_idx_data_set_trains_with_its_own_sizes_and_class_names() {
     let out = stdout(&trained);
     assert!(out.contains("of 12x12, 3 classes"), "{out}");
     assert!(out.contains("model 144-64-64-3"), "{out}");
-    let info = RunDir::new(&run_dir).load_info();
+    let info = RunDir::new(&run_dir).load_info().expect("run.json");
     let accuracy = info.test_accuracy.expect("tested");
     assert!(accuracy >= 90.0, "bars are easy: test accuracy {accuracy}");
 

@@ -4,9 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -59,30 +59,38 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(args(&killed))
-        .stdout(Stdio::null())
+        .args(["--log-interval", "50"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("trainer starts");
-    // Burn writes the three records of a checkpoint concurrently; wait for all of
-    // epoch 1's, so that the kill lands in the middle of epoch 2.
-    let first_checkpoint =
-        ["model", "optim", "scheduler"].map(|r| killed.join(format!("checkpoint/{r}-1.bpk")));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !first_checkpoint.iter().all(|path| path.exists()) {
-        assert!(Instant::now() < deadline, "no checkpoint after 120 s");
-        assert!(
-            child.try_wait().expect("child status").is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    // Its progress lines say where it is: kill it once one comes from inside epoch 2.
+    let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.expect("a line");
+        let inside_epoch_2 = line.starts_with("epoch 2/3 [");
+        seen.push(line);
+        if inside_epoch_2 {
+            break;
+        }
     }
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("reaped");
     assert_eq!(
         status.code(),
         None,
-        "the child was killed by a signal, not finished"
+        "killed by a signal, not finished: {seen:?}"
     );
+    assert!(
+        seen.last().is_some_and(|l| l.starts_with("epoch 2/3 [")),
+        "the run ended before epoch 2: {seen:?}"
+    );
+    // The kill landed mid-epoch 2: epoch 1 is recorded and checkpointed, 2 is not.
+    let checkpoints = killed.join("checkpoint");
+    assert!(checkpoints.join("optim-1.bpk").exists() && !checkpoints.join("model-2.bpk").exists());
+    let rows = std::fs::read_to_string(killed.join("metrics.csv")).expect("metrics");
+    assert_eq!(rows.lines().count(), 2, "a header and epoch 1: {rows}");
     assert!(!killed.join("model.bpk").exists(), "killed before the end");
 
     let resumed = trainer(
@@ -187,15 +195,32 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     assert!(first.status.success(), "{}", common::stderr(&first));
     let model = std::fs::read(run.join("model.bpk")).expect("model");
 
-    let exploding = trainer(&[&base[..], &["--epochs", "2", "--resume", "--lr", "1e30"]].concat());
+    // A learning rate that ruins the weights, in a fork of the run (a resumed run
+    // keeps its own rate).
+    let fork = tmp.path().join("fork");
+    let exploding = trainer(
+        &[
+            &base[..],
+            &[
+                "--epochs",
+                "2",
+                "--resume",
+                "--lr",
+                "1e30",
+                "--fork",
+                path_str(&fork),
+            ],
+        ]
+        .concat(),
+    );
     let line = assert_clean_failure(&exploding);
     assert!(
-        line.contains("epoch 2, step") && line.contains("epoch 1"),
+        line.contains("epoch 2, step") && line.contains("last good checkpoint is epoch 1"),
         "{line}"
     );
-    assert!(run.join("checkpoint/model-1.bpk").is_file());
+    assert!(fork.join("checkpoint/model-1.bpk").is_file());
     assert!(
-        !run.join("checkpoint/model-2.bpk").exists(),
+        !fork.join("checkpoint/model-2.bpk").exists(),
         "the ruined epoch is not checkpointed"
     );
     assert_eq!(std::fs::read(run.join("model.bpk")).expect("model"), model);
@@ -208,13 +233,16 @@ fn resuming_with_another_network_names_both() {
 
     let config = tmp.path().join("wide.json");
     std::fs::write(&config, r#"{"model": {"hidden_sizes": [128]}}"#).expect("write");
-    let line = assert_clean_failure(&trainer(
-        &[
-            &data[..],
-            &["--epochs", "2", "--resume", "--config", path_str(&config)],
-        ]
-        .concat(),
-    ));
+    let resume = ["--epochs", "2", "--resume", "--config", path_str(&config)];
+    let line = assert_clean_failure(&trainer(&[&data[..], &resume].concat()));
+    assert!(
+        line.contains("model.hidden_sizes [64,64] -> [128]"),
+        "{line}"
+    );
+    // Not even a fork can continue a checkpoint as another network.
+    let fork = tmp.path().join("fork");
+    let forked = [&data[..], &resume, &["--fork", path_str(&fork)]].concat();
+    let line = assert_clean_failure(&trainer(&forked));
     assert!(
         line.contains("784-64-64-10") && line.contains("784-128-10"),
         "{line}"
@@ -243,40 +271,126 @@ fn a_damaged_checkpoint_is_reported_not_panicked_on() {
     }
 }
 
+/// Runs the trainer with every file it writes limited to `kib` KiB, as a full disk
+/// would stop it (the write fails with EFBIG; the signal that would kill it is
+/// ignored), without needing the privileges to mount a small file system.
+fn with_file_size_limit(kib: u32, args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(r#"trap "" XFSZ; ulimit -f "$1"; shift; exec "$@""#)
+        .arg("bash")
+        .arg(kib.to_string())
+        .arg(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env_remove("MNIST_DATA_DIR")
+        .output()
+        .expect("bash runs")
+}
+
 #[test]
 fn a_full_disk_stops_with_one_line_and_keeps_earlier_files() {
     let tmp = tempfile::tempdir().expect("tempdir");
     tiny_mnist(tmp.path(), false);
-    let disk = tmp.path().join("disk");
-    std::fs::create_dir(&disk).expect("mkdir");
-    // A 300 KiB tmpfs holds the config and one model checkpoint, not the optimizer's.
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=300k", "tmpfs", path_str(&disk)])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !mounted {
-        eprintln!("skipped: mounting a small tmpfs needs root");
-        return;
-    }
-    let run = disk.join("run");
-    let output = trainer(&[
-        "--data-dir",
-        path_str(tmp.path()),
-        "--artifacts",
-        path_str(&run),
-        "--valid-size",
-        "5",
-        "--epochs",
-        "3",
-    ]);
-    let config = std::fs::read_to_string(run.join("config.json"));
-    let _ = Command::new("umount").arg(&disk).status();
-    let line = assert_clean_failure(&output);
-    assert!(line.contains("No space left"), "{line}");
-    assert!(
-        config
-            .expect("config.json survives")
-            .contains("\"epochs\": 3")
+    // No file may pass 100 KiB: the first model checkpoint (220 KB) cannot be
+    // written, so the run leaves nothing behind.
+    let fresh = tmp.path().join("fresh");
+    let output = with_file_size_limit(
+        100,
+        &[&tiny_args(tmp.path(), &fresh)[..], &["--epochs", "2"]].concat(),
     );
+    let line = assert_clean_failure(&output);
+    assert!(line.contains("File too large"), "{line}");
+    assert!(
+        !fresh.exists(),
+        "a run that failed before its first checkpoint is removed"
+    );
+
+    // A run with epoch 1 done, resumed where epoch 2's optimizer state (440 KB) no
+    // longer fits: it stops, and epoch 1's files are as they were.
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let data = tiny_args(tmp.path(), &run);
+    let read = |name: &str| std::fs::read(run.join(name)).expect(name);
+    let epoch_1 = [
+        "checkpoint/model-1.bpk",
+        "checkpoint/optim-1.bpk",
+        "checkpoint/scheduler-1.bpk",
+    ];
+    let kept = epoch_1.map(read);
+    let output = with_file_size_limit(300, &[&data[..], &["--epochs", "2", "--resume"]].concat());
+    let line = assert_clean_failure(&output);
+    assert!(line.contains("File too large"), "{line}");
+    assert!(epoch_1.map(read) == kept, "epoch 1's checkpoint changed");
+    // With room again, the run continues from epoch 1 and finishes.
+    let resumed = trainer(&[&data[..], &["--epochs", "2", "--resume"]].concat());
+    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
+    assert!(
+        stdout(&resumed).contains("resuming after epoch 1"),
+        "{}",
+        stdout(&resumed)
+    );
+}
+
+#[test]
+fn a_write_killed_at_any_moment_leaves_the_old_file_or_the_new_one() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A network large enough that writing its ONNX file (about 40 MB) takes a while.
+    let run = common::untrained_run(&tmp.path().join("run"));
+    let mut config = trainer::config::TrainingConfig::new();
+    config.model.hidden_sizes = vec![4096, 2048];
+    run.save_config(&config).expect("config");
+    run.save_model(&config.model.init(&Device::flex()))
+        .expect("model");
+    let out = tmp.path().join("out").join("model.onnx");
+    std::fs::create_dir(out.parent().expect("a parent")).expect("mkdir");
+    let export = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
+        command
+            .args([
+                "export",
+                "--model",
+                path_str(run.root()),
+                "--format",
+                "onnx",
+                "--out",
+            ])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+    assert!(export().status().expect("runs").success());
+    let complete = std::fs::read(&out).expect("exported");
+    let started = std::time::Instant::now();
+    export().status().expect("runs");
+    let takes = started.elapsed();
+    // Kill exports at moments spread over the time one takes.
+    let mut interrupted = 0;
+    for attempt in 1..=12u32 {
+        let mut child = export().spawn().expect("starts");
+        std::thread::sleep(takes * attempt / 12);
+        let _ = child.kill();
+        let status = child.wait().expect("reaped");
+        interrupted += usize::from(status.code().is_none());
+        let now = std::fs::read(&out).expect("the file is always there");
+        assert!(
+            now == complete,
+            "attempt {attempt}: a torn file of {} bytes",
+            now.len()
+        );
+        let names: Vec<_> = std::fs::read_dir(out.parent().expect("a parent"))
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        // At most the partial file of the write just killed, beside the target.
+        assert!(names.len() <= 2, "attempt {attempt}: {names:?}");
+    }
+    println!("{interrupted} of 12 exports were killed before they finished");
+    assert!(interrupted > 0, "no export was interrupted");
+    // The next write removes what a killed one left.
+    assert!(export().status().expect("runs").success());
+    let names: Vec<_> = std::fs::read_dir(out.parent().expect("a parent"))
+        .expect("list")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["model.onnx"]);
 }

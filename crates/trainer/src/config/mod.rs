@@ -63,7 +63,7 @@ pub struct TrainingConfig {
 /// A configuration that cannot be used, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {error}; pass --config with an existing JSON file")]
+    #[error("cannot read config {path}: {error}; name an existing JSON config file")]
     Read { path: String, error: std::io::Error },
     #[error("config {path} is not valid: {reason}")]
     Parse { path: String, reason: String },
@@ -84,6 +84,11 @@ pub enum ConfigError {
 }
 
 impl TrainingConfig {
+    /// Optimisation steps in an epoch of `images` training images.
+    pub fn steps_per_epoch(&self, images: usize) -> usize {
+        images.div_ceil(self.batch_size)
+    }
+
     /// Evaluation keeps no gradients, so it can take bigger batches than training.
     pub fn eval_batch_size(&self) -> usize {
         self.batch_size.max(1000)

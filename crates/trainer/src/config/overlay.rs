@@ -42,7 +42,7 @@ impl TrainingConfig {
             known,
         })?;
         serde_path_to_error::deserialize(merged)
-            .map_err(|e| parse_error(format!("`{}`: {}", e.path(), e.inner())))
+            .map_err(|e| parse_error(format!("`{}`: {}", e.path(), plain(&e.inner().to_string()))))
     }
 
     /// This config with `key` (a dotted path such as `optimizer.name`) set to `value`,
@@ -82,6 +82,61 @@ fn upgrade_legacy_optimizer(written: &mut serde_json::Value) {
         _ => Value::from(0.0),
     };
     optimizer.insert("weight_decay".into(), penalty);
+}
+
+impl TrainingConfig {
+    /// The dotted keys whose values differ from `earlier`'s, each as
+    /// `key earlier -> now` (e.g. `seed 42 -> 9`), in key order.
+    pub fn changes_from(&self, earlier: &Self) -> Vec<String> {
+        let mut now = Vec::new();
+        let mut before = Vec::new();
+        leaves(
+            &serde_json::to_value(self).unwrap_or_default(),
+            "",
+            &mut now,
+        );
+        leaves(
+            &serde_json::to_value(earlier).unwrap_or_default(),
+            "",
+            &mut before,
+        );
+        let before: std::collections::BTreeMap<String, serde_json::Value> =
+            before.into_iter().collect();
+        now.into_iter()
+            .filter_map(|(key, value)| {
+                let old = before.get(&key).cloned().unwrap_or_default();
+                (old != value).then(|| format!("{key} {old} -> {value}"))
+            })
+            .collect()
+    }
+}
+
+/// Every leaf of `value` with its dotted key.
+fn leaves(value: &serde_json::Value, prefix: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (key, inner) in map {
+                leaves(inner, &format!("{prefix}{key}."), out);
+            }
+        }
+        leaf => out.push((prefix.trim_end_matches('.').to_string(), leaf.clone())),
+    }
+}
+
+/// A serde message in the user's terms: Burn's `Config` derive deserialises through
+/// hidden `...Serde` structs, whose names mean nothing to the user.
+fn plain(message: &str) -> String {
+    message
+        .split(' ')
+        .map(
+            |word| match word.trim_end_matches(',').strip_suffix("Serde") {
+                Some(_) => "object",
+                None => word,
+            },
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("struct object", "an object of keys")
 }
 
 /// `{"a": {"b": value}}` for the key `a.b`.
@@ -128,6 +183,30 @@ mod tests {
         let path = dir.path().join("config.json");
         std::fs::write(&path, json).expect("write config");
         (dir, path)
+    }
+
+    #[test]
+    fn wrong_shapes_are_explained_without_internal_names() {
+        let err = TrainingConfig::new()
+            .with_setting("model", "[1]")
+            .expect_err("a list is no network");
+        let message = err.to_string();
+        assert!(!message.contains("Serde"), "{message}");
+        assert!(message.contains("an object of keys"), "{message}");
+    }
+
+    #[test]
+    fn changes_are_listed_by_dotted_key() {
+        let earlier = TrainingConfig::new();
+        let now = earlier
+            .with_setting("split.valid_size", "30000")
+            .and_then(|c| c.with_setting("seed", "9"))
+            .expect("valid");
+        assert_eq!(
+            now.changes_from(&earlier),
+            ["seed 42 -> 9", "split.valid_size 5000 -> 30000"]
+        );
+        assert!(earlier.changes_from(&earlier.clone()).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{ConfigError, TrainingConfig};
+use crate::run_dir::RunDir;
 
 /// The configuration used when no file is named, relative to the working directory.
 pub const DEFAULT_CONFIG: &str = "configs/mnist-mlp.json";
@@ -24,19 +25,16 @@ impl ConfigSource {
         path.map_or(Self::Default, Self::File)
     }
 
-    /// The configuration and its name (the file's stem, `mnist-mlp` for the
-    /// built-in defaults), which names the run directory by default.
-    pub fn load(&self) -> Result<(TrainingConfig, String), ConfigError> {
+    /// The configuration and the run directory it gives by default (see
+    /// [`RunDir::default_for`]; the built-in defaults are named for the default file).
+    pub fn load(&self) -> Result<(TrainingConfig, PathBuf), ConfigError> {
         let default = Path::new(DEFAULT_CONFIG);
         let path = match self {
             Self::File(path) => path.as_path(),
             Self::Default if default.is_file() => default,
-            Self::Default => return Ok((TrainingConfig::new(), "mnist-mlp".into())),
+            Self::Default => return Ok((TrainingConfig::new(), RunDir::default_for(default))),
         };
-        let name = path
-            .file_stem()
-            .map_or_else(|| "run".into(), |stem| stem.to_string_lossy().into_owned());
-        Ok((TrainingConfig::from_file(path)?, name))
+        Ok((TrainingConfig::from_file(path)?, RunDir::default_for(path)))
     }
 }
 
@@ -123,7 +121,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("small-net.json");
         std::fs::write(&path, r#"{"epochs": 2}"#).expect("write");
-        let (config, name) = ConfigSource::new(Some(path)).load().expect("loads");
-        assert_eq!((config.epochs, name.as_str()), (2, "small-net"));
+        let (config, dir) = ConfigSource::new(Some(path)).load().expect("loads");
+        assert_eq!(
+            (config.epochs, dir),
+            (2, PathBuf::from("artifacts/small-net"))
+        );
     }
 }

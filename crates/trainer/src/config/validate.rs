@@ -2,6 +2,7 @@
 //! is an error naming the key, the rule and the value.
 
 use super::{ConfigError, TrainingConfig};
+use crate::TrainerError;
 use crate::train::optimizer::OptimizerName;
 
 impl TrainingConfig {
@@ -22,6 +23,14 @@ impl TrainingConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return invalid("lr", "a positive number", &self.lr);
+        }
+        if self.split.valid_size == 0 {
+            // Early stopping, the kept epoch and sweeps' rankings all read it.
+            return invalid(
+                "split.valid_size",
+                "at least 1: every epoch is scored on the validation set",
+                &0,
+            );
         }
         if self.log_interval == 0 {
             return invalid("log_interval", "at least 1", &0);
@@ -110,30 +119,44 @@ impl TrainingConfig {
                 &format!("{} names for {classes} classes", names.len()),
             );
         }
-        if let Some(patience) = self.patience
-            && self.split.valid_size == 0
-        {
-            return invalid(
-                "patience",
-                "used with a validation set (split.valid_size above 0)",
-                &patience,
-            );
-        }
         Ok(())
     }
+}
 
-    /// [`validate`](Self::validate), and the rules of a sweep's trials: a sweep ranks
-    /// them on the validation set, so they need one.
-    pub fn validate_for_sweep(&self) -> Result<(), ConfigError> {
-        self.validate()?;
-        if self.split.valid_size == 0 {
-            return Err(ConfigError::Invalid {
-                field: "split.valid_size",
-                rule: "above 0 in a sweep, which ranks trials on the validation set",
-                value: "0".into(),
-            });
+/// Bytes per f32.
+const F32: u128 = 4;
+
+impl TrainingConfig {
+    /// Checks that training this network, at its input size, fits in the memory the
+    /// system has left, before anything is allocated: the parameters four times
+    /// (weights, gradients and an optimizer's two moments) and one batch's
+    /// activations with their gradients. A network too large would otherwise end the
+    /// process in an allocation failure.
+    pub fn check_memory(&self) -> Result<(), TrainerError> {
+        let Some(available) = data::available_memory() else {
+            return Ok(());
+        };
+        let model = &self.model;
+        let widths: Vec<u128> = model.widths().into_iter().map(|w| w as u128).collect();
+        // In u128: a mistaken width can overflow a usize count.
+        let parameters: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        let batch = self.eval_batch_size() as u128;
+        let activations: u128 = batch * widths.iter().sum::<u128>() * 3;
+        let needed = (parameters * 4 + activations) * F32;
+        if needed <= u128::from(available) {
+            return Ok(());
         }
-        Ok(())
+        let (key, value) = if parameters * 4 >= activations {
+            ("model.hidden_sizes", format!("{:?}", model.hidden_sizes))
+        } else {
+            ("batch_size", self.batch_size.to_string())
+        };
+        Err(TrainerError::TooLarge {
+            key,
+            value,
+            needed_mb: (needed / 1_000_000).min(u128::from(u64::MAX)) as u64,
+            available_mb: available / 1_000_000,
+        })
     }
 }
 
@@ -165,9 +188,8 @@ mod tests {
             TrainingConfig::new().with_lr_schedule(ScheduleConfig::new().with_step_epochs(0)),
             TrainingConfig::new().with_lr_schedule(ScheduleConfig::new().with_min_lr(1.0)),
             TrainingConfig::new().with_patience(Some(0)),
-            TrainingConfig::new()
-                .with_patience(Some(2))
-                .with_split(data::SplitConfig::new().with_valid_size(0)),
+            TrainingConfig::new().with_split(data::SplitConfig::new().with_valid_size(0)),
+            TrainingConfig::new().with_log_interval(0),
             TrainingConfig::new().with_num_classes(Some(1)),
             TrainingConfig::new()
                 .with_num_classes(Some(3))
@@ -176,5 +198,27 @@ mod tests {
         for config in bad {
             assert!(config.validate().is_err(), "{config}");
         }
+    }
+
+    #[test]
+    fn a_network_larger_than_memory_is_refused_by_key_before_allocation() {
+        assert!(TrainingConfig::new().check_memory().is_ok());
+        if data::available_memory().is_none() {
+            return;
+        }
+        let huge =
+            TrainingConfig::new().with_model(MlpConfig::new().with_hidden_sizes(vec![100_000_000]));
+        let err = huge.check_memory().expect_err("1.6 TB of parameters");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("model.hidden_sizes = [100000000] needs about"),
+            "{message}"
+        );
+        let wide_batch = TrainingConfig::new().with_batch_size(100_000_000_000);
+        let err = wide_batch.check_memory().expect_err("a huge batch");
+        assert!(
+            err.to_string().starts_with("batch_size = 100000000000"),
+            "{err}"
+        );
     }
 }

@@ -19,6 +19,18 @@ pub struct Explanation {
     pub predicted: usize,
 }
 
+impl Explanation {
+    /// `test image 0 (label 7): predicted 7 with probability 99.7%`, for the image
+    /// named `what`, with classes named by `name`.
+    pub fn title(&self, what: &str, name: impl Fn(usize) -> String) -> String {
+        format!(
+            "{what}: predicted {} with probability {:.1}%",
+            name(self.predicted),
+            100.0 * self.probabilities[self.predicted]
+        )
+    }
+}
+
 /// Runs `image` (raw bytes, 0-255) through `model` and back-propagates the predicted
 /// class's logit to the input. `model` must live on an autodiff device.
 pub fn explain(model: &Mlp, image: &[u8], device: &Device) -> Result<Explanation, TrainerError> {

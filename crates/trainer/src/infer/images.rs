@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::TestSet;
-use super::preprocess::{load_digit, square_side};
+use super::preprocess::{image_side, load_digit};
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::RunDir;
@@ -57,8 +57,7 @@ pub fn load_images(
                 }
             }
             ImageInput::File(path) => {
-                let side = square_side(config.model.input_size)
-                    .ok_or(TrainerError::NotSquare(config.model.input_size))?;
+                let side = image_side(config.model.input_size)?;
                 LoadedImage {
                     pixels: load_digit(path, side)?,
                     title: path.display().to_string(),

@@ -12,4 +12,4 @@ pub use self::evaluate::{Evaluation, evaluate};
 pub use self::explain::{Explanation, explain};
 pub use self::images::{ImageInput, LoadedImage, load_images};
 pub use self::predict::{Prediction, predict, predict_scaled, scale_pixels};
-pub use self::test_set::{TestSet, check_model_fits};
+pub use self::test_set::TestSet;

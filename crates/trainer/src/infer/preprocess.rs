@@ -11,6 +11,8 @@ use crate::TrainerError;
 
 /// The widest and tallest image accepted, in pixels.
 const MAX_SIDE: u32 = 8192;
+/// The most memory a decoder may take, in bytes.
+const MAX_DECODED: u64 = 256 << 20;
 /// Brightness (0-255, after contrast stretching) above which a pixel counts as ink.
 const INK_THRESHOLD: u8 = 25;
 /// Below this contrast between background and the brightest stroke, there is no digit.
@@ -21,6 +23,11 @@ const MIN_CONTRAST: f32 = 30.0;
 pub fn square_side(input_size: usize) -> Option<usize> {
     let side = (input_size as f64).sqrt().round() as usize;
     (side * side == input_size).then_some(side)
+}
+
+/// [`square_side`], for a command that needs an image: not a square is an error.
+pub fn image_side(input_size: usize) -> Result<usize, TrainerError> {
+    square_side(input_size).ok_or(TrainerError::NotSquare(input_size))
 }
 
 /// Reads an image file (format recognised by content) and prepares it for a network
@@ -35,7 +42,13 @@ pub fn load_digit(path: &Path, side: usize) -> Result<Vec<u8>, TrainerError> {
         .with_guessed_format()
         .map_err(|e| image_error(e.to_string()))?;
     reader.limits(decoding_limits());
-    let image = reader.decode().map_err(|e| image_error(e.to_string()))?;
+    let image = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => image_error(format!(
+            "it is larger than this program decodes: at most {MAX_SIDE}x{MAX_SIDE} pixels and {} MiB",
+            MAX_DECODED >> 20
+        )),
+        other => image_error(other.to_string()),
+    })?;
     mnist_style(&image, side).map_err(image_error)
 }
 
@@ -45,7 +58,7 @@ pub fn decoding_limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(256 << 20);
+    limits.max_alloc = Some(MAX_DECODED);
     limits
 }
 

@@ -24,7 +24,7 @@ pub struct TestSet {
 impl TestSet {
     /// The test set of the data `run` trained on, unless `data_dir` names another.
     pub fn of(run: &RunDir, data_dir: Option<PathBuf>) -> Result<Self, TrainerError> {
-        let (test, source) = Mnist::load_test(run.data_dir(data_dir).as_deref())?;
+        let (test, source) = Mnist::load_test(run.data_dir(data_dir)?.as_deref())?;
         Ok(Self {
             images: MnistDataset::new(test),
             source,

@@ -43,16 +43,18 @@ pub fn export_safetensors(model: &Mlp, config: &MlpConfig, out: &Path) -> Result
         path: out.to_path_buf(),
         error: std::io::Error::other(reason),
     };
-    let mut store = SafetensorsStore::from_file(out)
+    let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
-        .remap(remapper.map_err(|e| write_error(e.to_string()))?)
-        .overwrite(true);
+        .remap(remapper.map_err(|e| write_error(e.to_string()))?);
     // PyTorch's Net takes pixels in [0, 1]: any standardisation moves into fc1.
     model
         .clone()
         .with_normalization_folded()
         .save_into(&mut store)
-        .map_err(|e| write_error(e.to_string()))
+        .map_err(|e| write_error(e.to_string()))?;
+    let bytes = store.get_bytes().map_err(|e| write_error(e.to_string()))?;
+    // Written like every other output: atomically, and readable by all.
+    crate::fs::write_atomically(out, &bytes)
 }
 
 /// Reads a PyTorch state dict of the tutorial's `Net` (or of one with other layer
@@ -98,6 +100,9 @@ pub fn import_run(
     overwrite: bool,
     device: &Device,
 ) -> Result<TrainingConfig, TrainerError> {
+    if run.root().is_file() {
+        return Err(TrainerError::NotADirectory(run.root().to_path_buf()));
+    }
     let occupied = run.holds_run() || run.model_path().exists();
     if occupied && !overwrite {
         return Err(TrainerError::ImportTargetExists(run.root().to_path_buf()));

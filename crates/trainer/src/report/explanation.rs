@@ -19,6 +19,32 @@ const TOP: u32 = 70;
 /// Width and height of the picture.
 pub const PICTURE_SIZE: (u32, u32) = (MARGIN * 3 + PANEL + GRID, TOP + GRID + MARGIN);
 
+/// Draws the picture into the run directory as `in_run` and, with `out`, to `out` too,
+/// returning the files written. The run keeps its pictures together, and `out` puts a
+/// copy where the user wants it: with `out`, only that one must succeed, and a run
+/// directory that cannot take the picture is a warning.
+pub fn save_explanation(
+    explanation: &Explanation,
+    input_weights: &[f32],
+    side: usize,
+    title: &str,
+    in_run: &Path,
+    out: Option<&Path>,
+) -> Result<Vec<std::path::PathBuf>, TrainerError> {
+    let draw = |path: &Path| draw_explanation(explanation, input_weights, side, title, path);
+    let Some(out) = out else {
+        draw(in_run)?;
+        return Ok(vec![in_run.to_path_buf()]);
+    };
+    draw(out)?;
+    let mut written = vec![out.to_path_buf()];
+    match draw(in_run) {
+        Ok(()) => written.push(in_run.to_path_buf()),
+        Err(error) => crate::console::Console::warn(error),
+    }
+    Ok(written)
+}
+
 /// Draws the input, its saliency map and the first layer's weights (`[pixels,
 /// units]`, as [`Mlp::input_weights`] gives them) for images `side` pixels square.
 pub fn draw_explanation(
@@ -167,5 +193,13 @@ mod tests {
         draw_explanation(&explanation, &weights, 28, "blank", &path).expect("drawn");
         let image = image::open(&path).expect("a PNG");
         assert_eq!((image.width(), image.height()), PICTURE_SIZE);
+        let copy = dir.path().join("copy.png");
+        let unwritable = dir.path().join("no-such-dir").join("in-run.png");
+        let written = save_explanation(&explanation, &weights, 28, "t", &unwritable, Some(&copy))
+            .expect("the copy is what must succeed");
+        assert_eq!(written, std::slice::from_ref(&copy));
+        assert!(save_explanation(&explanation, &weights, 28, "t", &unwritable, None).is_err());
+        let title = explanation.title("blank", |c| format!("digit {c}"));
+        assert!(title.starts_with("blank: predicted digit "), "{title}");
     }
 }

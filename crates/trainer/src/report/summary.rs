@@ -20,14 +20,10 @@ pub fn model_summary(config: &MlpConfig) -> String {
             0,
         ));
     }
-    let mut inputs = config.input_size;
+    let widths = config.widths();
     let layers = config.layer_names();
-    for (index, (_, name)) in layers.iter().enumerate() {
-        let outputs = config
-            .hidden_sizes
-            .get(index)
-            .copied()
-            .unwrap_or(config.num_classes);
+    for (index, ((_, name), pair)) in layers.iter().zip(widths.windows(2)).enumerate() {
+        let (inputs, outputs) = (pair[0], pair[1]);
         rows.push((
             format!("{name} (Linear)"),
             shape(outputs),
@@ -43,9 +39,8 @@ pub fn model_summary(config: &MlpConfig) -> String {
                 rows.push((format!("dropout (p={})", config.dropout), shape(outputs), 0));
             }
         }
-        inputs = outputs;
     }
-    let total: usize = rows.iter().map(|(_, _, params)| params).sum();
+    let total = config.num_params();
     let width = rows
         .iter()
         .map(|(name, _, _)| name.len())

@@ -21,7 +21,7 @@ pub use self::ranking::{Outcome, Ranked};
 pub use self::spec::{Domain, Method, Range, SweepError, SweepSpec};
 pub use self::winner::Best;
 use crate::TrainerError;
-use crate::backend::Backend;
+use crate::backend;
 use crate::console::Console;
 use crate::infer::TestSet;
 use crate::run_dir::RunDir;
@@ -43,7 +43,7 @@ pub struct SweepRequest {
 
 /// Runs every trial not finished yet, writes the leaderboards, scores the winner's
 /// trials on the test set and writes `best.json`.
-pub fn run_sweep(request: &SweepRequest, backend: &Backend) -> Result<Best, TrainerError> {
+pub fn run_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
     let console = request.console;
     let (spec, trials) = SweepSpec::plan(&request.spec_path)?;
     console.line(format_args!(
@@ -78,6 +78,9 @@ pub fn run_sweep(request: &SweepRequest, backend: &Backend) -> Result<Best, Trai
     else {
         return Err(SweepError::NothingFinished(request.dir.clone()).into());
     };
+    // The device is opened only now, so that it is free while the trials train.
+    let backend = backend::open(request.device.as_deref())?;
+    console.line(&backend);
     // The test set is consulted once, for the winner only (each of its seeds); the
     // trials share their data, so it is read once.
     let finished: Vec<&Trial> = winner.finished().collect();

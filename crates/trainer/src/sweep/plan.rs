@@ -114,7 +114,7 @@ impl SweepSpec {
                         config.with_value(key, value.clone())
                     })
                     .map_err(trial_error)?;
-                config.validate_for_sweep().map_err(trial_error)?;
+                config.validate().map_err(trial_error)?;
                 Ok(Trial {
                     number,
                     configuration,

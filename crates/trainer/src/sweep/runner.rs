@@ -69,7 +69,8 @@ fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outc
     let dir = trial.dir(&request.dir);
     let run = RunDir::new(&dir);
     let label = format!("trial {}/{total}", trial.number);
-    if let Some(outcome) = finished(&run) {
+    // A damaged trial is trained again, and its failure names the damaged file.
+    if let Ok(Some(outcome)) = finished(&run) {
         request.console.line(format_args!(
             "{label} finished earlier: {}  {}",
             summary(&outcome),
@@ -119,7 +120,8 @@ fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outc
             error,
         })?;
     let outcome = match (status.success(), finished(&run)) {
-        (true, Some(outcome)) => outcome,
+        (true, Ok(Some(outcome))) => outcome,
+        (true, Err(damaged)) => Outcome::Failed(damaged.to_string()),
         _ => Outcome::Failed(last_error(&log_path, attempt_start, status)),
     };
     request.console.line(format_args!(
@@ -142,23 +144,27 @@ fn same_plan(saved: &TrainingConfig, planned: &TrainingConfig) -> bool {
 
 /// The result of a trial whose run completed: its final model exists and its
 /// validation scores are recorded.
-fn finished(run: &RunDir) -> Option<Outcome> {
+fn finished(run: &RunDir) -> Result<Option<Outcome>, TrainerError> {
     if !run.model_path().is_file() {
-        return None;
+        return Ok(None);
     }
-    let info = run.load_info();
-    let epoch = info.kept_epoch?;
+    let info = run.load_info()?;
     let seconds = run
-        .load_metrics(usize::MAX)
+        .load_metrics(usize::MAX)?
         .iter()
         .map(|e| e.duration.as_secs_f64())
         .sum();
-    Some(Outcome::Finished {
-        valid_accuracy: info.valid_accuracy?,
-        valid_loss: info.valid_loss?,
+    let (Some(epoch), Some(valid_accuracy), Some(valid_loss)) =
+        (info.kept_epoch, info.valid_accuracy, info.valid_loss)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Outcome::Finished {
+        valid_accuracy,
+        valid_loss,
         epoch,
         seconds,
-    })
+    }))
 }
 
 fn summary(outcome: &Outcome) -> String {
@@ -199,7 +205,7 @@ pub fn check_trials_are_ours(request: &SweepRequest, trials: &[Trial]) -> Result
         if !run.config_path().is_file() {
             continue;
         }
-        let trained_on = run.load_info().data_dir;
+        let trained_on = run.load_info()?.data_dir;
         let other_data =
             matches!((&wanted_data, &trained_on), (Some(wanted), Some(used)) if wanted != used);
         if other_data || !same_plan(&run.load_config()?, &trial.config) {

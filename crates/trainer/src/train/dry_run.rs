@@ -1,17 +1,20 @@
 //! `--dry-run`: one training step and one validation batch of a run as configured, on
-//! its real data, with nothing written, to check a setup before a long run, as
-//! PyTorch's examples use their `--dry-run`.
+//! its real data, with nothing written to the run directory, to check a setup before
+//! a long run, as PyTorch's examples use their `--dry-run`. (Data missing from Burn's
+//! cache is downloaded into it as for a real run.)
 
 use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use burn::train::{ClassificationOutput, InferenceStep, TrainStep};
-use data::{EpochLoader, MnistBatch};
+use burn::train::TrainStep;
+use data::EpochLoader;
 
 use super::TrainRequest;
 use super::classifier::CrossEntropyMlp;
 use super::loading::{Loaded, load};
 use crate::TrainerError;
 use crate::backend::Backend;
+use crate::infer::evaluate;
 
 /// What the two batches gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,54 +43,55 @@ pub fn dry_run(request: TrainRequest, backend: &Backend) -> Result<DryRun, Train
     let model = CrossEntropyMlp {
         mlp: config.model.init(&device),
     };
+    let steps_per_epoch = config.steps_per_epoch(train_set.len());
     let train_loader = EpochLoader::new(train_set, config.batch_size, device).shuffled(config.seed);
-    let batch = first_batch(&train_loader)?;
+    let batch = match train_loader.iter().next() {
+        Some(batch) => batch.map_err(|e| TrainerError::Batch(e.to_string()))?,
+        None => {
+            return Err(TrainerError::Batch(
+                "the training split holds no images".into(),
+            ));
+        }
+    };
     let train_images = batch.targets.dims()[0];
     let output = TrainStep::step(&model, batch);
     let train_loss = output.item.loss.clone().into_scalar::<f64>();
-    let schedule = config.lr_schedule.init(config.lr, 1, config.epochs);
+    // The first step's rate, as the run's schedule gives it.
+    let schedule = config
+        .lr_schedule
+        .init(config.lr, steps_per_epoch, config.epochs);
     let model = config
         .optimizer
         .init()
         .step(schedule.lr_at(0), model, output.grads);
 
-    let valid_loader =
-        EpochLoader::new(valid_set, config.eval_batch_size(), backend.device.clone());
-    let (valid_images, valid_loss, valid_accuracy) = match first_batch(&valid_loader) {
-        Ok(batch) => score(&InferenceStep::step(&model.valid(), batch)),
-        // Without a validation split there is nothing to score.
-        Err(_) => (0, f64::NAN, f64::NAN),
-    };
+    let first_batch = valid_set.slice(0..config.eval_batch_size().min(valid_set.len()));
+    let scores = evaluate(
+        &model.valid().mlp,
+        &first_batch,
+        config.eval_batch_size(),
+        &backend.device,
+    )?;
     let result = DryRun {
         train_images,
         train_loss,
-        valid_images,
-        valid_loss,
-        valid_accuracy,
+        valid_images: scores.total,
+        valid_loss: scores.loss,
+        valid_accuracy: scores.accuracy(),
     };
     console.line(format_args!(
         "dry run: one training step on {} images (loss {:.4}), one validation batch of {} images (loss {:.4}, accuracy {:.2}%); nothing written",
-        result.train_images, result.train_loss, result.valid_images, result.valid_loss, result.valid_accuracy
+        result.train_images,
+        result.train_loss,
+        result.valid_images,
+        result.valid_loss,
+        result.valid_accuracy
     ));
-    Ok(result)
-}
-
-fn first_batch(loader: &EpochLoader) -> Result<MnistBatch, TrainerError> {
-    match loader.iter().next() {
-        Some(batch) => batch.map_err(|e| TrainerError::Batch(e.to_string())),
-        None => Err(TrainerError::Batch("the split holds no images".into())),
+    if !request.resume && !request.overwrite && request.run_dir.holds_run() {
+        console.line(format_args!(
+            "note: {} already holds a run; the real run needs --resume or --overwrite",
+            request.run_dir.root().display()
+        ));
     }
-}
-
-/// Images, loss and accuracy (percent) of one scored batch.
-fn score(output: &ClassificationOutput) -> (usize, f64, f64) {
-    let count = output.targets.dims()[0];
-    let predicted = output.output.clone().argmax(1).reshape([count]);
-    let correct = predicted
-        .equal(output.targets.clone())
-        .int()
-        .sum()
-        .into_scalar::<i64>();
-    let loss = output.loss.clone().into_scalar::<f64>();
-    (count, loss, 100.0 * correct as f64 / count.max(1) as f64)
+    Ok(result)
 }

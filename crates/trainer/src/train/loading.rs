@@ -40,6 +40,7 @@ pub fn load(
         mnist.num_classes()
     ));
     let config = fit_to_data(config, &mnist)?;
+    config.check_memory()?;
     let test_set = MnistDataset::new(mnist.test);
     let (train_set, valid_set) = MnistDataset::train_valid(mnist.train, &config.split)?;
     let train_set = match config.limit_train {
@@ -47,10 +48,11 @@ pub fn load(
         None => train_set,
     };
     console.line(format_args!(
-        "training on {} images, validating on {}; model {}:\n{}",
+        "training on {} images, validating on {}; model {} ({} parameters)\n{}",
         train_set.len(),
         valid_set.len(),
         config.model.architecture(),
+        config.model.num_params(),
         model_summary(&config.model)
     ));
     Ok(Loaded {

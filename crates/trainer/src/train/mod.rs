@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use burn::data::dataset::Dataset;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::InMemoryMetricLogger;
-use burn::train::metric::{AccuracyMetric, LossMetric, Metric};
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, Metric};
 use burn::train::{Learner, SupervisedTraining};
 use data::{EpochLoader, MnistDataset};
 use model::Mlp;
@@ -87,7 +87,15 @@ pub struct TrainReport {
 /// reports its test-set scores.
 pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, TrainerError> {
     let prepared = prepare(request, backend)?;
-    let launched = launch(&prepared, backend)?;
+    let launched = match launch(&prepared, backend) {
+        Ok(launched) => launched,
+        // A run that failed before its first checkpoint leaves nothing behind.
+        Err(error) if prepared.run_dir.last_checkpoint().is_none() => {
+            prepared.run_dir.discard()?;
+            return Err(error);
+        }
+        Err(error) => return Err(error),
+    };
     finish(prepared, launched, backend)
 }
 
@@ -133,7 +141,7 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
 
     let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite, console)?;
     let epochs_done = resume_from.unwrap_or(0);
-    let earlier_epochs = run_dir.load_metrics(epochs_done);
+    let earlier_epochs = run_dir.load_metrics(epochs_done)?;
     let stopped_early = config
         .patience
         .is_some_and(|patience| stops_after(&earlier_epochs, epochs_done, patience));
@@ -153,13 +161,20 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
     if let Some(epoch) = resume_from {
         check_resumable(&run_dir, &config, epoch, &backend.device)?;
     }
-    run_dir.save_config(&config)?;
     let info = RunInfo {
         data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),
         backend: backend.name.to_string(),
         ..RunInfo::default()
     };
-    run_dir.save_info(&info)?;
+    let saved = run_dir
+        .save_config(&config)
+        .and_then(|()| run_dir.save_info(&info));
+    if let Err(error) = saved {
+        if resume_from.is_none() {
+            run_dir.discard()?;
+        }
+        return Err(error);
+    }
     Ok(Prepared {
         config,
         run_dir,
@@ -198,7 +213,7 @@ fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerErr
     let classifier = CrossEntropyMlp {
         mlp: config.model.init(&backend.device.clone().autodiff()),
     };
-    let steps_per_epoch = prepared.train_set.len().div_ceil(config.batch_size);
+    let steps_per_epoch = config.steps_per_epoch(prepared.train_set.len());
     let train_loader = EpochLoader::new(
         prepared.train_set.clone(),
         config.batch_size,
@@ -227,14 +242,19 @@ fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerErr
         // The picture only shows what metrics.csv holds: failing to draw it is no
         // reason to stop training.
         if let Err(error) = training_curves(epochs, &metrics_dir.curves_path()) {
-            Console::Stderr.warn(error);
+            Console::warn(error);
         }
         Ok(())
     });
-    let (accuracy, loss) = (AccuracyMetric::new(), LossMetric::new());
+    let (accuracy, loss, learning_rate) = (
+        AccuracyMetric::new(),
+        LossMetric::new(),
+        LearningRateMetric::new(),
+    );
     let names = MetricNames {
         loss: loss.name(),
         accuracy: accuracy.name(),
+        learning_rate: learning_rate.name(),
     };
     let mut training = SupervisedTraining::new(
         run_dir.root(),
@@ -242,6 +262,7 @@ fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerErr
         Arc::new(valid_loader),
     )
     .metrics((accuracy, loss))
+    .metric_train_numeric(learning_rate)
     // Per-epoch metrics go to metrics.csv, written atomically; Burn's file logger
     // appends per batch and its application logger installs a process-wide panic
     // hook, so neither is used.
@@ -268,7 +289,6 @@ fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerErr
         StepReporting {
             log_interval: config.log_interval,
             steps_per_epoch,
-            schedule: schedule.clone(),
             run_log: run_log.clone(),
         },
     );
@@ -291,6 +311,7 @@ fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerErr
                 loss: divergence.loss,
                 epoch: divergence.epoch,
                 step: divergence.step,
+                dir: run_dir.root().to_path_buf(),
             });
         }
         return Err(TrainerError::Interrupted {

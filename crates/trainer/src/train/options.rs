@@ -2,9 +2,10 @@
 //! (a resumed run keeps its own), what overrides it, where the run lives and which
 //! data it reads.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::TrainRequest;
+use super::resume::fork;
 use crate::TrainerError;
 use crate::config::{ConfigSource, Overrides};
 use crate::console::Console;
@@ -19,6 +20,9 @@ pub struct TrainOptions {
     /// The run directory; by default `artifacts/<config name>`.
     pub artifacts: Option<PathBuf>,
     pub resume: bool,
+    /// With `resume`: continue the run as a new one in this directory, where the
+    /// overrides may change what the run is.
+    pub fork: Option<PathBuf>,
     pub overwrite: bool,
     /// Score the final model on the test set.
     pub test: bool,
@@ -33,33 +37,63 @@ impl TrainOptions {
             (true, Some(dir)) => Some(RunDir::new(dir)),
             (false, _) => None,
         };
-        // A resumed run keeps its own config unless another is given explicitly,
-        // which must then describe the same network.
-        let (config, name) = match (&self.config, &resumed) {
-            (None, Some(run)) => {
-                let config = run
-                    .load_config()
-                    .map_err(|_| TrainerError::NothingToResume(run.root().to_path_buf()))?;
-                (config, String::new())
+        let Some(run) = resumed else {
+            let (config, default_dir) = ConfigSource::new(self.config).load()?;
+            let config = self.overrides.apply(config)?;
+            config.validate()?;
+            let run_dir = self.artifacts.unwrap_or(default_dir);
+            if run_dir.is_file() {
+                return Err(TrainerError::NotADirectory(run_dir));
             }
-            (file, _) => ConfigSource::new(file.clone()).load()?,
+            return Ok(TrainRequest {
+                config,
+                data_dir: self.data_dir,
+                run_dir: RunDir::new(run_dir),
+                resume: false,
+                overwrite: self.overwrite,
+                test: self.test,
+                console,
+            });
         };
-        let config = self.overrides.apply(config)?;
+        if !run.config_path().exists() {
+            return Err(TrainerError::NothingToResume(run.root().to_path_buf()));
+        }
+        let saved = run.load_config()?;
+        let base = match self.config {
+            Some(file) => ConfigSource::File(file).load()?.0,
+            None => saved.clone(),
+        };
+        let mut config = self.overrides.apply(base)?;
         config.validate()?;
-        let run_dir = RunDir::new(
-            self.artifacts
-                .unwrap_or_else(|| Path::new("artifacts").join(name)),
-        );
-        let data_dir = match resumed {
-            Some(run) => run.data_dir(self.data_dir),
-            None => self.data_dir,
+        // Training fits these two to the data; the data stays the run's own.
+        config.model.input_size = saved.model.input_size;
+        config.model.num_classes = saved.model.num_classes;
+        let mut changes = config.changes_from(&saved);
+        // Raising the epoch count extends the run; how often it logs is no part of it.
+        changes.retain(|change| {
+            !change.starts_with("epochs ") && !change.starts_with("log_interval ")
+        });
+        let data_dir = run.data_dir(self.data_dir)?;
+        let run_dir = match self.fork {
+            Some(new_dir) => {
+                let forked = RunDir::new(new_dir);
+                fork(&run, &forked)?;
+                forked
+            }
+            None if !changes.is_empty() => {
+                return Err(TrainerError::ResumeChanges {
+                    dir: run.root().to_path_buf(),
+                    changes: changes.join(", "),
+                });
+            }
+            None => run,
         };
         Ok(TrainRequest {
             config,
             data_dir,
             run_dir,
-            resume: self.resume,
-            overwrite: self.overwrite,
+            resume: true,
+            overwrite: false,
             test: self.test,
             console,
         })
@@ -70,6 +104,7 @@ impl TrainOptions {
 mod tests {
     use super::*;
     use crate::config::TrainingConfig;
+    use std::path::Path;
 
     #[test]
     fn a_new_run_is_named_after_its_config_file() {
@@ -112,6 +147,63 @@ mod tests {
         .expect("resumable");
         assert_eq!(request.config.lr, 0.02);
         assert_eq!(request.data_dir.as_deref(), Some(dir.path()));
+    }
+
+    #[test]
+    fn a_resumed_run_refuses_changes_unless_forked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path().join("run"));
+        run.create().expect("mkdir");
+        run.save_config(&TrainingConfig::new().with_epochs(2))
+            .expect("config");
+        let resume = |overrides: Overrides, fork: Option<PathBuf>| {
+            TrainOptions {
+                artifacts: Some(run.root().to_path_buf()),
+                resume: true,
+                overrides,
+                fork,
+                ..TrainOptions::default()
+            }
+            .into_request(Console::Stdout)
+        };
+        let more_epochs = Overrides {
+            epochs: Some(5),
+            log_interval: Some(10),
+            ..Overrides::default()
+        };
+        assert_eq!(resume(more_epochs, None).expect("allowed").config.epochs, 5);
+        let changed = Overrides {
+            seed: Some(9),
+            settings: vec!["split.valid_size=300".into()],
+            ..Overrides::default()
+        };
+        let err = resume(changed.clone(), None).expect_err("a changed run");
+        let message = err.to_string();
+        assert!(message.contains("seed 42 -> 9"), "{message}");
+        assert!(
+            message.contains("split.valid_size 5000 -> 300"),
+            "{message}"
+        );
+        assert!(message.contains("--fork"), "{message}");
+        // Forked, the changes apply to a new run that starts from the checkpoint.
+        let checkpoints = run.root().join("checkpoint");
+        std::fs::create_dir_all(&checkpoints).expect("mkdir");
+        for record in ["model", "optim", "scheduler"] {
+            std::fs::write(checkpoints.join(format!("{record}-1.bpk")), record).expect("write");
+        }
+        let new_dir = dir.path().join("fork");
+        let request = resume(changed, Some(new_dir.clone())).expect("forked");
+        assert_eq!(request.run_dir.root(), new_dir);
+        assert_eq!(
+            (request.config.seed, request.config.split.valid_size),
+            (9, 300)
+        );
+        assert_eq!(request.run_dir.last_checkpoint(), Some(1));
+        assert_eq!(
+            run.load_config().expect("kept").seed,
+            42,
+            "the original is untouched"
+        );
     }
 
     #[test]

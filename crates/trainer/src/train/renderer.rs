@@ -16,11 +16,10 @@ use burn::train::renderer::{
     MetricsRendererTraining,
 };
 use burn::train::{Interrupter, LearnerSummary};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::history::{EpochRecorder, EpochSummary};
 use super::run_log::SharedRunLog;
-use super::schedule::Schedule;
 use crate::console::Console;
 use crate::report::thousands;
 
@@ -30,6 +29,8 @@ use crate::report::thousands;
 pub struct MetricNames {
     pub loss: MetricName,
     pub accuracy: MetricName,
+    /// The learning rate each training step used, as Burn's learner reports it.
+    pub learning_rate: MetricName,
 }
 
 /// Where the training loss stopped being a number.
@@ -46,11 +47,9 @@ pub type DivergenceSlot = Arc<Mutex<Option<Divergence>>>;
 /// How the steps within an epoch are reported.
 #[derive(Debug)]
 pub struct StepReporting {
-    /// Steps between reports.
+    /// Steps of the whole run between reports.
     pub log_interval: usize,
     pub steps_per_epoch: usize,
-    /// The run's learning-rate schedule, to tell the rate each step used.
-    pub schedule: Schedule,
     pub run_log: SharedRunLog,
 }
 
@@ -76,6 +75,10 @@ pub struct EpochRenderer {
     steps: StepReporting,
     /// The loss of the last training batch.
     last_loss: f64,
+    /// The learning rate of the last training step.
+    last_lr: f64,
+    /// When the split under way started.
+    split_started: Instant,
     /// Images in the split under way.
     split_items: usize,
     /// The last step reported in this epoch.
@@ -99,6 +102,7 @@ impl std::fmt::Debug for EpochRenderer {
 enum Metric {
     Loss,
     Accuracy,
+    LearningRate,
 }
 
 impl EpochRenderer {
@@ -128,6 +132,8 @@ impl EpochRenderer {
             progress: None,
             steps,
             last_loss: f64::NAN,
+            last_lr: f64::NAN,
+            split_started: Instant::now(),
             split_items: 0,
             reported_step: 0,
         }
@@ -138,27 +144,25 @@ impl EpochRenderer {
     /// TensorBoard log.
     fn report_step(&mut self, items: usize) {
         let step = self.train_steps;
-        let seconds = self
-            .train_started
-            .map_or(0.0, |started| started.elapsed().as_secs_f64());
-        let rate = thousands((items as f64 / seconds.max(1e-9)).round() as usize);
         let global = self.current.epoch.saturating_sub(1) * self.steps.steps_per_epoch + step;
-        let lr = self.steps.schedule.lr_at(global.saturating_sub(1) as u64);
         let figures = format!(
-            "loss {:.4} lr {} {rate} img/s",
+            "loss {:.4} lr {} {}",
             self.last_loss,
-            significant(lr)
+            significant(self.last_lr),
+            self.rate(items)
         );
         if let Some(bar) = &self.progress {
             bar.set_message(figures.clone());
         }
-        if step == 0 || !step.is_multiple_of(self.steps.log_interval) || step == self.reported_step
+        if step == 0
+            || !global.is_multiple_of(self.steps.log_interval)
+            || step == self.reported_step
         {
             return;
         }
         self.reported_step = step;
         if let Ok(mut log) = self.steps.run_log.lock() {
-            log.step(global as u64, self.last_loss, lr);
+            log.step(global as u64, self.last_loss, self.last_lr);
         }
         if !self.watched {
             self.console.line(format_args!(
@@ -168,13 +172,26 @@ impl EpochRenderer {
         }
     }
 
+    /// `98,112 img/s`: the split's images so far over its time so far.
+    fn rate(&self, items: usize) -> String {
+        let seconds = self.split_started.elapsed().as_secs_f64().max(1e-9);
+        format!(
+            "{} img/s",
+            thousands((items as f64 / seconds).round() as usize)
+        )
+    }
+
     /// Stops training at the first training batch whose loss is not finite: the
     /// weights are ruined from there on, and the epoch must not be checkpointed.
     fn watch_loss(&mut self, state: &MetricState) {
         let MetricState::Numeric(entry, Some(value)) = state else {
             return;
         };
-        if self.metric_ids.get(&entry.metric_id) != Some(&Metric::Loss) {
+        let metric = self.metric_ids.get(&entry.metric_id);
+        if metric == Some(&Metric::LearningRate) && !matches!(value, NumericEntry::Final(_)) {
+            self.last_lr = value.current();
+        }
+        if metric != Some(&Metric::Loss) {
             return;
         }
         let loss = value.current();
@@ -282,8 +299,14 @@ impl TrainingProgressLogger for EpochRenderer {
             self.reported_step = 0;
             self.train_started = Some(Instant::now());
         }
+        self.split_started = Instant::now();
         self.split_items = total_items;
-        let bar = ProgressBar::new(total_items as u64);
+        // The bar goes where the lines go, so that one of the two always shows.
+        let target = match self.console {
+            Console::Stdout => ProgressDrawTarget::stdout(),
+            Console::Stderr => ProgressDrawTarget::stderr(),
+        };
+        let bar = ProgressBar::with_draw_target(Some(total_items as u64), target);
         let template = format!(
             "epoch {}/{} {split:5} {{bar:40}} {{pos}}/{{len}} {{msg}} eta {{eta}}",
             self.current.epoch, self.total_epochs
@@ -300,6 +323,8 @@ impl TrainingProgressLogger for EpochRenderer {
         }
         if self.train_started.is_some() {
             self.report_step(items_processed);
+        } else if let Some(bar) = &self.progress {
+            bar.set_message(self.rate(items_processed));
         }
     }
 
@@ -338,6 +363,8 @@ impl MetricsRenderer for EpochRenderer {
             Metric::Loss
         } else if definition.name == self.names.accuracy {
             Metric::Accuracy
+        } else if definition.name == self.names.learning_rate {
+            Metric::LearningRate
         } else {
             return;
         };

@@ -100,3 +100,37 @@ pub fn load_checkpoint_model(
         reason: e.to_string(),
     })
 }
+
+/// Starts `target` as a copy of `source` at its last checkpoint: the config it was
+/// trained with, the checkpoint's records, its history up to there and its facts, so
+/// that resuming `target` continues from that checkpoint as a run of its own.
+pub fn fork(source: &RunDir, target: &RunDir) -> Result<(), TrainerError> {
+    let Some(epoch) = source.last_checkpoint() else {
+        return Err(TrainerError::NothingToFork(source.root().to_path_buf()));
+    };
+    if target.holds_run() || target.model_path().exists() {
+        return Err(TrainerError::RunExists(target.root().to_path_buf()));
+    }
+    target.create()?;
+    target.save_config(&source.load_config()?)?;
+    target.save_info(&source.load_info()?)?;
+    target.save_metrics(&source.load_metrics(epoch)?)?;
+    for record in ["model", "optim", "scheduler"] {
+        let (from, to) = (
+            source.checkpoint_path(record, epoch),
+            target.checkpoint_path(record, epoch),
+        );
+        let bytes = std::fs::read(&from).map_err(|e| TrainerError::BadCheckpoint {
+            path: from.clone(),
+            reason: e.to_string(),
+        })?;
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(|error| TrainerError::Write {
+                path: dir.to_path_buf(),
+                error,
+            })?;
+        }
+        crate::fs::write_atomically(&to, &bytes)?;
+    }
+    Ok(())
+}

@@ -31,7 +31,7 @@ impl RunLog {
                 writer: Some(writer),
             },
             Err(error) => {
-                Console::Stderr.warn(format_args!(
+                Console::warn(format_args!(
                     "no TensorBoard log for this run: {}: {error}",
                     dir.display()
                 ));
@@ -78,7 +78,7 @@ impl RunLog {
             .try_for_each(|(tag, value)| writer.scalar(tag, step, *value))
             .and_then(|()| writer.flush());
         if let Err(error) = written {
-            Console::Stderr.warn(format_args!(
+            Console::warn(format_args!(
                 "stopped writing the TensorBoard log {}: {error}",
                 writer.path().display()
             ));

@@ -101,3 +101,33 @@ pub fn with_hint(error: &anyhow::Error) -> String {
     };
     format!("{error:#}{hint}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let message = "error: unexpected argument '--epoch' found\n\n  tip: a similar argument exists: '--epochs'\n\nUsage: trainer train --epochs <N>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(message),
+            "error: unexpected argument '--epoch' found tip: a similar argument exists: '--epochs'; see `trainer --help`"
+        );
+    }
+
+    #[test]
+    fn where_the_data_is_comes_with_the_flag_that_says_it() {
+        let missing = anyhow::Error::from(trainer::TrainerError::Data(data::DataError::NoSuchDir(
+            "nowhere".into(),
+        )));
+        let line = with_hint(&missing);
+        assert!(
+            line.contains("nowhere") && line.ends_with("(--data-dir DIR, or MNIST_DATA_DIR)"),
+            "{line}"
+        );
+        let other = anyhow::anyhow!("something else");
+        assert_eq!(with_hint(&other), "something else");
+        let closed = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_closed_stdout(&closed) && !is_closed_stdout(&other));
+    }
+}

@@ -324,8 +324,6 @@ fn value_info(name: &str, width: i64) -> ValueInfoProto {
     }
 }
 
-// The ONNX messages below carry only the fields this module writes; tags follow onnx.proto3.
-
 #[cfg(test)]
 mod tests {
     use super::*;

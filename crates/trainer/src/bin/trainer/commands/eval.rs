@@ -34,7 +34,7 @@ pub fn exec(args: EvalArgs) -> anyhow::Result<()> {
     // the picture (read-only, say) does not undo them.
     match confusion_matrix(&scores.confusion, &names, &run.confusion_path()) {
         Ok(()) => console.try_line(format_args!("wrote {}", run.confusion_path().display()))?,
-        Err(error) => console.warn(error),
+        Err(error) => Console::warn(error),
     }
     Ok(())
 }

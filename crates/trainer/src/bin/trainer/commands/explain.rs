@@ -1,13 +1,12 @@
 //! `trainer explain`: one picture of what the model looks at for one image.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
-use trainer::TrainerError;
 use trainer::console::Console;
-use trainer::infer::preprocess::square_side;
+use trainer::infer::preprocess::image_side;
 use trainer::infer::{ImageInput, explain, load_images};
-use trainer::report::draw_explanation;
+use trainer::report::save_explanation;
 use trainer::run_dir::RunDir;
 
 use crate::cli::CommonArgs;
@@ -39,43 +38,26 @@ pub fn exec(args: ExplainArgs) -> anyhow::Result<()> {
     // Saliency needs gradients, so the model is loaded onto an autodiff device.
     let device = backend.device.clone().autodiff();
     let (config, model) = run.load_model(&device)?;
-    let side = square_side(config.model.input_size)
-        .ok_or(TrainerError::NotSquare(config.model.input_size))?;
+    let side = image_side(config.model.input_size)?;
     let input = match (args.image, args.test_index) {
         (Some(path), _) => ImageInput::File(path),
-        (None, Some(index)) => ImageInput::Test(index),
-        (None, None) => anyhow::bail!("give --test-index N or --image FILE to explain"),
+        (None, index) => ImageInput::Test(index.unwrap_or_default()),
     };
-    let images = load_images(&[input], &run, &config, args.common.data_dir)?;
-    let image = &images[0];
+    let image = load_images(&[input], &run, &config, args.common.data_dir)?.remove(0);
     let explanation = explain(&model, &image.pixels, &device)?;
-    let weights = model.input_weights().try_into_vec_as::<f32>()?;
-    let predicted = explanation.predicted;
-    let title = format!(
-        "{}: predicted {} with probability {:.1}%",
-        image.title,
-        config.class_name(predicted),
-        100.0 * explanation.probabilities[predicted]
-    );
+    let title = explanation.title(&image.title, |class| config.class_name(class));
     console.try_line(&title)?;
-    // The run keeps its pictures together (curves, confusion matrix, explanations);
-    // --out puts a copy where the user wants it, so only that one must succeed.
+    let weights = model.input_weights().try_into_vec_as::<f32>()?;
     let in_run = run.root().join(format!("explain-{}.png", image.slug));
-    let draw = |path: &Path| draw_explanation(&explanation, &weights, side, &title, path);
-    let wrote = |path: &Path| console.try_line(format_args!("wrote {}", path.display()));
-    match &args.out {
-        Some(out) => {
-            draw(out)?;
-            wrote(out)?;
-            match draw(&in_run) {
-                Ok(()) => wrote(&in_run)?,
-                Err(error) => console.warn(error),
-            }
-        }
-        None => {
-            draw(&in_run)?;
-            wrote(&in_run)?;
-        }
+    for path in save_explanation(
+        &explanation,
+        &weights,
+        side,
+        &title,
+        &in_run,
+        args.out.as_deref(),
+    )? {
+        console.try_line(format_args!("wrote {}", path.display()))?;
     }
     Ok(())
 }

@@ -24,8 +24,8 @@ pub struct ExportArgs {
 enum ExportFormat {
     /// `fc1.weight` [64, 784], `fc1.bias` [64], ... for `Net().load_state_dict(load_file(FILE))`.
     Safetensors,
-    /// An ONNX model (opset 17): input `pixels` [batch, 784] in 0..1, output `logits`
-    /// [batch, 10], for onnxruntime and other ONNX runtimes.
+    /// An ONNX model (opset 17): input `pixels` [batch, inputs] in 0..1, output
+    /// `logits` [batch, classes], for onnxruntime and other ONNX runtimes.
     Onnx,
 }
 

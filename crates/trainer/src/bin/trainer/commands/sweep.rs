@@ -1,9 +1,10 @@
 //! `trainer sweep`: a hyperparameter search, each trial a training run of its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use trainer::console::Console;
+use trainer::run_dir::RunDir;
 use trainer::sweep::{SweepRequest, run_sweep};
 
 use crate::cli::CommonArgs;
@@ -26,15 +27,10 @@ pub struct SweepArgs {
 
 pub fn exec(args: SweepArgs) -> anyhow::Result<()> {
     let console = Console::Stdout;
-    let name = args.config.file_stem().map_or_else(
-        || "sweep".into(),
-        |stem| stem.to_string_lossy().into_owned(),
-    );
-    let backend = super::open_backend(args.common.device.as_deref(), console)?;
     let request = SweepRequest {
         dir: args
             .artifacts
-            .unwrap_or_else(|| Path::new("artifacts").join(name)),
+            .unwrap_or_else(|| RunDir::default_for(&args.config)),
         spec_path: args.config,
         jobs: usize::from(args.jobs),
         trainer: std::env::current_exe()?,
@@ -42,6 +38,6 @@ pub fn exec(args: SweepArgs) -> anyhow::Result<()> {
         device: args.common.device,
         console,
     };
-    run_sweep(&request, &backend)?;
+    run_sweep(&request)?;
     Ok(())
 }

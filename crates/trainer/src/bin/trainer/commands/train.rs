@@ -58,8 +58,12 @@ pub struct TrainArgs {
     artifacts: Option<PathBuf>,
     /// Continue the run in --artifacts from its last checkpoint (epoch, model and
     /// optimizer state), with its saved config.
-    #[arg(long)]
+    #[arg(long, requires = "artifacts")]
     resume: bool,
+    /// With --resume: continue the run as a new run in DIR, where flags and --set may
+    /// change what the run is (a resumed run otherwise keeps its config).
+    #[arg(long, value_name = "NEW_DIR", requires = "resume")]
+    fork: Option<PathBuf>,
     /// Replace a run that already exists in --artifacts.
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
@@ -84,6 +88,7 @@ pub fn exec(args: TrainArgs) -> anyhow::Result<()> {
         },
         artifacts: args.artifacts,
         resume: args.resume,
+        fork: args.fork,
         overwrite: args.overwrite,
         test: !args.no_test,
         data_dir: args.common.data_dir,
