@@ -26,7 +26,9 @@ use tower::ServiceExt;
 use trainer::infer::preprocess::load_digit;
 use trainer::infer::{predict, predict_scaled};
 use trainer::run_dir::RunDir;
-use trainer::serve::{BODY_LIMIT, MAX_BATCH, MAX_IMAGE_SIDE, Predictor, router};
+use trainer::serve::{
+    BODY_LIMIT, MAX_BATCH, MAX_IMAGE_SIDE, Metrics, Predictor, ServeConfig, router,
+};
 use trainer::train::train;
 
 /// An untrained tutorial network: its answers are arbitrary but deterministic, which
@@ -35,7 +37,11 @@ fn untrained() -> (Mlp, Router) {
     let device = Device::flex();
     let config = MlpConfig::new();
     let model = config.init(&device);
-    let app = router(Arc::new(Predictor::new(model.clone(), &config, device)));
+    let app = router(
+        Arc::new(Predictor::new(model.clone(), &config, device)),
+        ServeConfig::default(),
+        Arc::new(Metrics::new("784-64-64-10", 55_050, "flex")),
+    );
     (model, app)
 }
 
@@ -440,11 +446,15 @@ async fn a_trained_model_reads_test_digits_through_the_api() {
         .await
         .expect("training thread");
     let device = Device::flex();
-    let app = router(Arc::new(Predictor::new(
-        report.model.clone(),
-        &MlpConfig::new(),
-        device.clone(),
-    )));
+    let app = router(
+        Arc::new(Predictor::new(
+            report.model.clone(),
+            &MlpConfig::new(),
+            device.clone(),
+        )),
+        ServeConfig::default(),
+        Arc::new(Metrics::new("784-64-64-10", 55_050, "flex")),
+    );
     let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
     let items: Vec<_> = (0..100).map(|i| test.get(i).expect("in range")).collect();
 
@@ -582,10 +592,11 @@ fn the_server_answers_on_its_socket_and_stops_cleanly_on_sigterm_and_sigint() {
             output.status,
             common::stderr(&output)
         );
+        // Stderr is the log: the start, a line per request, the stop, and no error.
+        let log = common::stderr(&output);
         assert!(
-            common::stderr(&output).is_empty(),
-            "{}",
-            common::stderr(&output)
+            log.lines().all(|line| line.contains(" INFO ")) && log.contains("stopped"),
+            "{log}"
         );
         assert!(
             TcpStream::connect(&addr).is_err(),

@@ -78,6 +78,16 @@ pub enum Answer {
     Batch { predictions: Vec<Guess> },
 }
 
+impl Answer {
+    /// How many images it answers for.
+    pub fn images(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Batch { predictions } => predictions.len(),
+        }
+    }
+}
+
 /// Why a request cannot be answered. All but `Internal` are the client's to fix, and
 /// each says how.
 #[derive(Debug, thiserror::Error)]
@@ -115,10 +125,18 @@ pub enum RequestError {
     NoDigit(String),
     #[error("the model's input size {0} is not a square image, so it takes only `pixels`")]
     NotSquare(usize),
-    #[error("no such endpoint: {0}; the API is POST /api/predict and GET /healthz")]
+    #[error(
+        "no such endpoint: {0}; the API is POST /api/predict, GET /healthz, /readyz and /metrics"
+    )]
     NotFound(String),
     #[error("{0} is not allowed; see GET / for the page, POST /api/predict for predictions")]
     WrongMethod(String),
+    #[error("the request's body did not arrive within {} s; send it faster, or in a smaller request", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
+    #[error("the server is busy: its inference queue is full; retry in a second")]
+    Busy,
+    #[error("the server could not answer within {} s; retry, or send a smaller batch", .0.as_secs())]
+    RequestTimeout(std::time::Duration),
     #[error("prediction failed: {0}")]
     Internal(String),
 }
@@ -128,6 +146,8 @@ impl RequestError {
         match self {
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Busy | Self::RequestTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,12 +157,32 @@ impl RequestError {
     }
 }
 
+impl RequestError {
+    /// A body that could not be read: over the limit, or cut off.
+    pub fn from_body_error(error: &axum::Error) -> Self {
+        let too_large = std::error::Error::source(error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            Self::TooLarge
+        } else {
+            Self::Body(error.to_string())
+        }
+    }
+}
+
 impl IntoResponse for RequestError {
     fn into_response(self) -> Response {
-        (
+        let busy = matches!(self, Self::Busy | Self::RequestTimeout(_));
+        let mut response = (
             self.status(),
             Json(serde_json::json!({ "error": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if busy {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! GET  /              the drawing page
-//! GET  /healthz       {"status": "ok"}
+//! GET  /healthz       {"status": "ok"}: the process answers (liveness)
+//! GET  /readyz        {"status": "ready"}, or 503 while the inference queue is full
+//! GET  /metrics       Prometheus text format
 //! POST /api/predict   image/png or image/jpeg bytes                -> one answer
 //!                     application/json {"pixels": [784 x 0..1]}   -> one answer
 //!                     application/json {"image": "<base64>"}      -> one answer
@@ -15,52 +17,112 @@
 //! An answer is `{"digit": 7, "probabilities": [10 numbers], "pixels": [...]}`, where
 //! `pixels`, the prepared 28x28 input scaled to 0..1, comes only with images, so that a
 //! client can see what the model saw. Every client mistake is a 4xx with a JSON body
-//! `{"error": "..."}` saying what to send instead.
+//! `{"error": "..."}` saying what to send instead. Slow and idle clients are bounded by
+//! [`ServeConfig`] (see `connections`), and every request is logged and counted.
 
+mod access;
 mod api;
+mod connections;
+mod metrics;
 mod predictor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::Html;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::Semaphore;
 
+pub use self::access::{LogFormat, LogGuard, init_logging};
 use self::api::{Answer, BodyKind, RequestError};
 pub use self::api::{BODY_LIMIT, MAX_BATCH, MAX_IMAGE_SIDE};
+pub use self::connections::raise_open_file_limit;
+pub use self::metrics::Metrics;
+use self::metrics::Reject;
 pub use self::predictor::Predictor;
 use crate::TrainerError;
 
 const PAGE: &str = include_str!("../../static/index.html");
 
+/// The bounds the service holds its clients to. Each is a flag of `trainer serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// Connections held at once; one more gets a 503 and is closed.
+    pub max_connections: usize,
+    /// Time a request's headers may take to arrive.
+    pub header_timeout: Duration,
+    /// Time a request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// Time a connection may sit without a request before it is closed.
+    pub idle_timeout: Duration,
+    /// Time from a prediction request's arrival to its answer.
+    pub request_timeout: Duration,
+    /// Prediction requests that may wait for a free CPU; more get a 503.
+    pub queue_size: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            // Well below the usual 1,024 open files.
+            max_connections: 512,
+            header_timeout: Duration::from_secs(5),
+            // The 4 MiB limit at 70 KiB/s, a slow mobile link.
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            queue_size: 64,
+        }
+    }
+}
+
 /// What every request handler shares.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Shared {
     predictor: Arc<Predictor>,
     /// One permit per CPU for the CPU-bound work of a request: more at once would not
     /// go faster, and the cap bounds the memory that images being prepared can take.
-    workers: Arc<Semaphore>,
+    workers: Semaphore,
+    /// Prediction requests waiting for a worker or working.
+    queued: AtomicUsize,
+    /// `queue_size` plus the workers: how many may be queued.
+    capacity: usize,
+    config: ServeConfig,
+    metrics: Arc<Metrics>,
 }
 
-/// The routes of the service, answering with `predictor`.
-pub fn router(predictor: Arc<Predictor>) -> Router {
+impl Shared {
+    fn has_room(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) < self.capacity
+    }
+}
+
+/// The routes of the service, answering with `predictor` within `config`'s bounds
+/// and counting into `metrics`.
+pub fn router(predictor: Arc<Predictor>, config: ServeConfig, metrics: Arc<Metrics>) -> Router {
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let shared = Shared {
+    let shared = Arc::new(Shared {
         predictor,
-        workers: Arc::new(Semaphore::new(workers)),
-    };
+        workers: Semaphore::new(workers),
+        queued: AtomicUsize::new(0),
+        capacity: workers + config.queue_size,
+        config,
+        metrics: metrics.clone(),
+    });
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/readyz", get(ready))
+        .route("/metrics", get(exposition))
         .route("/api/predict", post(predict))
         .fallback(|method: Method, uri: Uri| async move {
             RequestError::NotFound(format!("{method} {uri}"))
@@ -68,8 +130,11 @@ pub fn router(predictor: Arc<Predictor>) -> Router {
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             RequestError::WrongMethod(format!("{method} {}", uri.path()))
         })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            access::observe,
+        ))
 }
 
 /// A bound socket with the service to run on it.
@@ -78,7 +143,9 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     shutdown: Shutdown,
-    predictor: Arc<Predictor>,
+    app: Router,
+    config: ServeConfig,
+    metrics: Arc<Metrics>,
     /// Declared last so that it outlives the socket and the signal handlers it drives.
     runtime: tokio::runtime::Runtime,
 }
@@ -88,7 +155,12 @@ impl Server {
     /// the SIGINT and SIGTERM handlers, so that a port in use is reported before
     /// anything else happens, and once the caller says where the server listens a
     /// signal stops it cleanly instead of killing it.
-    pub fn bind(addr: &str, predictor: Predictor) -> Result<Self, TrainerError> {
+    pub fn bind(
+        addr: &str,
+        predictor: Predictor,
+        config: ServeConfig,
+        metrics: Metrics,
+    ) -> Result<Self, TrainerError> {
         let listen_error = |error| TrainerError::Listen {
             addr: addr.to_string(),
             error,
@@ -104,11 +176,15 @@ impl Server {
         let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_error)?;
         let shutdown = Shutdown::install().map_err(TrainerError::Serve)?;
         drop(context);
+        let metrics = Arc::new(metrics);
+        let app = router(Arc::new(predictor), config.clone(), metrics.clone());
         Ok(Self {
             listener,
             local_addr,
             shutdown,
-            predictor: Arc::new(predictor),
+            app,
+            config,
+            metrics,
             runtime,
         })
     }
@@ -124,17 +200,20 @@ impl Server {
         let Self {
             listener,
             shutdown,
-            predictor,
+            app,
+            config,
+            metrics,
             runtime,
             ..
         } = self;
-        runtime
-            .block_on(async {
-                axum::serve(listener, router(predictor))
-                    .with_graceful_shutdown(shutdown.wait())
-                    .await
-            })
-            .map_err(TrainerError::Serve)
+        runtime.block_on(connections::serve(
+            listener,
+            app,
+            config,
+            metrics,
+            shutdown.wait(),
+        ));
+        Ok(())
     }
 }
 
@@ -182,27 +261,83 @@ impl Shutdown {
     }
 }
 
+/// `GET /readyz`: ready while the inference queue has room.
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.has_room() {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        RequestError::Busy.into_response()
+    }
+}
+
+/// `GET /metrics`.
+async fn exposition(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts a request as queued until dropped.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn predict(
-    State(shared): State<Shared>,
+    State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Json<Answer>, RequestError> {
+    let arrived = Instant::now();
     let kind = BodyKind::of(&headers)?;
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => RequestError::TooLarge,
-        _ => RequestError::Body(rejection.body_text()),
-    })?;
-    let permit = shared
-        .workers
-        .acquire_owned()
-        .await
-        .map_err(|e| RequestError::Internal(e.to_string()))?;
-    let predictor = shared.predictor;
-    tokio::task::spawn_blocking(move || {
-        let _working = permit;
-        predictor.answer(kind, &body)
+    let reading = axum::body::to_bytes(body, BODY_LIMIT);
+    let body = match tokio::time::timeout(shared.config.body_timeout, reading).await {
+        Err(_) => {
+            shared.metrics.rejected(Reject::BodyTimeout);
+            return Err(RequestError::BodyTimeout(shared.config.body_timeout));
+        }
+        Ok(Err(error)) => return Err(RequestError::from_body_error(&error)),
+        Ok(Ok(body)) => body,
+    };
+    if shared.queued.fetch_add(1, Ordering::SeqCst) >= shared.capacity {
+        shared.queued.fetch_sub(1, Ordering::SeqCst);
+        shared.metrics.rejected(Reject::QueueFull);
+        return Err(RequestError::Busy);
+    }
+    let _queued = Queued(&shared.queued);
+    let deadline = shared
+        .config
+        .request_timeout
+        .saturating_sub(arrived.elapsed());
+    let answer = tokio::time::timeout(deadline, async {
+        let permit = shared
+            .workers
+            .acquire()
+            .await
+            .map_err(|e| RequestError::Internal(e.to_string()))?;
+        let predictor = shared.predictor.clone();
+        let answer = tokio::task::spawn_blocking(move || predictor.answer(kind, &body))
+            .await
+            .map_err(|e| RequestError::Internal(e.to_string()))?;
+        drop(permit);
+        answer
     })
-    .await
-    .map_err(|e| RequestError::Internal(e.to_string()))?
-    .map(Json)
+    .await;
+    let answer = match answer {
+        Ok(answer) => answer?,
+        Err(_) => {
+            shared.metrics.rejected(Reject::RequestTimeout);
+            return Err(RequestError::RequestTimeout(shared.config.request_timeout));
+        }
+    };
+    shared.metrics.predicted(answer.images());
+    Ok(Json(answer))
 }
