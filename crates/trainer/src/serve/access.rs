@@ -145,6 +145,10 @@ impl Drop for LogGuard {
     }
 }
 
+/// The routes the service has, as metric labels: a fixed set, so that clients
+/// cannot multiply the series by inventing paths.
+const ROUTES: [&str; 5] = ["/", "/healthz", "/readyz", "/metrics", "/api/predict"];
+
 /// Logs and counts every request: wraps the routes as a middleware.
 pub async fn observe(
     State(metrics): State<Arc<Metrics>>,
@@ -153,36 +157,45 @@ pub async fn observe(
 ) -> Response {
     let started = Instant::now();
     let _in_flight = metrics.in_flight();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    // Routes, not raw paths, label the metrics, so that clients cannot multiply them.
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.to_string())
-        .unwrap_or_default();
+        .and_then(|matched| ROUTES.iter().find(|route| **route == matched.as_str()))
+        .copied()
+        .unwrap_or("unmatched");
+    // What only the log needs is taken only when the log is on.
+    let logged = tracing::enabled!(target: ACCESS, tracing::Level::INFO).then(|| {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        (
+            request.method().clone(),
+            request.uri().path().to_string(),
+            peer,
+        )
+    });
     let response = next.run(request).await;
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
-    let bytes = response.body().size_hint().exact().or_else(|| {
-        response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-    });
-    metrics.answered(&route, status, seconds);
-    tracing::info!(
-        target: ACCESS,
-        %method,
-        %path,
-        status,
-        bytes = bytes.unwrap_or(0),
-        latency_ms = seconds * 1e3,
-        %peer,
-    );
+    metrics.answered(route, status, seconds);
+    if let Some((method, path, peer)) = logged {
+        let bytes = response.body().size_hint().exact().or_else(|| {
+            response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+        });
+        let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+        tracing::info!(
+            target: ACCESS,
+            %method,
+            %path,
+            status,
+            bytes = bytes.unwrap_or(0),
+            latency_ms = seconds * 1e3,
+            %peer,
+        );
+    }
     response
 }

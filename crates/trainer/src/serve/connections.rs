@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
@@ -20,8 +20,9 @@ use tower::ServiceExt;
 use super::ServeConfig;
 use super::metrics::{Metrics, Reject};
 
-/// How often a connection checks whether it has been idle too long.
-const IDLE_CHECK: Duration = Duration::from_millis(250);
+/// How often a connection's watchdog looks at it: the granularity of the header and
+/// idle timeouts.
+const WATCH: Duration = Duration::from_millis(100);
 /// How long a stopping server waits for the connections it holds to finish.
 const DRAIN: Duration = Duration::from_secs(10);
 /// After a failed accept (out of file descriptors, say), a pause before the next, so
@@ -70,8 +71,6 @@ pub async fn serve(
                 continue;
             }
         };
-        // Answers are small: sent at once, not held back to fill a packet.
-        let _ = stream.set_nodelay(true);
         let Ok(permit) = admitted.clone().try_acquire_owned() else {
             metrics.rejected(Reject::ConnectionLimit);
             // Best effort, without waiting: a client that reads nothing gets a reset.
@@ -95,27 +94,115 @@ pub async fn serve(
     }
 }
 
-/// When a connection last finished a request, and how many it has under way.
+/// What a connection is doing, as its watchdog sees it: requests under way, when the
+/// last one ended, and when the bytes of the next one began to arrive.
 #[derive(Debug)]
 struct Activity {
     started: Instant,
     /// Milliseconds after `started`.
     last_done: AtomicU64,
+    /// Milliseconds after `started`, plus one; 0 while no byte of a next request came.
+    head_started: AtomicU64,
     busy: AtomicUsize,
 }
 
+/// What the watchdog makes of a connection.
+enum Verdict {
+    Fine,
+    /// A request's head has been arriving for too long: close at once.
+    SlowHead,
+    /// No request for too long: close once nothing is under way.
+    Idle,
+}
+
 impl Activity {
-    fn idle_for(&self) -> Option<Duration> {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn verdict(&self, config: &ServeConfig) -> Verdict {
         if self.busy.load(Ordering::SeqCst) > 0 {
-            return None;
+            return Verdict::Fine;
         }
-        let last = Duration::from_millis(self.last_done.load(Ordering::SeqCst));
-        Some(self.started.elapsed().saturating_sub(last))
+        let now = self.now_ms();
+        let since = |ms: u64| Duration::from_millis(now.saturating_sub(ms));
+        match self.head_started.load(Ordering::SeqCst) {
+            0 if since(self.last_done.load(Ordering::SeqCst)) >= config.idle_timeout => {
+                Verdict::Idle
+            }
+            0 => Verdict::Fine,
+            started if since(started - 1) >= config.header_timeout => Verdict::SlowHead,
+            _ => Verdict::Fine,
+        }
     }
 }
 
-/// Serves one connection until it closes, its headers time out, it idles past the
-/// idle timeout, or the server stops.
+/// The client's socket, noting when the bytes of a request begin to arrive: hyper's own
+/// header timer costs a timer per request, this one an atomic per read.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before && self.activity.busy.load(Ordering::SeqCst) == 0 {
+            let now = self.activity.now_ms().saturating_add(1);
+            let _ = self.activity.head_started.compare_exchange(
+                0,
+                now,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Serves one connection until it closes, a request's head takes longer than the
+/// header timeout, it idles past the idle timeout, or the server stops.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -126,6 +213,7 @@ async fn connection(
     let activity = Arc::new(Activity {
         started: Instant::now(),
         last_done: AtomicU64::new(0),
+        head_started: AtomicU64::new(0),
         busy: AtomicUsize::new(0),
     });
     let tracked = activity.clone();
@@ -133,6 +221,7 @@ async fn connection(
         request.extensions_mut().insert(ConnectInfo(peer));
         let (app, activity) = (app.clone(), tracked.clone());
         activity.busy.fetch_add(1, Ordering::SeqCst);
+        activity.head_started.store(0, Ordering::SeqCst);
         async move {
             let response = app.oneshot(request.map(axum::body::Body::new)).await;
             let done = activity.started.elapsed().as_millis();
@@ -143,10 +232,14 @@ async fn connection(
             Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
         }
     });
+    let watched = Watched {
+        stream,
+        activity: activity.clone(),
+    };
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout);
-    let connection = http.serve_connection(TokioIo::new(stream), service);
+    // The watchdog below times request heads.
+    http.header_read_timeout(None);
+    let connection = http.serve_connection(TokioIo::new(watched), service);
     tokio::pin!(connection);
     let mut closing = false;
     loop {
@@ -157,12 +250,14 @@ async fn connection(
                 }
                 return;
             }
-            () = tokio::time::sleep(IDLE_CHECK), if !closing => {
-                if activity.idle_for().is_some_and(|idle| idle >= config.idle_timeout) {
+            () = tokio::time::sleep(WATCH), if !closing => match activity.verdict(config) {
+                Verdict::SlowHead => return,
+                Verdict::Idle => {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
-            }
+                Verdict::Fine => {}
+            },
             _ = stopped.changed(), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();

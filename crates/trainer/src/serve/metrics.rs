@@ -13,13 +13,13 @@ use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    path: String,
+    path: &'static str,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PathLabels {
-    path: String,
+    path: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,17 +161,15 @@ impl Metrics {
     }
 
     /// A request to `route` answered with `status` after `seconds`.
-    pub fn answered(&self, route: &str, status: u16, seconds: f64) {
+    pub fn answered(&self, route: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                path: route.to_string(),
+                path: route,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&PathLabels {
-                path: route.to_string(),
-            })
+            .get_or_create(&PathLabels { path: route })
             .observe(seconds);
     }
 

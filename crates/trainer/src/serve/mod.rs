@@ -291,21 +291,33 @@ impl Drop for Queued<'_> {
     }
 }
 
+/// `future`'s output, or `None` if it takes longer than `limit`. A future ready at
+/// once (a body that came with its headers, a free CPU) sets no timer: timers cost
+/// the busy service more than the checks they make.
+async fn within<F: std::future::Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => tokio::time::timeout(limit, future).await.ok(),
+    }
+}
+
 async fn predict(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Answer>, RequestError> {
     let arrived = Instant::now();
+    let config = &shared.config;
     let kind = BodyKind::of(&headers)?;
-    let reading = axum::body::to_bytes(body, BODY_LIMIT);
-    let body = match tokio::time::timeout(shared.config.body_timeout, reading).await {
-        Err(_) => {
+    let body = match within(config.body_timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        None => {
             shared.metrics.rejected(Reject::BodyTimeout);
-            return Err(RequestError::BodyTimeout(shared.config.body_timeout));
+            return Err(RequestError::BodyTimeout(config.body_timeout));
         }
-        Ok(Err(error)) => return Err(RequestError::from_body_error(&error)),
-        Ok(Ok(body)) => body,
+        Some(Err(error)) => return Err(RequestError::from_body_error(&error)),
+        Some(Ok(body)) => body,
     };
     if shared.queued.fetch_add(1, Ordering::SeqCst) >= shared.capacity {
         shared.queued.fetch_sub(1, Ordering::SeqCst);
@@ -313,31 +325,25 @@ async fn predict(
         return Err(RequestError::Busy);
     }
     let _queued = Queued(&shared.queued);
-    let deadline = shared
-        .config
-        .request_timeout
-        .saturating_sub(arrived.elapsed());
-    let answer = tokio::time::timeout(deadline, async {
-        let permit = shared
-            .workers
-            .acquire()
-            .await
-            .map_err(|e| RequestError::Internal(e.to_string()))?;
-        let predictor = shared.predictor.clone();
-        let answer = tokio::task::spawn_blocking(move || predictor.answer(kind, &body))
-            .await
-            .map_err(|e| RequestError::Internal(e.to_string()))?;
-        drop(permit);
-        answer
-    })
-    .await;
-    let answer = match answer {
-        Ok(answer) => answer?,
-        Err(_) => {
-            shared.metrics.rejected(Reject::RequestTimeout);
-            return Err(RequestError::RequestTimeout(shared.config.request_timeout));
-        }
+    let late = || {
+        shared.metrics.rejected(Reject::RequestTimeout);
+        RequestError::RequestTimeout(config.request_timeout)
     };
+    let waiting = config.request_timeout.saturating_sub(arrived.elapsed());
+    let permit = within(waiting, shared.workers.acquire())
+        .await
+        .ok_or_else(late)?
+        .map_err(|e| RequestError::Internal(e.to_string()))?;
+    // The deadline holds up to the work itself, which MAX_BATCH bounds.
+    if arrived.elapsed() > config.request_timeout {
+        return Err(late());
+    }
+    let predictor = shared.predictor.clone();
+    let answer = tokio::task::spawn_blocking(move || predictor.answer(kind, &body))
+        .await
+        .map_err(|e| RequestError::Internal(e.to_string()))?;
+    drop(permit);
+    let answer = answer?;
     shared.metrics.predicted(answer.images());
     Ok(Json(answer))
 }
