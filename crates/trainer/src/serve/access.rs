@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use axum::body::HttpBody as _;
@@ -39,7 +39,7 @@ pub enum LogFormat {
 pub fn init_logging(format: LogFormat, quiet: bool) -> LogGuard {
     let (sender, lines) = mpsc::channel::<Message>();
     std::thread::spawn(move || write_lines(&lines));
-    let sink = LogSink(Mutex::new(sender.clone()));
+    let sink = LogSink(sender.clone());
     let access = if quiet {
         LevelFilter::OFF
     } else {
@@ -99,7 +99,7 @@ fn write_lines(lines: &mpsc::Receiver<Message>) {
 }
 
 /// Where the logger's formatted lines go: to the writing thread.
-struct LogSink(Mutex<mpsc::Sender<Message>>);
+struct LogSink(mpsc::Sender<Message>);
 
 /// One line on its way to the writing thread.
 #[derive(Debug)]
@@ -122,11 +122,7 @@ impl<'a> MakeWriter<'a> for LogSink {
     type Writer = LineWriter;
 
     fn make_writer(&'a self) -> LineWriter {
-        let sender = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        LineWriter(sender.clone())
+        LineWriter(self.0.clone())
     }
 }
 

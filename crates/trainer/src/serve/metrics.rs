@@ -2,8 +2,6 @@
 //! requests by path and status, their latency, images predicted and batch sizes,
 //! requests in flight, open connections, rejections by cause, and the model served.
 
-use std::sync::Mutex;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -72,8 +70,6 @@ pub struct Metrics {
     in_flight: Gauge,
     connections: Gauge,
     rejected: Family<CauseLabels, Counter>,
-    /// Serialises scrapes: encoding reads every metric once.
-    encoding: Mutex<()>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -156,7 +152,6 @@ impl Metrics {
             in_flight,
             connections,
             rejected,
-            encoding: Mutex::new(()),
         }
     }
 
@@ -200,7 +195,6 @@ impl Metrics {
     /// The exposition, in Prometheus's text format (version 0.0.4), which every
     /// scraper and `promtool` read.
     pub fn render(&self) -> String {
-        let _one_at_a_time = self.encoding.lock();
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

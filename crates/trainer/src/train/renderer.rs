@@ -145,19 +145,24 @@ impl EpochRenderer {
     fn report_step(&mut self, items: usize) {
         let step = self.train_steps;
         let global = self.current.epoch.saturating_sub(1) * self.steps.steps_per_epoch + step;
+        let due = step > 0
+            && global.is_multiple_of(self.steps.log_interval)
+            && step != self.reported_step;
+        let bar = self.progress.as_ref().filter(|bar| !bar.is_hidden());
+        // Most steps are neither reported nor shown: nothing is formatted for them.
+        if !due && bar.is_none() {
+            return;
+        }
         let figures = format!(
             "loss {:.4} lr {} {}",
             self.last_loss,
             significant(self.last_lr),
             self.rate(items)
         );
-        if let Some(bar) = &self.progress {
+        if let Some(bar) = bar {
             bar.set_message(figures.clone());
         }
-        if step == 0
-            || !global.is_multiple_of(self.steps.log_interval)
-            || step == self.reported_step
-        {
+        if !due {
             return;
         }
         self.reported_step = step;
