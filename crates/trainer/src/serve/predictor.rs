@@ -3,6 +3,7 @@
 
 use std::io::Cursor;
 
+use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use burn::prelude::*;
@@ -13,6 +14,43 @@ use serde_json::Value;
 use super::api::{Answer, BodyKind, Guess, Input, Item, MAX_BATCH, MAX_IMAGE_SIDE, RequestError};
 use crate::infer::preprocess::{decoding_limits, mnist_style, square_side};
 use crate::infer::{predict_scaled, scale_pixels};
+
+/// A request read from its body, its images not yet decoded.
+#[derive(Debug)]
+pub(super) enum Request {
+    /// The bytes of a PNG or JPEG.
+    Image(Bytes),
+    /// The items of a JSON body; `batch` when it was an array.
+    Items { items: Vec<Item>, batch: bool },
+}
+
+/// Pixel arrays up to this many take microseconds to answer.
+const LIGHT_ITEMS: usize = 8;
+
+impl Request {
+    /// Whether answering takes microseconds, not milliseconds: a few pixel arrays and
+    /// no image, whose decoding can take as long as its declared size allows.
+    pub(super) fn is_light(&self) -> bool {
+        match self {
+            Self::Image(_) => false,
+            Self::Items { items, .. } => {
+                items.len() <= LIGHT_ITEMS && items.iter().all(|item| item.image.is_none())
+            }
+        }
+    }
+}
+
+/// A batch's error names the item it is about.
+fn in_batch(batch: bool, index: usize, source: RequestError) -> RequestError {
+    if batch {
+        RequestError::Item {
+            index,
+            source: Box::new(source),
+        }
+    } else {
+        source
+    }
+}
 
 /// A trained model ready to answer requests.
 #[derive(Debug)]
@@ -36,12 +74,58 @@ impl Predictor {
         }
     }
 
-    /// Answers one request body. Synchronous CPU work (decoding, preparing images,
-    /// the forward pass), to be run off the async runtime.
-    pub(super) fn answer(&self, kind: BodyKind, body: &[u8]) -> Result<Answer, RequestError> {
-        let (inputs, batch) = match kind {
-            BodyKind::Image => (vec![self.image_input(body)?], false),
-            BodyKind::Json => self.json_inputs(body)?,
+    /// Reads a request body as the items it asks about, decoding no image yet: cheap
+    /// for a small body, and enough to tell whether answering it is (see
+    /// [`Request::is_light`]).
+    pub(super) fn read(&self, kind: BodyKind, body: Bytes) -> Result<Request, RequestError> {
+        let json_error = |reason: String| RequestError::Json {
+            reason,
+            input_size: self.input_size,
+        };
+        let (values, batch) = match kind {
+            BodyKind::Image => return Ok(Request::Image(body)),
+            BodyKind::Json => {
+                match serde_json::from_slice::<Value>(&body)
+                    .map_err(|e| json_error(e.to_string()))?
+                {
+                    Value::Array(values) => {
+                        if values.is_empty() || values.len() > MAX_BATCH {
+                            return Err(RequestError::BatchSize(values.len()));
+                        }
+                        (values, true)
+                    }
+                    value => (vec![value], false),
+                }
+            }
+        };
+        let items = values
+            .into_iter()
+            .enumerate()
+            .map(|(index, value)| {
+                serde_json::from_value::<Item>(value)
+                    .map_err(|e| json_error(e.to_string()))
+                    .map_err(|source| in_batch(batch, index, source))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Request::Items { items, batch })
+    }
+
+    /// Answers a request: decodes and prepares its images, checks its pixel arrays,
+    /// and runs the forward pass.
+    pub(super) fn answer(&self, request: Request) -> Result<Answer, RequestError> {
+        let (inputs, batch) = match request {
+            Request::Image(bytes) => (vec![self.image_input(&bytes)?], false),
+            Request::Items { items, batch } => {
+                let inputs = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        self.item_input(item)
+                            .map_err(|source| in_batch(batch, index, source))
+                    })
+                    .collect::<Result<_, _>>()?;
+                (inputs, batch)
+            }
         };
         let (rows, from_image): (Vec<Vec<f32>>, Vec<bool>) = inputs
             .into_iter()
@@ -69,38 +153,7 @@ impl Predictor {
             .ok_or_else(|| RequestError::Internal("the model gave no prediction".into()))
     }
 
-    /// One item, or a batch when the JSON is an array.
-    fn json_inputs(&self, body: &[u8]) -> Result<(Vec<Input>, bool), RequestError> {
-        let json_error = |reason: String| RequestError::Json {
-            reason,
-            input_size: self.input_size,
-        };
-        match serde_json::from_slice::<Value>(body).map_err(|e| json_error(e.to_string()))? {
-            Value::Array(items) => {
-                if items.is_empty() || items.len() > MAX_BATCH {
-                    return Err(RequestError::BatchSize(items.len()));
-                }
-                let inputs = items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, item)| {
-                        self.json_input(item).map_err(|source| RequestError::Item {
-                            index,
-                            source: Box::new(source),
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok((inputs, true))
-            }
-            item => Ok((vec![self.json_input(item)?], false)),
-        }
-    }
-
-    fn json_input(&self, value: Value) -> Result<Input, RequestError> {
-        let item: Item = serde_json::from_value(value).map_err(|e| RequestError::Json {
-            reason: e.to_string(),
-            input_size: self.input_size,
-        })?;
+    fn item_input(&self, item: Item) -> Result<Input, RequestError> {
         match (item.pixels, item.image) {
             (Some(pixels), None) => self.pixel_input(pixels),
             (None, Some(encoded)) => {
@@ -160,5 +213,60 @@ impl Predictor {
             pixels: scale_pixels(&grid),
             from_image: true,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predictor() -> Predictor {
+        let device = Device::flex();
+        let config = MlpConfig::new();
+        Predictor::new(config.init(&device), &config, device)
+    }
+
+    fn read(body: &str) -> Result<Request, RequestError> {
+        predictor().read(BodyKind::Json, Bytes::from(body.to_string()))
+    }
+
+    #[test]
+    fn a_few_pixel_arrays_are_light_images_and_big_batches_are_not() {
+        let pixels = format!("{{\"pixels\": {:?}}}", vec![0.5_f32; 784]);
+        assert!(read(&pixels).expect("one item").is_light());
+        let few = format!("[{}]", [pixels.as_str(); LIGHT_ITEMS].join(","));
+        assert!(read(&few).expect("a few items").is_light());
+        let many = format!("[{}]", [pixels.as_str(); LIGHT_ITEMS + 1].join(","));
+        assert!(!read(&many).expect("many items").is_light());
+        let image = format!("[{pixels}, {{\"image\": \"iVBORw0KGgo=\"}}]");
+        assert!(!read(&image).expect("an image item").is_light());
+        let png = Bytes::from_static(b"\x89PNG");
+        assert!(
+            !predictor()
+                .read(BodyKind::Image, png)
+                .expect("image bytes")
+                .is_light()
+        );
+    }
+
+    #[test]
+    fn a_batch_names_the_item_a_mistake_is_in_and_a_single_item_does_not() {
+        let error = read(r#"[{"pixels": [0.5]}, {"pixel": [0.5]}]"#).expect_err("a misspelt key");
+        assert!(error.to_string().starts_with("item 1: "), "{error}");
+        let request = read(r#"[{"pixels": [0.5]}]"#).expect("a batch");
+        let error = predictor().answer(request).expect_err("too few pixels");
+        assert!(
+            error
+                .to_string()
+                .starts_with("item 0: `pixels` has 1 values"),
+            "{error}"
+        );
+        let error = read(r#"{"pixels": [0.5]}"#).and_then(|r| predictor().answer(r));
+        assert!(
+            error
+                .expect_err("too few pixels")
+                .to_string()
+                .starts_with("`pixels` has 1 values")
+        );
     }
 }
