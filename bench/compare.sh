@@ -28,10 +28,10 @@ done
 [ -d "$data_dir" ] || { echo "error: no MNIST directory $data_dir; pass --data-dir DIR" >&2; exit 1; }
 
 venv="$root/bench/.venv"
-if ! "$venv/bin/python" -c 'import torch, torchvision, numpy, psutil' 2>/dev/null; then
-  echo "installing torch, torchvision, numpy and psutil into $venv ..." >&2
+if ! "$venv/bin/python" -c 'import torch, torchvision, numpy, psutil, safetensors' 2>/dev/null; then
+  echo "installing torch, torchvision, numpy, psutil and safetensors into $venv ..." >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet torch torchvision numpy psutil
+  "$venv/bin/pip" install --quiet torch torchvision numpy psutil safetensors
 fi
 
 echo "building the trainer (release) ..." >&2

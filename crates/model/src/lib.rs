@@ -1,6 +1,9 @@
-//! The tutorial's classifier: a multilayer perceptron from flattened 28x28 images to
-//! digit logits, as a Burn [`Module`](burn::module::Module) built from a [`MlpConfig`].
+//! The classifiers: the tutorial's multilayer perceptron from flattened 28x28 images
+//! to digit logits, and a configurable CNN, both one Burn
+//! [`Module`](burn::module::Module), [`Network`], built from a [`NetworkConfig`].
 
-mod mlp;
+mod conv;
+mod network;
 
-pub use mlp::{Activation, Mlp, MlpConfig, Normalization};
+pub use conv::{BlockError, ConvBlock, ConvBlockConfig};
+pub use network::{Activation, Network, NetworkConfig, NetworkError, NetworkKind, Normalization};

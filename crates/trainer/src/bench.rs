@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use data::{MnistBatcher, MnistDataset};
-use model::Mlp;
+use model::Network;
 use serde::Serialize;
 
 use crate::TrainerError;
@@ -108,7 +108,11 @@ pub fn run_bench(
 
 /// Images per second classifying `test` in batches of 1000 already on the device:
 /// the median of [`EVAL_PASSES`] passes.
-fn eval_throughput(model: &Mlp, test: &MnistDataset, device: &Device) -> Result<f64, TrainerError> {
+fn eval_throughput(
+    model: &Network,
+    test: &MnistDataset,
+    device: &Device,
+) -> Result<f64, TrainerError> {
     let positions: Vec<usize> = (0..test.len()).collect();
     let batches: Vec<Tensor<2>> = positions
         .chunks(EVAL_BATCH)
@@ -130,7 +134,7 @@ fn eval_throughput(model: &Mlp, test: &MnistDataset, device: &Device) -> Result<
 
 /// Median and 99th percentile, in microseconds, of classifying one image: forward,
 /// argmax and reading the class back.
-fn latency(model: &Mlp, image: &[u8], device: &Device) -> Result<(f64, f64), TrainerError> {
+fn latency(model: &Network, image: &[u8], device: &Device) -> Result<(f64, f64), TrainerError> {
     let input = Tensor::<2>::from_data(
         TensorData::new(scale_pixels(image), [1, image.len()]),
         device,

@@ -4,7 +4,7 @@
 //! ```text
 //! <run>/config.json                 the TrainingConfig that built the model
 //! <run>/run.json                    where the data came from, backend, final test scores
-//! <run>/model.bpk                   final weights of the Mlp (burnpack)
+//! <run>/model.bpk                   final weights of the Network (burnpack)
 //! <run>/metrics.csv                 loss and accuracy per epoch
 //! <run>/curves.png                  the same as a picture, redrawn every epoch
 //! <run>/confusion.png               written by `trainer eval`
@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use model::Mlp;
+use model::Network;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainerError;
@@ -278,7 +278,7 @@ impl RunDir {
     }
 
     /// Saves the final model, replacing any earlier one only once it is complete.
-    pub fn save_model(&self, model: &Mlp) -> Result<(), TrainerError> {
+    pub fn save_model(&self, model: &Network) -> Result<(), TrainerError> {
         let path = self.model_path();
         model
             .clone()
@@ -290,7 +290,7 @@ impl RunDir {
     }
 
     /// Loads the run's configuration and final model onto `device`.
-    pub fn load_model(&self, device: &Device) -> Result<(TrainingConfig, Mlp), TrainerError> {
+    pub fn load_model(&self, device: &Device) -> Result<(TrainingConfig, Network), TrainerError> {
         let config = self.load_config()?;
         let path = self.model_path();
         if !path.is_file() {
@@ -410,8 +410,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let run = RunDir::new(dir.path());
         let device = Device::flex();
-        let config =
-            TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![8]));
+        let config = TrainingConfig::new()
+            .with_model(model::NetworkConfig::new().with_hidden_sizes(vec![8]));
         let model = config.model.init(&device);
         run.save_config(&config).expect("save config");
         run.save_model(&model).expect("save model");
@@ -427,7 +427,7 @@ mod tests {
         let run = RunDir::new(dir.path());
         let device = Device::flex();
         run.save_model(
-            &model::MlpConfig::new()
+            &model::NetworkConfig::new()
                 .with_hidden_sizes(vec![8])
                 .init(&device),
         )

@@ -203,8 +203,8 @@ fn damaged_model_files_of_every_kind() {
     let intact = std::fs::read(run.model_path()).expect("read");
     let other_network = {
         let other = common::untrained_run(&tmp.path().join("other"));
-        let config =
-            TrainingConfig::new().with_model(model::MlpConfig::new().with_hidden_sizes(vec![16]));
+        let config = TrainingConfig::new()
+            .with_model(model::NetworkConfig::new().with_hidden_sizes(vec![16]));
         other
             .save_model(&config.model.init(&Device::flex()))
             .expect("save");

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore, SafetensorsStore};
 use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
-use model::{Mlp, MlpConfig};
+use model::{Network, NetworkConfig};
 use trainer::TrainerError;
 use trainer::interop::{export_safetensors, import_run, import_state_dict};
 use trainer::run_dir::RunDir;
@@ -48,7 +48,7 @@ fn read_safetensors(path: &Path) -> BTreeMap<String, Stored> {
 }
 
 /// The tensors of a Burn module by path (`hidden.0.weight`, ...), as Burn holds them.
-fn burn_tensors(model: &Mlp) -> BTreeMap<String, Stored> {
+fn burn_tensors(model: &Network) -> BTreeMap<String, Stored> {
     model
         .collect(None, None, false)
         .iter()
@@ -64,7 +64,7 @@ fn random_input(device: &Device) -> Tensor<2> {
 fn export_writes_the_tutorial_names_shapes_and_transposed_weights() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let device = Device::flex();
-    let config = MlpConfig::new();
+    let config = NetworkConfig::new();
     let model = config.init(&device);
     let path = tmp.path().join("net.safetensors");
     export_safetensors(&model, &config, &path).expect("exports");
@@ -122,7 +122,7 @@ fn import_of_an_export_computes_identical_logits_for_any_depth_and_width() {
     let device = Device::flex();
     let input = random_input(&device);
     for hidden in [vec![64, 64], vec![32], vec![16, 8, 4], vec![]] {
-        let config = MlpConfig::new().with_hidden_sizes(hidden.clone());
+        let config = NetworkConfig::new().with_hidden_sizes(hidden.clone());
         let model = config.init(&device);
         let path = tmp.path().join(format!("net-{}.safetensors", hidden.len()));
         export_safetensors(&model, &config, &path).expect("exports");
@@ -133,7 +133,7 @@ fn import_of_an_export_computes_identical_logits_for_any_depth_and_width() {
             hidden.len() + 1
         );
 
-        let (imported_config, imported) = import_state_dict(&path, &device).expect("imports");
+        let (imported_config, imported) = import_state_dict(&path, None, &device).expect("imports");
         assert_eq!(
             (
                 imported_config.input_size,
@@ -154,12 +154,12 @@ fn import_of_an_export_computes_identical_logits_for_any_depth_and_width() {
 fn a_standardising_model_exports_with_the_standardisation_in_fc1() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let device = Device::flex();
-    let config = MlpConfig::new().with_normalization(model::Normalization::Mnist);
+    let config = NetworkConfig::new().with_normalization(model::Normalization::Mnist);
     let model = config.init(&device);
     let path = tmp.path().join("net.safetensors");
     export_safetensors(&model, &config, &path).expect("exports");
     // PyTorch's Net, like the imported model, takes pixels in [0, 1] unchanged.
-    let (imported_config, imported) = import_state_dict(&path, &device).expect("imports");
+    let (imported_config, imported) = import_state_dict(&path, None, &device).expect("imports");
     assert_eq!(imported_config.normalization, model::Normalization::Unit);
     let input = random_input(&device);
     imported
@@ -175,7 +175,7 @@ fn a_standardising_model_exports_with_the_standardisation_in_fc1() {
 fn import_refuses_files_that_are_not_the_tutorial_net() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let device = Device::flex();
-    let model = MlpConfig::new().init(&device);
+    let model = NetworkConfig::new().init(&device);
     let save = |mut store: SafetensorsStore| model.save_into(&mut store).expect("writes");
     let renamed = tmp.path().join("renamed.safetensors");
     save(SafetensorsStore::from_file(&renamed).with_key_remapping(r"^output\.", "head."));
@@ -204,7 +204,7 @@ fn import_refuses_files_that_are_not_the_tutorial_net() {
         (tmp.path().join("missing.safetensors"), "No such file"),
     ];
     for (path, expected) in cases {
-        let err = import_state_dict(&path, &device).expect_err("not the tutorial's net");
+        let err = import_state_dict(&path, None, &device).expect_err("not the tutorial's net");
         assert!(matches!(err, TrainerError::Import { .. }), "{err}");
         let message = err.to_string();
         assert!(
@@ -218,28 +218,35 @@ fn import_refuses_files_that_are_not_the_tutorial_net() {
 fn import_keeps_an_existing_run_unless_told_to_overwrite() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let device = Device::flex();
-    let config = MlpConfig::new().with_hidden_sizes(vec![16]);
+    let config = NetworkConfig::new().with_hidden_sizes(vec![16]);
     let file = tmp.path().join("net.safetensors");
     export_safetensors(&config.init(&device), &config, &file).expect("exports");
     let run = RunDir::new(tmp.path().join("run"));
 
-    let imported = import_run(&file, &run, false, &device).expect("imports into a new directory");
+    let imported =
+        import_run(&file, None, &run, false, &device).expect("imports into a new directory");
     assert_eq!(imported.model.hidden_sizes, vec![16]);
     let (loaded_config, _) = run
         .load_model(&device)
         .expect("a run directory like any other");
     assert_eq!(loaded_config.model.hidden_sizes, vec![16]);
 
-    let err = import_run(&file, &run, false, &device).expect_err("the run exists");
+    let err = import_run(&file, None, &run, false, &device).expect_err("the run exists");
     assert!(matches!(err, TrainerError::ImportTargetExists(_)), "{err}");
     std::fs::write(tmp.path().join("junk.safetensors"), b"0123456789").expect("write");
-    let failed = import_run(&tmp.path().join("junk.safetensors"), &run, true, &device);
+    let failed = import_run(
+        &tmp.path().join("junk.safetensors"),
+        None,
+        &run,
+        true,
+        &device,
+    );
     assert!(failed.is_err());
     assert!(
         run.model_path().is_file(),
         "a failed import leaves the run alone"
     );
-    import_run(&file, &run, true, &device).expect("--overwrite replaces it");
+    import_run(&file, None, &run, true, &device).expect("--overwrite replaces it");
 }
 
 /// The most probable class of each row of logits.
@@ -262,7 +269,7 @@ fn numpy_forward_pass_gives_rust_logits_and_its_files_import_back_identically() 
     let request = common::quick_run(&data_dir, &tmp.path().join("run"));
     let model = train(request, &backend).expect("trains").model;
     let weights = tmp.path().join("net.safetensors");
-    export_safetensors(&model, &MlpConfig::new(), &weights).expect("exports");
+    export_safetensors(&model, &NetworkConfig::new(), &weights).expect("exports");
 
     let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
     let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
@@ -311,7 +318,7 @@ fn numpy_forward_pass_gives_rust_logits_and_its_files_import_back_identically() 
     for extension in ["safetensors", "pt"] {
         let file = rewritten.with_extension(extension);
         let (_, imported) =
-            import_state_dict(&file, &device).expect("the file numpy wrote imports");
+            import_state_dict(&file, None, &device).expect("the file numpy wrote imports");
         let reimported = imported.forward(images.clone());
         let predictions = classes(&rows(reimported.clone()));
         let same = predictions

@@ -125,8 +125,17 @@ fn tract_difference(
 fn onnxruntime_and_tract_compute_the_trainers_logits() {
     let Some(data_dir) = mnist_dir() else { return };
     let python = common::python();
-    let cases: [(&str, &[&str]); 2] = [
+    let cases: [(&str, &[&str]); 3] = [
         ("784-64-64-10", &[]),
+        (
+            "conv4k3bn+pool2-conv8k5+pool2-200-16-10",
+            &[
+                "model.kind=cnn",
+                r#"model.conv=[{"channels": 4, "batch_norm": true, "pool": 2}, {"channels": 8, "kernel_size": 5, "padding": 0, "pool": 2}]"#,
+                "model.hidden_sizes=[16]",
+                "model.normalization=mnist",
+            ],
+        ),
         (
             "784-100-37-20-10",
             &[
@@ -192,7 +201,15 @@ fn onnxruntime_and_tract_compute_the_trainers_logits() {
                 .expect("the run's config as JSON");
         assert_eq!(config["model"]["input_size"], 784);
         let ops = report["ops"].to_string();
-        if settings.is_empty() {
+        if architecture.starts_with("conv") {
+            assert_eq!(
+                report["ops"],
+                serde_json::json!([
+                    "Sub", "Div", "Reshape", "Conv", "Relu", "MaxPool", "Conv", "Relu", "MaxPool",
+                    "Flatten", "Gemm", "Relu", "Gemm"
+                ])
+            );
+        } else if settings.is_empty() {
             assert!(ops.contains("Relu") && !ops.contains("Sub"), "{ops}");
         } else {
             assert!(

@@ -20,7 +20,7 @@ use common::{assert_clean_failure, mnist_dir, path_str, trainer};
 use data::{Mnist, MnistDataset};
 use http_body_util::BodyExt;
 use image::{GrayImage, ImageFormat, Luma};
-use model::{Mlp, MlpConfig};
+use model::{Network, NetworkConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use trainer::infer::preprocess::load_digit;
@@ -33,9 +33,9 @@ use trainer::train::train;
 
 /// An untrained tutorial network: its answers are arbitrary but deterministic, which
 /// is all that comparing the API with `predict` needs.
-fn untrained() -> (Mlp, Router) {
+fn untrained() -> (Network, Router) {
     let device = Device::flex();
-    let config = MlpConfig::new();
+    let config = NetworkConfig::new();
     let model = config.init(&device);
     let app = router(
         Arc::new(Predictor::new(model.clone(), &config, device)),
@@ -449,7 +449,7 @@ async fn a_trained_model_reads_test_digits_through_the_api() {
     let app = router(
         Arc::new(Predictor::new(
             report.model.clone(),
-            &MlpConfig::new(),
+            &NetworkConfig::new(),
             device.clone(),
         )),
         ServeConfig::default(),

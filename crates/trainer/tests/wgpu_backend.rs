@@ -12,14 +12,14 @@ use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
-use model::Mlp;
+use model::{ConvBlockConfig, Network, NetworkConfig, NetworkKind};
 use trainer::backend::{self, Backend};
 use trainer::infer::evaluate;
 use trainer::run_dir::RunDir;
 use trainer::train::train;
 
 /// Logits of `model` for every image of `test`, batch by batch.
-fn all_logits(model: &Mlp, test: &MnistDataset, device: &Device) -> Vec<f32> {
+fn all_logits(model: &Network, test: &MnistDataset, device: &Device) -> Vec<f32> {
     (0..test.len())
         .collect::<Vec<_>>()
         .chunks(1000)
@@ -46,42 +46,54 @@ fn argmax(row: &[f32]) -> usize {
 #[test]
 fn a_flex_checkpoint_gives_the_same_answers_on_wgpu() {
     let Some(data_dir) = mnist_dir() else { return };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let flex = Backend {
-        name: "flex",
-        device: Device::flex(),
-    };
-    let request = common::quick_run(&data_dir, &tmp.path().join("run"));
-    let run = request.run_dir.clone();
-    train(request, &flex).expect("trains on flex");
-
-    let gpu = backend::open(None).expect("a wgpu adapter");
-    assert_eq!(gpu.name, "wgpu");
-    let (_, on_flex) = run.load_model(&flex.device).expect("loads on flex");
-    let (_, on_wgpu) = run.load_model(&gpu.device).expect("loads on wgpu");
-    let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
-    let cpu_logits = all_logits(&on_flex, &test, &flex.device);
-    let gpu_logits = all_logits(&on_wgpu, &test, &gpu.device);
-    assert_eq!(cpu_logits.len(), 10_000 * 10);
-
-    let max_difference = cpu_logits
-        .iter()
-        .zip(&gpu_logits)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    let mismatches = cpu_logits
-        .chunks(10)
-        .zip(gpu_logits.chunks(10))
-        .filter(|(a, b)| argmax(a) != argmax(b))
-        .count();
-    println!(
-        "parity over 10000 test images: max |logit difference| {max_difference:e}, {mismatches} different predictions"
-    );
-    assert!(
-        max_difference < 5e-5,
-        "max |logit difference| {max_difference}"
-    );
-    assert_eq!(mismatches, 0);
+    let cnn = NetworkConfig::new()
+        .with_kind(NetworkKind::Cnn)
+        .with_conv(vec![
+            ConvBlockConfig::new(8).with_batch_norm(true).with_pool(2),
+            ConvBlockConfig::new(16)
+                .with_kernel_size(5)
+                .with_padding(2)
+                .with_pool(2),
+        ])
+        .with_hidden_sizes(vec![32]);
+    for network in [NetworkConfig::new(), cnn] {
+        let architecture = network.architecture();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let flex = Backend {
+            name: "flex",
+            device: Device::flex(),
+        };
+        let mut request = common::quick_run(&data_dir, &tmp.path().join("run"));
+        request.config = request.config.with_model(network);
+        let run = request.run_dir.clone();
+        train(request, &flex).expect("trains on flex");
+        let gpu = backend::open(None).expect("a wgpu adapter");
+        assert_eq!(gpu.name, "wgpu");
+        let (_, on_flex) = run.load_model(&flex.device).expect("loads on flex");
+        let (_, on_wgpu) = run.load_model(&gpu.device).expect("loads on wgpu");
+        let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
+        let cpu_logits = all_logits(&on_flex, &test, &flex.device);
+        let gpu_logits = all_logits(&on_wgpu, &test, &gpu.device);
+        assert_eq!(cpu_logits.len(), 10_000 * 10);
+        let max_difference = cpu_logits
+            .iter()
+            .zip(&gpu_logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let mismatches = cpu_logits
+            .chunks(10)
+            .zip(gpu_logits.chunks(10))
+            .filter(|(a, b)| argmax(a) != argmax(b))
+            .count();
+        println!(
+            "{architecture}: parity over 10000 test images: max |logit difference| {max_difference:e}, {mismatches} different predictions"
+        );
+        assert!(
+            max_difference < 5e-5,
+            "{architecture}: max |logit difference| {max_difference}"
+        );
+        assert_eq!(mismatches, 0, "{architecture}");
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ pub use overrides::{ConfigSource, Overrides};
 
 use burn::config::Config;
 use data::SplitConfig;
-use model::MlpConfig;
+use model::NetworkConfig;
 
 use crate::train::optimizer::OptimizerConfig;
 use crate::train::schedule::ScheduleConfig;
@@ -21,8 +21,8 @@ use crate::train::schedule::ScheduleConfig;
 pub struct TrainingConfig {
     /// The network to train. Its `input_size` and `num_classes` are taken from the
     /// data when training starts.
-    #[config(default = "MlpConfig::new()")]
-    pub model: MlpConfig,
+    #[config(default = "NetworkConfig::new()")]
+    pub model: NetworkConfig,
     /// The optimizer and its hyperparameters other than the learning rate.
     #[config(default = "OptimizerConfig::new()")]
     pub optimizer: OptimizerConfig,
@@ -73,8 +73,16 @@ pub enum ConfigError {
         key: String,
         known: String,
     },
+    #[error("config {path}: `{key}` is a section; write it as an object of keys ({known})")]
+    NotASection {
+        path: String,
+        key: String,
+        known: String,
+    },
     #[error("setting `{0}` is not KEY=VALUE; write it like optimizer.name=adamw")]
     Setting(String),
+    #[error("model.{0}; fix it in the config or on the command line")]
+    Network(#[from] model::NetworkError),
     #[error("{field} must be {rule} (got {value}); fix it in the config or on the command line")]
     Invalid {
         field: &'static str,

@@ -36,10 +36,17 @@ impl TrainingConfig {
             return Err(parse_error("it must be a JSON object".into()));
         }
         let mut merged = serde_json::to_value(self).map_err(|e| parse_error(e.to_string()))?;
-        overlay(&mut merged, written, "").map_err(|(key, known)| ConfigError::UnknownKey {
-            path: source.to_string(),
-            key,
-            known,
+        overlay(&mut merged, written, "").map_err(|mismatch| match mismatch {
+            Mismatch::UnknownKey { key, known } => ConfigError::UnknownKey {
+                path: source.to_string(),
+                key,
+                known,
+            },
+            Mismatch::NotASection { key, known } => ConfigError::NotASection {
+                path: source.to_string(),
+                key,
+                known,
+            },
         })?;
         serde_path_to_error::deserialize(merged)
             .map_err(|e| parse_error(format!("`{}`: {}", e.path(), plain(&e.inner().to_string()))))
@@ -149,20 +156,37 @@ fn nested(key: &str, value: serde_json::Value) -> serde_json::Value {
 /// Writes the values of `written` (a config as the user wrote it) over `base` (the
 /// defaults, serialised), so that a file need only name what it changes. Fails with
 /// the first key `base` does not have, and the keys it has there.
+/// Where a written config does not fit the layout of the config.
+enum Mismatch {
+    UnknownKey { key: String, known: String },
+    NotASection { key: String, known: String },
+}
+
 fn overlay(
     base: &mut serde_json::Value,
     written: serde_json::Value,
     prefix: &str,
-) -> Result<(), (String, String)> {
+) -> Result<(), Mismatch> {
+    let known = |map: &serde_json::Map<String, serde_json::Value>| {
+        map.keys().cloned().collect::<Vec<_>>().join(", ")
+    };
     match (base, written) {
+        // A list where a section of keys belongs: serde would read it as the
+        // section's fields in order, and complain about the first one.
+        (serde_json::Value::Object(base), serde_json::Value::Array(_)) => {
+            return Err(Mismatch::NotASection {
+                key: prefix.trim_end_matches('.').to_string(),
+                known: known(base),
+            });
+        }
         (serde_json::Value::Object(base), serde_json::Value::Object(written)) => {
             for (key, value) in written {
                 let path = format!("{prefix}{key}");
                 match base.get_mut(&key) {
                     Some(slot) => overlay(slot, value, &format!("{path}."))?,
                     None => {
-                        let known = base.keys().cloned().collect::<Vec<_>>().join(", ");
-                        return Err((path, known));
+                        let known = known(base);
+                        return Err(Mismatch::UnknownKey { key: path, known });
                     }
                 }
             }
@@ -192,7 +216,9 @@ mod tests {
             .expect_err("a list is no network");
         let message = err.to_string();
         assert!(!message.contains("Serde"), "{message}");
+        assert!(message.contains("`model` is a section"), "{message}");
         assert!(message.contains("an object of keys"), "{message}");
+        assert!(message.contains("hidden_sizes"), "{message}");
     }
 
     #[test]

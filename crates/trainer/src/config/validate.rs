@@ -54,6 +54,7 @@ impl TrainingConfig {
                 &format!("{:?}", self.model.hidden_sizes),
             );
         }
+        self.model.feature_maps()?;
         if let Some((mean, std)) = self.model.normalization.statistics()
             && !(mean.is_finite() && std.is_finite() && std > 0.0)
         {
@@ -139,9 +140,20 @@ impl TrainingConfig {
         let model = &self.model;
         let widths: Vec<u128> = model.widths().into_iter().map(|w| w as u128).collect();
         // In u128: a mistaken width can overflow a usize count.
-        let parameters: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        let mut parameters: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        let mut features: u128 = widths.iter().sum();
+        // A CNN's feature maps, each before pooling too, and its kernels.
+        let maps = model.feature_maps().unwrap_or_default();
+        let mut in_channels = 1u128;
+        for (block, [c, h, w]) in model.conv.iter().zip(maps) {
+            let (c, area) = (c as u128, (h * w) as u128);
+            let pool = (block.pool.max(1) as u128).pow(2);
+            features += c * area * (1 + pool);
+            parameters += (block.kernel_size as u128).pow(2) * in_channels * c + 2 * c;
+            in_channels = c;
+        }
         let batch = self.eval_batch_size() as u128;
-        let activations: u128 = batch * widths.iter().sum::<u128>() * 3;
+        let activations: u128 = batch * features * 3;
         let needed = (parameters * 4 + activations) * F32;
         if needed <= u128::from(available) {
             return Ok(());
@@ -165,7 +177,7 @@ mod tests {
     use super::*;
     use crate::train::optimizer::OptimizerConfig;
     use crate::train::schedule::ScheduleConfig;
-    use model::{MlpConfig, Normalization};
+    use model::{NetworkConfig, Normalization};
 
     #[test]
     fn values_a_run_cannot_use_are_rejected() {
@@ -174,10 +186,10 @@ mod tests {
             TrainingConfig::new().with_lr(-0.1),
             TrainingConfig::new().with_lr(f64::NAN),
             TrainingConfig::new().with_epochs(0),
-            TrainingConfig::new().with_model(MlpConfig::new().with_dropout(1.0)),
-            TrainingConfig::new().with_model(MlpConfig::new().with_dropout(-0.1)),
-            TrainingConfig::new().with_model(MlpConfig::new().with_hidden_sizes(vec![64, 0])),
-            TrainingConfig::new().with_model(MlpConfig::new().with_normalization(
+            TrainingConfig::new().with_model(NetworkConfig::new().with_dropout(1.0)),
+            TrainingConfig::new().with_model(NetworkConfig::new().with_dropout(-0.1)),
+            TrainingConfig::new().with_model(NetworkConfig::new().with_hidden_sizes(vec![64, 0])),
+            TrainingConfig::new().with_model(NetworkConfig::new().with_normalization(
                 Normalization::Standard {
                     mean: 0.1,
                     std: 0.0,
@@ -206,8 +218,8 @@ mod tests {
         if data::available_memory().is_none() {
             return;
         }
-        let huge =
-            TrainingConfig::new().with_model(MlpConfig::new().with_hidden_sizes(vec![100_000_000]));
+        let huge = TrainingConfig::new()
+            .with_model(NetworkConfig::new().with_hidden_sizes(vec![100_000_000]));
         let err = huge.check_memory().expect_err("1.6 TB of parameters");
         let message = err.to_string();
         assert!(

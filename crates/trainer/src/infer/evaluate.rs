@@ -6,7 +6,7 @@ use burn::data::dataset::Dataset;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use data::{EpochLoader, MnistDataset};
-use model::Mlp;
+use model::Network;
 
 use crate::TrainerError;
 
@@ -77,7 +77,7 @@ fn percent(part: usize, whole: usize) -> f64 {
 
 /// Runs `model` over every image of `dataset` in batches of `batch_size`.
 pub fn evaluate(
-    model: &Mlp,
+    model: &Network,
     dataset: &MnistDataset,
     batch_size: usize,
     device: &Device,
@@ -156,7 +156,7 @@ mod tests {
         let set =
             data::LabelledImages::from_parts(2, 2, pixels, labels.clone()).expect("parts agree");
         let dataset = MnistDataset::new(set);
-        let model = model::MlpConfig::new()
+        let model = model::NetworkConfig::new()
             .with_input_size(4)
             .with_hidden_sizes(vec![5])
             .with_num_classes(3)

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use model::Mlp;
+use model::Network;
 
 use super::predict::scale_pixels;
 use crate::TrainerError;
@@ -33,7 +33,11 @@ impl Explanation {
 
 /// Runs `image` (raw bytes, 0-255) through `model` and back-propagates the predicted
 /// class's logit to the input. `model` must live on an autodiff device.
-pub fn explain(model: &Mlp, image: &[u8], device: &Device) -> Result<Explanation, TrainerError> {
+pub fn explain(
+    model: &Network,
+    image: &[u8],
+    device: &Device,
+) -> Result<Explanation, TrainerError> {
     // On an autodiff device dropout would be active, as in training; frozen, the
     // network computes what `predict` computes, and only the input takes gradients.
     let model = model.clone().freeze();
@@ -66,22 +70,23 @@ pub fn explain(model: &Mlp, image: &[u8], device: &Device) -> Result<Explanation
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::MlpConfig;
+    use model::NetworkConfig;
 
     #[test]
     fn saliency_is_the_gradient_of_the_predicted_logit() {
         let device = Device::flex().autodiff();
-        let model = MlpConfig::new().init(&device);
+        let model = NetworkConfig::new().init(&device);
         let blank = vec![0u8; 784];
         let explanation = explain(&model, &blank, &device).expect("explains");
         assert_eq!(explanation.saliency.len(), 784);
         assert!(explanation.saliency.iter().all(|g| g.is_finite()));
         assert!(explanation.saliency.iter().any(|&g| g != 0.0));
         // A linear model's gradient is its weight column, whatever the input.
-        let linear = MlpConfig::new().with_hidden_sizes(vec![]).init(&device);
+        let linear = NetworkConfig::new().with_hidden_sizes(vec![]).init(&device);
         let explanation = explain(&linear, &blank, &device).expect("explains");
         let weights = linear
             .input_weights()
+            .0
             .try_into_vec_as::<f32>()
             .expect("floats");
         let column: Vec<f32> = (0..784)
@@ -98,7 +103,7 @@ mod tests {
     #[test]
     fn dropout_plays_no_part_in_an_explanation() {
         let device = Device::flex().autodiff();
-        let model = MlpConfig::new().with_dropout(0.5).init(&device);
+        let model = NetworkConfig::new().with_dropout(0.5).init(&device);
         let image: Vec<u8> = (0..784).map(|i| (i * 7 % 256) as u8).collect();
         let first = explain(&model, &image, &device).expect("explains");
         let second = explain(&model, &image, &device).expect("explains");

@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use model::Mlp;
+use model::Network;
 
 use crate::TrainerError;
 
@@ -46,7 +46,7 @@ impl Prediction {
 /// Predicts the class of each image, given as raw pixel bytes (0-255, MNIST-style:
 /// light digit on black) of the model's input size.
 pub fn predict(
-    model: &Mlp,
+    model: &Network,
     images: &[Vec<u8>],
     device: &Device,
 ) -> Result<Vec<Prediction>, TrainerError> {
@@ -64,7 +64,7 @@ pub fn scale_pixels(image: &[u8]) -> Vec<f32> {
 /// scaling bytes; the HTTP API runs it on the pixels clients send, so no rounding to
 /// bytes comes between a client and the model.
 pub fn predict_scaled(
-    model: &Mlp,
+    model: &Network,
     images: &[Vec<f32>],
     device: &Device,
 ) -> Result<Vec<Prediction>, TrainerError> {
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn predictions_are_distributions_one_per_image() {
         let device = Device::flex();
-        let model = model::MlpConfig::new().init(&device);
+        let model = model::NetworkConfig::new().init(&device);
         let predictions =
             predict(&model, &[vec![0; 784], vec![255; 784]], &device).expect("predicts");
         assert_eq!(predictions.len(), 2);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use data::{Mnist, MnistDataset, MnistItem, MnistSource};
-use model::Mlp;
+use model::Network;
 
 use super::{Evaluation, evaluate};
 use crate::TrainerError;
@@ -44,7 +44,7 @@ impl TestSet {
     pub fn score(
         &self,
         run: &RunDir,
-        (config, model): &(TrainingConfig, Mlp),
+        (config, model): &(TrainingConfig, Network),
         device: &Device,
         console: Console,
     ) -> Result<Evaluation, TrainerError> {

@@ -1,7 +1,11 @@
-//! Exchanging weights with PyTorch as the tutorial's `Net` state dict: `fcK.weight`
-//! shaped `[out, in]` and `fcK.bias` shaped `[out]`, renamed to and from the [`Mlp`]'s
-//! own layer names ([`MlpConfig::layer_names`]), with the transposing left to
-//! burn-store's PyTorch adapters so that neither side needs hand-written serialisation.
+//! Exchanging weights with PyTorch as the state dict of the equivalent module: the
+//! tutorial's `Net` for an MLP (`fcK.weight` shaped `[out, in]`, `fcK.bias`), the
+//! README's `Cnn` for a CNN (`convK.*`, `bnK.*`, then `fcK.*`), renamed to and from
+//! the [`Network`]'s own layer names ([`NetworkConfig::layer_names`]), with the
+//! transposing left to burn-store's PyTorch adapters so that neither side needs
+//! hand-written serialisation. An export carries its network config as safetensors
+//! metadata, which a CNN needs to be imported back: its padding and pooling are in no
+//! weight's shape.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -14,7 +18,7 @@ use burn::store::{
     ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::DType;
-use model::{Activation, Mlp, MlpConfig};
+use model::{Activation, Network, NetworkConfig, Normalization};
 
 use crate::TrainerError;
 use crate::config::TrainingConfig;
@@ -23,11 +27,16 @@ use crate::run_dir::RunDir;
 /// Writes `model`, built from `config`, as a safetensors file holding the state dict of
 /// the PyTorch `Net` with the same layers, so that `Net().load_state_dict(load_file(out))`
 /// takes it. An existing file at `out` is replaced once the new one is complete.
-pub fn export_safetensors(model: &Mlp, config: &MlpConfig, out: &Path) -> Result<(), TrainerError> {
-    if config.activation != Activation::Relu {
+pub fn export_safetensors(
+    model: &Network,
+    config: &NetworkConfig,
+    out: &Path,
+) -> Result<(), TrainerError> {
+    let activations =
+        std::iter::once(config.activation).chain(config.conv.iter().map(|b| b.activation));
+    if let Some(other) = activations.into_iter().find(|&a| a != Activation::Relu) {
         return Err(TrainerError::NotExportable(format!(
-            "its hidden layers use {:?} but the tutorial's PyTorch Net applies ReLU, so PyTorch would compute other outputs",
-            config.activation
+            "its layers use {other:?} but the PyTorch modules it maps to (the tutorial's Net, the README's Cnn) apply ReLU, so PyTorch would compute other outputs"
         )));
     }
     let remapper = config.layer_names().into_iter().try_fold(
@@ -45,36 +54,96 @@ pub fn export_safetensors(model: &Mlp, config: &MlpConfig, out: &Path) -> Result
     };
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
+        // What the exported weights compute: pixels in [0, 1], as below.
+        .metadata(
+            NETWORK_KEY,
+            config
+                .clone()
+                .with_normalization(Normalization::Unit)
+                .to_string(),
+        )
         .remap(remapper.map_err(|e| write_error(e.to_string()))?);
     // PyTorch's Net takes pixels in [0, 1]: any standardisation moves into fc1.
-    model
-        .clone()
-        .with_normalization_folded()
+    let folded = model.clone().with_normalization_folded().ok_or_else(|| {
+        TrainerError::NotExportable(
+            "it is a CNN with an input standardisation, which cannot move into its zero-padded first convolution; train it with model.normalization \"unit\" (batch norm standardises inside the network)".into(),
+        )
+    })?;
+    folded
         .save_into(&mut store)
         .map_err(|e| write_error(e.to_string()))?;
     let bytes = store.get_bytes().map_err(|e| write_error(e.to_string()))?;
+    let bytes = with_batches_tracked(&bytes, config).map_err(|e| write_error(e.to_string()))?;
     // Written like every other output: atomically, and readable by all.
     crate::fs::write_atomically(out, &bytes)
 }
 
-/// Reads a PyTorch state dict of the tutorial's `Net` (or of one with other layer
-/// widths or more layers) from a safetensors or `.pt` file, recognised by content.
-/// The network's shape comes from the tensors' shapes; weights of any float type are
-/// converted to f32.
-pub fn import_state_dict(path: &Path, device: &Device) -> Result<(MlpConfig, Mlp), TrainerError> {
+/// The safetensors metadata key of the exported network's config.
+const NETWORK_KEY: &str = "network";
+
+/// PyTorch's `BatchNorm2d` also keeps `num_batches_tracked`, which
+/// `load_state_dict` insists on and Burn has no counterpart of: each is added as 0,
+/// which changes nothing unless the module is built with `momentum=None`.
+fn with_batches_tracked(
+    bytes: &[u8],
+    config: &NetworkConfig,
+) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    let norms: Vec<String> = config
+        .layer_names()
+        .into_iter()
+        .filter(|(burn, _)| burn.ends_with(".norm"))
+        .map(|(_, pytorch)| format!("{pytorch}.num_batches_tracked"))
+        .collect();
+    if norms.is_empty() {
+        return Ok(bytes.to_vec());
+    }
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)?;
+    let file = safetensors::SafeTensors::deserialize(bytes)?;
+    let zero = 0i64.to_le_bytes();
+    let mut tensors = file.tensors();
+    for name in norms {
+        tensors.push((
+            name,
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, Vec::new(), &zero)?,
+        ));
+    }
+    safetensors::serialize(tensors, header.metadata().clone())
+}
+
+/// Reads a PyTorch state dict from a safetensors or `.pt` file, recognised by content,
+/// as the network `network` describes, or, without it, the one the file's metadata
+/// names (an export of ours), or else the MLP the tensors' shapes describe (the
+/// tutorial's `Net`, or one with other widths or more layers). Weights of any float
+/// type are converted to f32.
+pub fn import_state_dict(
+    path: &Path,
+    network: Option<NetworkConfig>,
+    device: &Device,
+) -> Result<(NetworkConfig, Network), TrainerError> {
     let import_error = |reason: String| TrainerError::Import {
         path: path.to_path_buf(),
         reason,
     };
-    let tensors = read_tensors(path).map_err(import_error)?;
-    let config = network_of(&tensors).map_err(import_error)?;
-    let names = config.layer_names();
+    let (tensors, exported) = read_tensors(path).map_err(import_error)?;
+    let config = match network.or(exported) {
+        Some(config) => config,
+        None => network_of(&tensors).map_err(import_error)?,
+    };
+    config
+        .feature_maps()
+        .map_err(|e| import_error(format!("its network: model.{e}")))?;
+    let prefixes: BTreeMap<String, String> = config
+        .layer_names()
+        .into_iter()
+        .map(|(burn, pytorch)| (pytorch, burn))
+        .collect();
     let renamed: Vec<PackTensor> = tensors
         .into_iter()
+        .filter(|(name, _)| !name.ends_with(".num_batches_tracked"))
         .map(|(name, mut tensor)| {
-            // network_of accepted only names that parse, of layers that exist.
-            if let Some((layer, param)) = pytorch_param(&name)
-                && let Some((burn, _)) = names.get(layer - 1)
+            // A name of no layer is left as it is, to be reported unused.
+            if let Some((layer, param)) = name.split_once('.')
+                && let Some(burn) = prefixes.get(layer)
             {
                 tensor.name = format!("{burn}.{param}");
             }
@@ -96,6 +165,7 @@ pub fn import_state_dict(path: &Path, device: &Device) -> Result<(MlpConfig, Mlp
 /// replaced only with `overwrite`, and only once the file has been read successfully.
 pub fn import_run(
     from: &Path,
+    network: Option<NetworkConfig>,
     run: &RunDir,
     overwrite: bool,
     device: &Device,
@@ -107,7 +177,7 @@ pub fn import_run(
     if occupied && !overwrite {
         return Err(TrainerError::ImportTargetExists(run.root().to_path_buf()));
     }
-    let (network, model) = import_state_dict(from, device)?;
+    let (network, model) = import_state_dict(from, network, device)?;
     if occupied {
         run.clear()?;
     }
@@ -125,10 +195,13 @@ fn pytorch_param(name: &str) -> Option<(usize, &str)> {
     Some((number, param))
 }
 
-/// The file's tensors by name. A safetensors file starts with the length of its JSON
-/// header and then the header's `{`; anything else is handed to the PyTorch reader,
-/// which knows every layout `torch.save` has written.
-fn read_tensors(path: &Path) -> Result<BTreeMap<String, PackTensor>, String> {
+/// The file's tensors by name, and the network its metadata names, if any. A
+/// safetensors file starts with the length of its JSON header and then the header's
+/// `{`; anything else is handed to the PyTorch reader, which knows every layout
+/// `torch.save` has written.
+fn read_tensors(
+    path: &Path,
+) -> Result<(BTreeMap<String, PackTensor>, Option<NetworkConfig>), String> {
     let mut start = [0u8; 9];
     std::fs::File::open(path)
         .and_then(|mut file| file.read_exact(&mut start))
@@ -138,18 +211,39 @@ fn read_tensors(path: &Path) -> Result<BTreeMap<String, PackTensor>, String> {
             }
             _ => e.to_string(),
         })?;
-    if start[8] == b'{' {
-        let mut store = SafetensorsStore::from_file(path);
-        store.get_all_tensors().cloned().map_err(|e| e.to_string())
-    } else {
+    if start[8] != b'{' {
         let mut store = PytorchStore::from_file(path);
-        store.get_all_tensors().cloned().map_err(|e| e.to_string())
+        let tensors = store
+            .get_all_tensors()
+            .cloned()
+            .map_err(|e| e.to_string())?;
+        return Ok((tensors, None));
     }
+    let mut store = SafetensorsStore::from_file(path);
+    let tensors = store
+        .get_all_tensors()
+        .cloned()
+        .map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let network = match safetensors::SafeTensors::read_metadata(&bytes) {
+        Ok((_, header)) => header
+            .metadata()
+            .as_ref()
+            .and_then(|metadata| metadata.get(NETWORK_KEY))
+            .map(|json| {
+                NetworkConfig::load_binary(json.as_bytes()).map_err(|e| {
+                    format!("its `{NETWORK_KEY}` metadata is not a network config: {e}")
+                })
+            })
+            .transpose()?,
+        Err(_) => None,
+    };
+    Ok((tensors, network))
 }
 
 /// The network a state dict describes: its tensors must be `fc1` to `fcN`, each with
 /// a weight `[out, in]` and a bias `[out]`, each layer taking the previous one's output.
-fn network_of(tensors: &BTreeMap<String, PackTensor>) -> Result<MlpConfig, String> {
+fn network_of(tensors: &BTreeMap<String, PackTensor>) -> Result<NetworkConfig, String> {
     let mut weights = BTreeMap::new();
     let mut biases = BTreeMap::new();
     for (name, tensor) in tensors {
@@ -157,6 +251,11 @@ fn network_of(tensors: &BTreeMap<String, PackTensor>) -> Result<MlpConfig, Strin
         match pytorch_param(name) {
             Some((layer, "weight")) => weights.insert(layer, shape),
             Some((layer, "bias")) => biases.insert(layer, shape),
+            _ if name.starts_with("conv") => {
+                return Err(format!(
+                    "it holds `{name}`, a convolution, whose padding and pooling no weight records; give the network's config (its model section, with kind \"cnn\" and conv)"
+                ));
+            }
             _ => {
                 return Err(format!(
                     "it holds `{name}`, which is not fc<N>.weight or fc<N>.bias"
@@ -207,7 +306,7 @@ fn network_of(tensors: &BTreeMap<String, PackTensor>) -> Result<MlpConfig, Strin
     if let Some(extra) = biases.keys().find(|&&layer| layer > layers) {
         return Err(format!("it has fc{extra}.bias but no fc{extra}.weight"));
     }
-    Ok(MlpConfig::new()
+    Ok(NetworkConfig::new()
         .with_input_size(widths[0])
         .with_hidden_sizes(widths[1..layers].to_vec())
         .with_num_classes(widths[layers]))
@@ -282,8 +381,12 @@ mod tests {
 
     #[test]
     fn inconsistent_state_dicts_are_explained() {
-        let cases: [(&[(&str, &[usize])], &str); 6] = [
+        let cases: [(&[(&str, &[usize])], &str); 7] = [
             (&[], "no fc1.weight"),
+            (
+                &[("conv1.weight", &[4, 1, 3, 3]), ("fc1.weight", &[10, 784])],
+                "whose padding and pooling no weight records",
+            ),
             (
                 &[
                     ("fc1.weight", &[4, 8]),

@@ -25,13 +25,13 @@ pub const PICTURE_SIZE: (u32, u32) = (MARGIN * 3 + PANEL + GRID, TOP + GRID + MA
 /// directory that cannot take the picture is a warning.
 pub fn save_explanation(
     explanation: &Explanation,
-    input_weights: &[f32],
+    first_layer: &FirstLayer<'_>,
     side: usize,
     title: &str,
     in_run: &Path,
     out: Option<&Path>,
 ) -> Result<Vec<std::path::PathBuf>, TrainerError> {
-    let draw = |path: &Path| draw_explanation(explanation, input_weights, side, title, path);
+    let draw = |path: &Path| draw_explanation(explanation, first_layer, side, title, path);
     let Some(out) = out else {
         draw(in_run)?;
         return Ok(vec![in_run.to_path_buf()]);
@@ -45,16 +45,34 @@ pub fn save_explanation(
     Ok(written)
 }
 
-/// Draws the input, its saliency map and the first layer's weights (`[pixels,
-/// units]`, as [`Mlp::input_weights`] gives them) for images `side` pixels square.
+/// The weights of the layer that sees the pixels, as [`Network::input_weights`]
+/// gives them.
+#[derive(Debug)]
+pub struct FirstLayer<'a> {
+    /// `[side * side, units]`, row-major.
+    pub weights: &'a [f32],
+    /// The side of the square each unit's column shows: the image's for an MLP, the
+    /// kernel's for a CNN.
+    pub side: usize,
+    /// Whether the units are the filters of a convolution.
+    pub convolutional: bool,
+}
+
+/// Draws the input, its saliency map and the first layer's weights for images `side`
+/// pixels square.
 pub fn draw_explanation(
     explanation: &Explanation,
-    input_weights: &[f32],
+    first_layer: &FirstLayer<'_>,
     side: usize,
     title: &str,
     path: &Path,
 ) -> Result<(), TrainerError> {
-    let pixels = side * side;
+    let FirstLayer {
+        weights: input_weights,
+        side: tile_side,
+        convolutional,
+    } = *first_layer;
+    let pixels = tile_side * tile_side;
     let units = input_weights.len() / pixels.max(1);
     let (width, height) = PICTURE_SIZE;
     Canvas::new(width, height).draw_and_save(path, |root| {
@@ -92,10 +110,15 @@ pub fn draw_explanation(
         let shown = units.min(MAX_TILES);
         let columns = (shown as f64).sqrt().ceil().max(1.0) as i32;
         let tile = GRID as i32 / columns;
-        let heading = if shown < units {
-            format!("first-layer weights: first {shown} of {units} units")
-        } else {
-            format!("first-layer weights: {units} units, one {side}x{side} tile each")
+        let heading = match (convolutional, shown < units) {
+            (false, true) => format!("first-layer weights: first {shown} of {units} units"),
+            (false, false) => {
+                format!("first-layer weights: {units} units, one {side}x{side} tile each")
+            }
+            (true, true) => format!("first convolution: first {shown} of {units} filters"),
+            (true, false) => {
+                format!("first convolution: {units} filters, {tile_side}x{tile_side} each")
+            }
         };
         drawing(root.draw_text(&heading, &text(15), (grid_left, top - 22)))?;
         for unit in 0..shown {
@@ -110,7 +133,7 @@ pub fn draw_explanation(
             draw_image(
                 root,
                 &symmetric_scale(&template),
-                side,
+                tile_side,
                 at,
                 tile - 3,
                 diverging,
@@ -177,17 +200,20 @@ fn diverging(value: f32) -> RGBColor {
 mod tests {
     use super::*;
     use burn::prelude::*;
-    use model::MlpConfig;
+    use model::NetworkConfig;
 
     #[test]
     fn picture_is_a_png_of_the_promised_size() {
         let device = Device::flex().autodiff();
-        let model = MlpConfig::new().init(&device);
+        let model = NetworkConfig::new().init(&device);
         let explanation = crate::infer::explain(&model, &[0u8; 784], &device).expect("explains");
-        let weights = model
-            .input_weights()
-            .try_into_vec_as::<f32>()
-            .expect("floats");
+        let (weights, tile_side) = model.input_weights();
+        let weights = weights.try_into_vec_as::<f32>().expect("floats");
+        let weights = FirstLayer {
+            weights: &weights,
+            side: tile_side,
+            convolutional: false,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("explain.png");
         draw_explanation(&explanation, &weights, 28, "blank", &path).expect("drawn");

@@ -18,7 +18,7 @@ use plotters::style::FontStyle;
 
 pub use self::confusion::{confusion_matrix, confusion_size};
 pub use self::curves::{CURVES_SIZE, training_curves};
-pub use self::explanation::{PICTURE_SIZE, draw_explanation, save_explanation};
+pub use self::explanation::{FirstLayer, PICTURE_SIZE, draw_explanation, save_explanation};
 pub use self::summary::{model_summary, thousands};
 use crate::TrainerError;
 

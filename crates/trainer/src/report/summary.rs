@@ -1,16 +1,11 @@
 //! The model summary `trainer summary` prints and training starts with: a row per
 //! layer with its output shape and parameter count, as torchinfo prints for PyTorch.
 
-use model::{Activation, MlpConfig};
+use model::{Activation, NetworkConfig};
 
 /// The table for the network `config` describes.
-pub fn model_summary(config: &MlpConfig) -> String {
-    let activation = match config.activation {
-        Activation::Relu => "ReLU",
-        Activation::Gelu => "GELU",
-        Activation::Tanh => "Tanh",
-        Activation::Sigmoid => "Sigmoid",
-    };
+pub fn model_summary(config: &NetworkConfig) -> String {
+    let activation = name_of(config.activation);
     let mut rows: Vec<(String, String, usize)> =
         vec![("input".to_string(), shape(config.input_size), 0)];
     if let Some((mean, std)) = config.normalization.statistics() {
@@ -20,16 +15,70 @@ pub fn model_summary(config: &MlpConfig) -> String {
             0,
         ));
     }
+    let maps = config.feature_maps().unwrap_or_default();
+    let mut input = [
+        1,
+        config.image_side().unwrap_or(0),
+        config.image_side().unwrap_or(0),
+    ];
+    for (index, (block, &[channels, height, width])) in config.conv.iter().zip(&maps).enumerate() {
+        let number = index + 1;
+        let k = block.kernel_size;
+        let in_channels = input[0];
+        let [_, conv_height, conv_width] = block
+            .clone()
+            .with_pool(0)
+            .output_shape(input)
+            .unwrap_or_default();
+        let conv_shape = format!("[batch, {channels}, {conv_height}, {conv_width}]");
+        let weights = k * k * in_channels * channels;
+        let conv_name = format!("conv{number} (Conv2d {k}x{k}, padding {})", block.padding);
+        if block.batch_norm {
+            rows.push((conv_name, conv_shape.clone(), weights));
+            rows.push((
+                format!("bn{number} (BatchNorm2d)"),
+                conv_shape.clone(),
+                2 * channels,
+            ));
+        } else {
+            rows.push((conv_name, conv_shape.clone(), weights + channels));
+        }
+        rows.push((
+            format!(
+                "{} ({})",
+                name_of(block.activation).to_lowercase(),
+                name_of(block.activation)
+            ),
+            conv_shape,
+            0,
+        ));
+        let shape = format!("[batch, {channels}, {height}, {width}]");
+        if block.pool > 0 {
+            rows.push((
+                format!("max_pool (MaxPool2d {})", block.pool),
+                shape.clone(),
+                0,
+            ));
+        }
+        if block.dropout > 0.0 {
+            rows.push((format!("dropout (p={})", block.dropout), shape, 0));
+        }
+        input = [channels, height, width];
+    }
     let widths = config.widths();
+    if !config.conv.is_empty() {
+        rows.push(("flatten".to_string(), shape(widths[0]), 0));
+    }
     let layers = config.layer_names();
-    for (index, ((_, name), pair)) in layers.iter().zip(widths.windows(2)).enumerate() {
+    let fully_connected = &layers[layers.len() - (widths.len() - 1)..];
+    for (index, ((_, name), pair)) in fully_connected.iter().zip(widths.windows(2)).enumerate() {
         let (inputs, outputs) = (pair[0], pair[1]);
         rows.push((
             format!("{name} (Linear)"),
             shape(outputs),
             inputs * outputs + outputs,
         ));
-        if index + 1 < layers.len() {
+        if index + 1 < fully_connected.len() {
             rows.push((
                 format!("{} ({activation})", activation.to_lowercase()),
                 shape(outputs),
@@ -47,12 +96,18 @@ pub fn model_summary(config: &MlpConfig) -> String {
         .max()
         .unwrap_or(0)
         .max(5);
+    let shapes = rows
+        .iter()
+        .map(|(_, shape, _)| shape.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     let mut lines = vec![format!(
-        "{:<width$}  {:<16}  {:>12}",
+        "{:<width$}  {:<shapes$}  {:>12}",
         "layer", "output shape", "parameters"
     )];
     lines.extend(rows.iter().map(|(name, shape, params)| {
-        format!("{name:<width$}  {shape:<16}  {:>12}", thousands(*params))
+        format!("{name:<width$}  {shape:<shapes$}  {:>12}", thousands(*params))
     }));
     lines.push(format!(
         "total parameters: {} ({}), all trainable",
@@ -60,6 +115,16 @@ pub fn model_summary(config: &MlpConfig) -> String {
         config.architecture()
     ));
     lines.join("\n")
+}
+
+/// PyTorch's name of the activation's module.
+fn name_of(activation: Activation) -> &'static str {
+    match activation {
+        Activation::Relu => "ReLU",
+        Activation::Gelu => "GELU",
+        Activation::Tanh => "Tanh",
+        Activation::Sigmoid => "Sigmoid",
+    }
 }
 
 fn shape(width: usize) -> String {
@@ -85,7 +150,7 @@ mod tests {
 
     #[test]
     fn the_tutorial_network_has_55050_parameters_in_three_linear_layers() {
-        let summary = model_summary(&MlpConfig::new());
+        let summary = model_summary(&NetworkConfig::new());
         let lines: Vec<&str> = summary.lines().collect();
         assert!(lines[0].starts_with("layer"));
         assert!(lines[2].starts_with("fc1 (Linear)") && lines[2].ends_with("50,240"));
@@ -95,13 +160,13 @@ mod tests {
             lines.last().copied(),
             Some("total parameters: 55,050 (784-64-64-10), all trainable")
         );
-        let burn = MlpConfig::new().init(&burn::prelude::Device::flex());
+        let burn = NetworkConfig::new().init(&burn::prelude::Device::flex());
         assert_eq!(burn::module::Module::num_params(&burn), 55_050);
     }
 
     #[test]
     fn normalisation_dropout_and_other_widths_show() {
-        let config = MlpConfig::new()
+        let config = NetworkConfig::new()
             .with_hidden_sizes(vec![100])
             .with_dropout(0.2)
             .with_activation(Activation::Gelu)
@@ -115,5 +180,56 @@ mod tests {
         assert!(summary.ends_with("total parameters: 79,510 (784-100-10), all trainable"));
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn a_cnn_shows_its_blocks_and_counts_as_burn_does() {
+        let config = NetworkConfig::new()
+            .with_kind(model::NetworkKind::Cnn)
+            .with_conv(vec![
+                model::ConvBlockConfig::new(8).with_batch_norm(true),
+                model::ConvBlockConfig::new(16)
+                    .with_kernel_size(5)
+                    .with_padding(0)
+                    .with_pool(2),
+            ])
+            .with_hidden_sizes(vec![32]);
+        let summary = model_summary(&config);
+        let row = |name: &str, shape: &str| {
+            summary
+                .lines()
+                .any(|line| line.starts_with(name) && line.contains(shape))
+        };
+        assert!(
+            row("conv1 (Conv2d 3x3, padding 1)", "[batch, 8, 28, 28]"),
+            "{summary}"
+        );
+        assert!(row("bn1 (BatchNorm2d)", "[batch, 8, 28, 28]"), "{summary}");
+        assert!(
+            row("conv2 (Conv2d 5x5, padding 0)", "[batch, 16, 24, 24]"),
+            "{summary}"
+        );
+        assert!(
+            row("max_pool (MaxPool2d 2)", "[batch, 16, 12, 12]"),
+            "{summary}"
+        );
+        assert!(row("flatten", "[batch, 2304]"), "{summary}");
+        let rows: usize = summary
+            .lines()
+            .skip(1)
+            .filter(|line| !line.starts_with("total"))
+            .filter_map(|line| {
+                line.rsplit("  ")
+                    .next()?
+                    .trim()
+                    .replace(',', "")
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(rows, config.num_params());
+        // Burn also counts the batch norm's running mean and variance.
+        let burn = config.init(&burn::prelude::Device::flex());
+        assert_eq!(rows + 2 * 8, burn::module::Module::num_params(&burn));
     }
 }

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use burn::prelude::*;
 use image::ImageReader;
-use model::{Mlp, MlpConfig};
+use model::{Network, NetworkConfig};
 use serde_json::Value;
 
 use super::api::{Answer, BodyKind, Guess, Input, Item, MAX_BATCH, MAX_IMAGE_SIDE, RequestError};
@@ -55,7 +55,7 @@ fn in_batch(batch: bool, index: usize, source: RequestError) -> RequestError {
 /// A trained model ready to answer requests.
 #[derive(Debug)]
 pub struct Predictor {
-    model: Mlp,
+    model: Network,
     device: Device,
     input_size: usize,
     /// The side of the square image the model takes; `None` if its input is not a
@@ -65,7 +65,7 @@ pub struct Predictor {
 
 impl Predictor {
     /// Wraps `model`, built from `config`, computing on `device`.
-    pub fn new(model: Mlp, config: &MlpConfig, device: Device) -> Self {
+    pub fn new(model: Network, config: &NetworkConfig, device: Device) -> Self {
         Self {
             model,
             device,
@@ -222,7 +222,7 @@ mod tests {
 
     fn predictor() -> Predictor {
         let device = Device::flex();
-        let config = MlpConfig::new();
+        let config = NetworkConfig::new();
         Predictor::new(config.init(&device), &config, device)
     }
 

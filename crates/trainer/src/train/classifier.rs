@@ -1,4 +1,4 @@
-//! The [`Mlp`] as Burn's Learner trains it: a classifier scored by cross-entropy. It
+//! The [`Network`] as Burn's Learner trains it: a classifier scored by cross-entropy. It
 //! lives in training rather than in the `model` crate because Burn's training traits
 //! are a concern of training, not of the network.
 
@@ -6,15 +6,16 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
-use model::Mlp;
+use model::Network;
 
-/// An [`Mlp`] whose steps return the cross-entropy loss with the logits.
+/// A [`Network`] whose steps return the cross-entropy loss with the logits.
 #[derive(Module, Debug)]
-pub struct CrossEntropyMlp {
-    pub mlp: Mlp,
+pub struct CrossEntropyClassifier {
+    /// Named so since the first checkpoints, whose records hold `mlp.*` tensors.
+    pub mlp: Network,
 }
 
-impl CrossEntropyMlp {
+impl CrossEntropyClassifier {
     fn classify(&self, batch: MnistBatch) -> ClassificationOutput {
         let logits = self.mlp.forward(batch.images);
         let loss = CrossEntropyLossConfig::new()
@@ -24,7 +25,7 @@ impl CrossEntropyMlp {
     }
 }
 
-impl TrainStep for CrossEntropyMlp {
+impl TrainStep for CrossEntropyClassifier {
     type Input = MnistBatch;
     type Output = ClassificationOutput;
 
@@ -34,7 +35,7 @@ impl TrainStep for CrossEntropyMlp {
     }
 }
 
-impl InferenceStep for CrossEntropyMlp {
+impl InferenceStep for CrossEntropyClassifier {
     type Input = MnistBatch;
     type Output = ClassificationOutput;
 

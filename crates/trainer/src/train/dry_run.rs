@@ -10,7 +10,7 @@ use burn::train::TrainStep;
 use data::EpochLoader;
 
 use super::TrainRequest;
-use super::classifier::CrossEntropyMlp;
+use super::classifier::CrossEntropyClassifier;
 use super::loading::{Loaded, load};
 use crate::TrainerError;
 use crate::backend::Backend;
@@ -40,7 +40,7 @@ pub fn dry_run(request: TrainRequest, backend: &Backend) -> Result<DryRun, Train
     } = load(request.config, request.data_dir.as_deref(), console)?;
     backend.device.seed(config.seed);
     let device = backend.device.clone().autodiff();
-    let model = CrossEntropyMlp {
+    let model = CrossEntropyClassifier {
         mlp: config.model.init(&device),
     };
     let steps_per_epoch = config.steps_per_epoch(train_set.len());

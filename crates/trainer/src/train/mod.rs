@@ -27,9 +27,9 @@ use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, Metric};
 use burn::train::{Learner, SupervisedTraining};
 use data::{EpochLoader, MnistDataset};
-use model::Mlp;
+use model::Network;
 
-use self::classifier::CrossEntropyMlp;
+use self::classifier::CrossEntropyClassifier;
 pub use self::dry_run::{DryRun, dry_run};
 use self::early_stopping::{Patience, best_epoch, stops_after};
 pub use self::history::EpochSummary;
@@ -72,7 +72,7 @@ pub struct TrainReport {
     pub epochs: Vec<EpochSummary>,
     /// The test-set scores, unless the request turned testing off.
     pub test: Option<Evaluation>,
-    pub model: Mlp,
+    pub model: Network,
     /// Images per training epoch.
     pub train_images: usize,
     /// The test split of the data it trained on.
@@ -194,7 +194,7 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
 
 /// What the Learner left: the last epoch's model and every epoch's record.
 struct Launched {
-    model: Mlp,
+    model: Network,
     all_epochs: Vec<EpochSummary>,
     first_step: Option<Instant>,
     run_log: SharedRunLog,
@@ -210,7 +210,7 @@ fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerErr
         ..
     } = prepared;
     backend.device.seed(config.seed);
-    let classifier = CrossEntropyMlp {
+    let classifier = CrossEntropyClassifier {
         mlp: config.model.init(&backend.device.clone().autodiff()),
     };
     let steps_per_epoch = config.steps_per_epoch(prepared.train_set.len());

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use burn::lr_scheduler::LrSchedulerRecord;
 use burn::optim::OptimizerRecord;
 use burn::prelude::*;
-use model::Mlp;
+use model::Network;
 
-use super::classifier::CrossEntropyMlp;
+use super::classifier::CrossEntropyClassifier;
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::console::Console;
@@ -88,9 +88,9 @@ pub fn load_checkpoint_model(
     config: &TrainingConfig,
     epoch: usize,
     device: &Device,
-) -> Result<Mlp, TrainerError> {
+) -> Result<Network, TrainerError> {
     let path = run_dir.checkpoint_path("model", epoch);
-    CrossEntropyMlp {
+    CrossEntropyClassifier {
         mlp: config.model.init(device),
     }
     .try_load_file(&path)

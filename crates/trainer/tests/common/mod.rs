@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod served;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

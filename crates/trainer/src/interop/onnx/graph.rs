@@ -1,5 +1,6 @@
-//! The ONNX graph of a multilayer perceptron (`pixels` in, `logits` out, a symbolic
-//! `batch`), built from plain weights so that it depends on no Burn type.
+//! The ONNX graph of a network (`pixels` in, `logits` out, a symbolic `batch`): an
+//! MLP's Gemm layers, after a CNN's Conv and MaxPool blocks, built from plain weights
+//! so that it depends on no Burn type.
 
 use model::Activation;
 use prost::Message;
@@ -15,10 +16,33 @@ pub struct DenseLayer {
     pub bias: Vec<f32>,
 }
 
-/// A network to write: `(pixels - mean) / std` when `normalization` is set, then each layer,
-/// with `activation` after every layer but the last (which yields logits).
+/// One convolution block for inference: a square convolution (stride 1) whose
+/// weights already hold any batch norm, its activation, and a max pooling.
+#[derive(Debug, Clone)]
+pub struct ConvLayer {
+    /// `[out_channels, in_channels, kernel, kernel]`, row-major.
+    pub weight: Vec<f32>,
+    /// `[out_channels]`.
+    pub bias: Vec<f32>,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub padding: usize,
+    pub activation: Activation,
+    /// Side and stride of the max pooling; 0 for none.
+    pub pool: usize,
+    /// `[channels, height, width]` of the block's output, for the graph's shapes.
+    pub output: [usize; 3],
+}
+
+/// A network to write: `(pixels - mean) / std` when `normalization` is set, the
+/// convolution blocks on the pixels as a `side` x `side` image, then each dense
+/// layer, with `activation` after every one but the last (which yields logits).
 #[derive(Debug, Clone)]
 pub struct OnnxNetwork {
+    pub convs: Vec<ConvLayer>,
+    /// The side of the square image the convolutions see.
+    pub side: usize,
     pub layers: Vec<DenseLayer>,
     pub activation: Activation,
     /// `(mean, std)` of the pixels the network was trained on.
@@ -61,6 +85,12 @@ pub enum OnnxError {
     },
     #[error("normalization std must be finite and non-zero, got {0}")]
     InvalidStd(f32),
+    #[error("conv{layer} has {actual} weights, expected {expected}")]
+    ConvWeightLength {
+        layer: usize,
+        expected: usize,
+        actual: usize,
+    },
 }
 
 /// IR version 8 is the one that goes with opset 17.
@@ -74,8 +104,21 @@ const BATCH_DIM: &str = "batch";
 
 /// `TensorProto.DataType.FLOAT`.
 const DATA_TYPE_FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT64`.
+const DATA_TYPE_INT64: i32 = 7;
 /// `AttributeProto.AttributeType.INT`.
 const ATTRIBUTE_TYPE_INT: i32 = 2;
+/// `AttributeProto.AttributeType.INTS`.
+const ATTRIBUTE_TYPE_INTS: i32 = 7;
+
+fn ints(name: &str, values: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.to_owned(),
+        r#type: ATTRIBUTE_TYPE_INTS,
+        i: None,
+        ints: values.to_vec(),
+    }
+}
 
 /// Checks `network`, then returns its serialized ONNX `ModelProto`.
 pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
@@ -83,7 +126,10 @@ pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
     let mut graph = GraphBuilder::default();
     let mut current = INPUT_NAME.to_owned();
     // `validate` bounds every width by the length of a weight vector, so the `as i64` casts are lossless.
-    let input_width = network.layers[0].inputs as i64;
+    let input_width = match network.convs.is_empty() {
+        true => network.layers[0].inputs as i64,
+        false => (network.side * network.side) as i64,
+    };
 
     if let Some((mean, std)) = network.normalization {
         graph.scalar("normalize.mean", mean);
@@ -94,7 +140,7 @@ pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
             "normalize.sub",
             &[&current, "normalize.mean"],
             centered,
-            input_width,
+            &[input_width],
         );
         current = "normalized".to_owned();
         graph.node(
@@ -102,8 +148,78 @@ pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
             "normalize",
             &[centered, "normalize.std"],
             &current,
-            input_width,
+            &[input_width],
         );
+    }
+
+    if !network.convs.is_empty() {
+        let side = network.side as i64;
+        graph.int64s("image.shape", &[-1, 1, side, side]);
+        graph.node(
+            "Reshape",
+            "image",
+            &[&current, "image.shape"],
+            "image",
+            &[1, side, side],
+        );
+        current = "image".to_owned();
+    }
+    for (index, conv) in network.convs.iter().enumerate() {
+        let name = format!("conv{}", index + 1);
+        let (weight, bias) = (format!("{name}.weight"), format!("{name}.bias"));
+        let (k, padding) = (conv.kernel as i64, conv.padding as i64);
+        let [channels, height, width] = conv.output.map(|n| n as i64);
+        let (conv_height, conv_width) = match conv.pool as i64 {
+            0 => (height, width),
+            // The map before pooling: the input plus padding, less the kernel.
+            _ => (
+                conv_side(network, index, 1, padding, k),
+                conv_side(network, index, 2, padding, k),
+            ),
+        };
+        let conv_dims = [channels, conv_height, conv_width];
+        graph.tensor(
+            &weight,
+            &[conv.out_channels as i64, conv.in_channels as i64, k, k],
+            &conv.weight,
+        );
+        graph.tensor(&bias, &[channels], &conv.bias);
+        let node = graph.node(
+            "Conv",
+            &name,
+            &[&current, &weight, &bias],
+            &name,
+            &conv_dims,
+        );
+        node.attribute.push(ints("kernel_shape", &[k, k]));
+        node.attribute.push(ints("pads", &[padding; 4]));
+        node.attribute.push(ints("strides", &[1, 1]));
+        current = graph.activation(conv.activation, &format!("{name}.act"), &name, &conv_dims);
+        if conv.pool > 0 {
+            let pool = conv.pool as i64;
+            let pooled = format!("{name}.pool");
+            let node = graph.node(
+                "MaxPool",
+                &pooled,
+                &[&current],
+                &pooled,
+                &[channels, height, width],
+            );
+            node.attribute.push(ints("kernel_shape", &[pool, pool]));
+            node.attribute.push(ints("strides", &[pool, pool]));
+            current = pooled;
+        }
+    }
+    if !network.convs.is_empty() {
+        let features = network.layers[0].inputs as i64;
+        let flatten = graph.node("Flatten", "flatten", &[&current], "flatten", &[features]);
+        flatten.attribute.push(AttributeProto {
+            name: "axis".to_owned(),
+            r#type: ATTRIBUTE_TYPE_INT,
+            i: Some(1),
+            ints: Vec::new(),
+        });
+        current = "flatten".to_owned();
     }
 
     let last = network.layers.len();
@@ -121,13 +237,16 @@ pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
             name: "transB".to_owned(),
             r#type: ATTRIBUTE_TYPE_INT,
             i: Some(0),
+            ints: Vec::new(),
         };
         graph
-            .node("Gemm", &name, &[&current, &weight, &bias], output, width)
+            .node("Gemm", &name, &[&current, &weight, &bias], output, &[width])
             .attribute
             .push(trans_b);
         if number < last {
-            current = graph.activation(network.activation, number, &name, width);
+            let activation = network.activation;
+            let op = activation_name(activation);
+            current = graph.activation(activation, &format!("{op}{number}"), &name, &[width]);
         }
     }
 
@@ -143,10 +262,10 @@ pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
             node: graph.nodes,
             name: network.graph_name.clone(),
             initializer: graph.initializers,
-            input: vec![value_info(INPUT_NAME, input_width)],
+            input: vec![value_info(INPUT_NAME, &[input_width])],
             output: vec![value_info(
                 OUTPUT_NAME,
-                network.layers[last - 1].outputs as i64,
+                &[network.layers[last - 1].outputs as i64],
             )],
             value_info: graph.value_info,
         }),
@@ -162,10 +281,39 @@ pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
     Ok(model.encode_to_vec())
 }
 
+/// Side `axis` (1 height, 2 width) of conv `index`'s map before pooling.
+fn conv_side(network: &OnnxNetwork, index: usize, axis: usize, padding: i64, kernel: i64) -> i64 {
+    let input = match index {
+        0 => network.side,
+        _ => network.convs[index - 1].output[axis],
+    };
+    input as i64 + 2 * padding - kernel + 1
+}
+
+/// The lower-case name of an activation's op, for node names.
+fn activation_name(activation: Activation) -> &'static str {
+    match activation {
+        Activation::Relu => "relu",
+        Activation::Tanh => "tanh",
+        Activation::Sigmoid => "sigmoid",
+        Activation::Gelu => "gelu",
+    }
+}
+
 /// Rejects what would otherwise yield a model that loads but fails, or computes garbage, at run time.
 fn validate(network: &OnnxNetwork) -> Result<(), OnnxError> {
     if network.layers.is_empty() {
         return Err(OnnxError::NoLayers);
+    }
+    for (index, conv) in network.convs.iter().enumerate() {
+        let expected = conv.out_channels * conv.in_channels * conv.kernel * conv.kernel;
+        if conv.weight.len() != expected || conv.bias.len() != conv.out_channels {
+            return Err(OnnxError::ConvWeightLength {
+                layer: index + 1,
+                expected,
+                actual: conv.weight.len(),
+            });
+        }
     }
     if let Some((_, std)) = network.normalization
         && (std == 0.0 || !std.is_finite())
@@ -216,21 +364,24 @@ struct GraphBuilder {
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
     value_info: Vec<ValueInfoProto>,
+    /// Whether gelu's constants are there yet.
+    gelu_constants: bool,
 }
 
 impl GraphBuilder {
-    /// Adds a node with one `[batch, width]` output and declares that output in `value_info`
-    /// (unless it is the graph output, declared already) so that viewers and shape inference see it.
+    /// Adds a node with one `[batch, dims...]` output and declares that output in
+    /// `value_info` (unless it is the graph output, declared already) so that viewers
+    /// and shape inference see it.
     fn node(
         &mut self,
         op_type: &str,
         name: &str,
         inputs: &[&str],
         output: &str,
-        width: i64,
+        dims: &[i64],
     ) -> &mut NodeProto {
         if output != OUTPUT_NAME {
-            self.value_info.push(value_info(output, width));
+            self.value_info.push(value_info(output, dims));
         }
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|&input| input.to_owned()).collect(),
@@ -255,38 +406,49 @@ impl GraphBuilder {
         });
     }
 
+    fn int64s(&mut self, name: &str, values: &[i64]) {
+        self.initializers.push(TensorProto {
+            dims: vec![values.len() as i64],
+            data_type: DATA_TYPE_INT64,
+            name: name.to_owned(),
+            raw_data: values
+                .iter()
+                .flat_map(|value| value.to_le_bytes())
+                .collect(),
+        });
+    }
+
     /// A rank-0 initializer, which broadcasts against any batch.
     fn scalar(&mut self, name: &str, value: f32) {
         self.tensor(name, &[], &[value]);
     }
 
-    /// Appends the activation after layer `number` to `input` and returns the name of its output.
+    /// Appends `activation`, named `name`, to `input` and returns the name of its output.
     fn activation(
         &mut self,
         activation: Activation,
-        number: usize,
+        name: &str,
         input: &str,
-        width: i64,
+        dims: &[i64],
     ) -> String {
         let op_type = match activation {
             Activation::Relu => "Relu",
             Activation::Tanh => "Tanh",
             Activation::Sigmoid => "Sigmoid",
-            Activation::Gelu => return self.gelu(number, input, width),
+            Activation::Gelu => return self.gelu(name, input, dims),
         };
-        let name = format!("{}{number}", op_type.to_lowercase());
-        self.node(op_type, &name, &[input], &name, width);
-        name
+        self.node(op_type, name, &[input], name, dims);
+        name.to_owned()
     }
 
     /// Exact (erf) gelu, as Burn computes it: `x * (1 + erf(x / sqrt(2))) * 0.5`.
-    fn gelu(&mut self, number: usize, input: &str, width: i64) -> String {
-        if number == 1 {
+    fn gelu(&mut self, name: &str, input: &str, dims: &[i64]) -> String {
+        if !self.gelu_constants {
+            self.gelu_constants = true;
             self.scalar("gelu.sqrt2", std::f32::consts::SQRT_2);
             self.scalar("gelu.one", 1.0);
             self.scalar("gelu.half", 0.5);
         }
-        let name = format!("gelu{number}");
         let step = |step: &str| format!("{name}.{step}");
         let (scaled, erf, plus_one, product) = (
             step("scaled"),
@@ -294,17 +456,17 @@ impl GraphBuilder {
             step("erf_plus_one"),
             step("product"),
         );
-        self.node("Div", &step("div"), &[input, "gelu.sqrt2"], &scaled, width);
-        self.node("Erf", &erf, &[&scaled], &erf, width);
-        self.node("Add", &step("add"), &[&erf, "gelu.one"], &plus_one, width);
-        self.node("Mul", &step("mul"), &[input, &plus_one], &product, width);
-        self.node("Mul", &name, &[&product, "gelu.half"], &name, width);
-        name
+        self.node("Div", &step("div"), &[input, "gelu.sqrt2"], &scaled, dims);
+        self.node("Erf", &erf, &[&scaled], &erf, dims);
+        self.node("Add", &step("add"), &[&erf, "gelu.one"], &plus_one, dims);
+        self.node("Mul", &step("mul"), &[input, &plus_one], &product, dims);
+        self.node("Mul", name, &[&product, "gelu.half"], name, dims);
+        name.to_owned()
     }
 }
 
-/// A float32 `[batch, width]` value, `batch` left symbolic so any batch size runs.
-fn value_info(name: &str, width: i64) -> ValueInfoProto {
+/// A float32 `[batch, dims...]` value, `batch` left symbolic so any batch size runs.
+fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
     let dim = |value| tensor_shape_proto::Dimension { value: Some(value) };
     ValueInfoProto {
         name: name.to_owned(),
@@ -312,12 +474,15 @@ fn value_info(name: &str, width: i64) -> ValueInfoProto {
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
                 elem_type: DATA_TYPE_FLOAT,
                 shape: Some(TensorShapeProto {
-                    dim: vec![
-                        dim(tensor_shape_proto::dimension::Value::DimParam(
-                            BATCH_DIM.to_owned(),
-                        )),
-                        dim(tensor_shape_proto::dimension::Value::DimValue(width)),
-                    ],
+                    dim: std::iter::once(tensor_shape_proto::dimension::Value::DimParam(
+                        BATCH_DIM.to_owned(),
+                    ))
+                    .chain(
+                        dims.iter()
+                            .map(|&d| tensor_shape_proto::dimension::Value::DimValue(d)),
+                    )
+                    .map(dim)
+                    .collect(),
                 }),
             })),
         }),
@@ -339,6 +504,8 @@ mod tests {
 
     fn network(widths: &[usize], activation: Activation) -> OnnxNetwork {
         OnnxNetwork {
+            convs: Vec::new(),
+            side: 0,
             layers: widths
                 .windows(2)
                 .map(|pair| layer(pair[0], pair[1]))

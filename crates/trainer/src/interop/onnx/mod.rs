@@ -6,9 +6,10 @@ mod proto;
 
 use std::path::Path;
 
-use model::Mlp;
+use burn::prelude::*;
+use model::{ConvBlock, ConvBlockConfig, Network, NetworkKind};
 
-pub use self::graph::{DenseLayer, OnnxError, OnnxNetwork, encode};
+pub use self::graph::{ConvLayer, DenseLayer, OnnxError, OnnxNetwork, encode};
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 
@@ -16,7 +17,11 @@ use crate::config::TrainingConfig;
 /// pixels scaled to 0..1 as `predict` prepares them, and whose metadata carries the
 /// run's config and class names. An existing file is replaced once the new one is
 /// complete.
-pub fn export_onnx(model: &Mlp, config: &TrainingConfig, out: &Path) -> Result<(), TrainerError> {
+pub fn export_onnx(
+    model: &Network,
+    config: &TrainingConfig,
+    out: &Path,
+) -> Result<(), TrainerError> {
     let layers = model
         .layers()
         .map(|linear| {
@@ -42,14 +47,68 @@ pub fn export_onnx(model: &Mlp, config: &TrainingConfig, out: &Path) -> Result<(
         let names = serde_json::Value::from(names.clone());
         metadata.push(("class_names".to_string(), names.to_string()));
     }
+    let maps = config
+        .model
+        .feature_maps()
+        .map_err(|e| TrainerError::OnnxExport(format!("model.{e}")))?;
+    let mut in_channels = 1;
+    let mut convs = Vec::with_capacity(maps.len());
+    for ((block, settings), output) in model.conv_blocks().iter().zip(&config.model.conv).zip(maps)
+    {
+        convs.push(conv_layer(block, settings, in_channels, output)?);
+        in_channels = output[0];
+    }
     let network = OnnxNetwork {
+        convs,
+        side: config.model.image_side().unwrap_or(0),
         layers,
         activation: config.model.activation,
         normalization: config.model.normalization.statistics(),
         metadata,
         producer_version: env!("CARGO_PKG_VERSION").to_string(),
-        graph_name: "mlp".to_string(),
+        graph_name: match config.model.kind {
+            NetworkKind::Mlp => "mlp".to_string(),
+            NetworkKind::Cnn => "cnn".to_string(),
+        },
     };
     let bytes = encode(&network).map_err(|e| TrainerError::OnnxExport(e.to_string()))?;
     crate::fs::write_atomically(out, &bytes)
+}
+
+/// A block as ONNX runs it: its batch norm, which at inference is a fixed scale and
+/// shift per channel, folded into the convolution's weights and bias.
+fn conv_layer(
+    block: &ConvBlock,
+    settings: &ConvBlockConfig,
+    in_channels: usize,
+    output: [usize; 3],
+) -> Result<ConvLayer, TrainerError> {
+    let weight = block.conv.weight.val();
+    let [out_channels, _, kernel, _] = weight.dims();
+    let device = weight.device();
+    let bias = match &block.conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([out_channels], &device),
+    };
+    let (weight, bias) = match &block.norm {
+        None => (weight, bias),
+        Some(norm) => {
+            // y = (conv - mean) / sqrt(var + eps) * gamma + beta
+            let scale = norm.gamma.val() / (norm.running_var.value() + norm.epsilon).sqrt();
+            let bias = (bias - norm.running_mean.value()) * scale.clone() + norm.beta.val();
+            let weight = weight * scale.reshape([out_channels, 1, 1, 1]);
+            (weight, bias)
+        }
+    };
+    Ok(ConvLayer {
+        weight: weight.try_into_vec_as::<f32>()?,
+        bias: bias.try_into_vec_as::<f32>()?,
+        in_channels,
+        out_channels,
+        kernel,
+        padding: settings.padding,
+        activation: settings.activation,
+        pool: settings.pool,
+        output,
+    })
 }

@@ -74,6 +74,8 @@ pub struct AttributeProto {
     /// Explicit presence, so that an attribute whose value is 0 is still written out.
     #[prost(int64, optional, tag = "3")]
     pub i: Option<i64>,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -6,7 +6,7 @@ use clap::Args;
 use trainer::console::Console;
 use trainer::infer::preprocess::image_side;
 use trainer::infer::{ImageInput, explain, load_images};
-use trainer::report::save_explanation;
+use trainer::report::{FirstLayer, save_explanation};
 use trainer::run_dir::RunDir;
 
 use crate::cli::CommonArgs;
@@ -47,11 +47,16 @@ pub fn exec(args: ExplainArgs) -> anyhow::Result<()> {
     let explanation = explain(&model, &image.pixels, &device)?;
     let title = explanation.title(&image.title, |class| config.class_name(class));
     console.try_line(&title)?;
-    let weights = model.input_weights().try_into_vec_as::<f32>()?;
+    let (weights, tile_side) = model.input_weights();
+    let weights = weights.try_into_vec_as::<f32>()?;
     let in_run = run.root().join(format!("explain-{}.png", image.slug));
     for path in save_explanation(
         &explanation,
-        &weights,
+        &FirstLayer {
+            weights: &weights,
+            side: tile_side,
+            convolutional: !config.model.conv.is_empty(),
+        },
         side,
         &title,
         &in_run,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use trainer::config::TrainingConfig;
 use trainer::console::Console;
 use trainer::interop::import_run;
 use trainer::run_dir::RunDir;
@@ -18,12 +19,20 @@ pub struct ImportArgs {
     /// Replace a run that already exists in --out.
     #[arg(long)]
     overwrite: bool,
+    /// A config whose `model` describes the network, for a state dict that does not
+    /// say (a CNN saved by PyTorch itself; exports of this program carry theirs).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 pub fn exec(args: ImportArgs) -> anyhow::Result<()> {
     let backend = trainer::backend::open(None)?;
     let run = RunDir::new(&args.out);
-    let config = import_run(&args.from, &run, args.overwrite, &backend.device)?;
+    let network = match &args.config {
+        Some(path) => Some(TrainingConfig::from_file(path)?.model),
+        None => None,
+    };
+    let config = import_run(&args.from, network, &run, args.overwrite, &backend.device)?;
     Console::Stdout.try_line(format_args!(
         "imported {} ({}) into {}",
         args.from.display(),

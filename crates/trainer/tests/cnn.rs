@@ -1,0 +1,339 @@
+//! A CNN run through every command, as a user drives them: it learns on a subset of
+//! MNIST; eval, predict, explain, summary, serve, export and import take it; a sweep
+//! ranks its conv keys; a kill mid-epoch then `--resume` ends exactly like an
+//! uninterrupted run; an impossible network is a one-line error naming its key.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::prelude::*;
+use common::served::Served;
+use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
+use data::{Mnist, MnistBatcher, MnistDataset};
+use trainer::run_dir::RunDir;
+
+/// A small CNN: two 3x3 blocks with batch norm and pooling, then 392-32-10.
+const CNN: &str = r#"{
+  "model": {
+    "kind": "cnn",
+    "conv": [
+      {"channels": 4, "batch_norm": true, "pool": 2},
+      {"channels": 8, "batch_norm": true, "pool": 2}
+    ],
+    "hidden_sizes": [32]
+  },
+  "lr": 0.003,
+  "split": {"valid_size": 1000, "seed": 42}
+}"#;
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("cnn.json");
+    std::fs::write(&path, CNN).expect("config");
+    path
+}
+
+fn train_args<'a>(config: &'a Path, data: &'a Path, run: &'a Path) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--config",
+        path_str(config),
+        "--data-dir",
+        path_str(data),
+        "--artifacts",
+        path_str(run),
+    ]
+}
+
+/// `accuracy 97.12%` in a command's output.
+fn accuracy(out: &str) -> f64 {
+    out.split("accuracy ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {out}"))
+}
+
+#[test]
+fn a_cnn_run_learns_and_every_command_takes_it() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (config, run) = (config(tmp.path()), tmp.path().join("run"));
+    let trained = trainer(
+        &[
+            &train_args(&config, &data_dir, &run)[..],
+            &["--epochs", "1", "--limit-train", "6000"],
+        ]
+        .concat(),
+    );
+    let out = stdout(&trained);
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    assert!(
+        out.contains("conv4k3bn+pool2-conv8k3bn+pool2-392-32-10"),
+        "{out}"
+    );
+    assert!(out.contains("conv1 (Conv2d 3x3, padding 1)"), "{out}");
+
+    let eval = trainer(&[
+        "eval",
+        "--model",
+        path_str(&run),
+        "--data-dir",
+        path_str(&data_dir),
+    ]);
+    assert!(eval.status.success(), "{}", common::stderr(&eval));
+    let learned = accuracy(&stdout(&eval));
+    assert!(learned >= 90.0, "1 epoch on 6,000 images: {learned}%");
+
+    let predict = trainer(&["predict", "--model", path_str(&run), "--test-index", "0"]);
+    assert!(
+        stdout(&predict).contains("predicted 7"),
+        "{}",
+        stdout(&predict)
+    );
+
+    let explain = trainer(&["explain", "--model", path_str(&run), "--test-index", "0"]);
+    assert!(explain.status.success(), "{}", common::stderr(&explain));
+    let picture = run.join("explain-test-0.png");
+    let image = image::open(&picture).expect("the explanation is a PNG");
+    assert_eq!(
+        (image.width(), image.height()),
+        trainer::report::PICTURE_SIZE
+    );
+
+    let summary = trainer(&["summary", "--model", path_str(&run)]);
+    assert!(
+        stdout(&summary).contains("bn2 (BatchNorm2d)"),
+        "{}",
+        stdout(&summary)
+    );
+
+    // Export, import back: the imported run scores exactly as the trained one.
+    let weights = tmp.path().join("cnn.safetensors");
+    let export = trainer(&[
+        "export",
+        "--model",
+        path_str(&run),
+        "--format",
+        "safetensors",
+        "--out",
+        path_str(&weights),
+    ]);
+    assert!(export.status.success(), "{}", common::stderr(&export));
+    // The state dict of the README's PyTorch module: its names, PyTorch's layouts.
+    let bytes = std::fs::read(&weights).expect("exported");
+    let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut names: Vec<(String, Vec<usize>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.shape().to_vec()))
+        .collect();
+    names.sort();
+    let expected: Vec<(String, Vec<usize>)> = [
+        ("bn1.bias", vec![4]),
+        ("bn1.num_batches_tracked", vec![]),
+        ("bn1.running_mean", vec![4]),
+        ("bn1.running_var", vec![4]),
+        ("bn1.weight", vec![4]),
+        ("bn2.bias", vec![8]),
+        ("bn2.num_batches_tracked", vec![]),
+        ("bn2.running_mean", vec![8]),
+        ("bn2.running_var", vec![8]),
+        ("bn2.weight", vec![8]),
+        ("conv1.weight", vec![4, 1, 3, 3]),
+        ("conv2.weight", vec![8, 4, 3, 3]),
+        ("fc1.bias", vec![32]),
+        ("fc1.weight", vec![32, 392]),
+        ("fc2.bias", vec![10]),
+        ("fc2.weight", vec![10, 32]),
+    ]
+    .into_iter()
+    .map(|(name, shape)| (name.to_string(), shape))
+    .collect();
+    assert_eq!(names, expected);
+    let imported = tmp.path().join("imported");
+    let import = trainer(&[
+        "import",
+        "--from",
+        path_str(&weights),
+        "--out",
+        path_str(&imported),
+    ]);
+    assert!(import.status.success(), "{}", common::stderr(&import));
+    let again = trainer(&[
+        "eval",
+        "--model",
+        path_str(&imported),
+        "--data-dir",
+        path_str(&data_dir),
+    ]);
+    assert_eq!(accuracy(&stdout(&again)), learned, "{}", stdout(&again));
+
+    // The service answers a test image as predict does, and serves its page.
+    let served = Served::start(&run, "true", &["--quiet"], &tmp.path().join("serve.log"));
+    let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
+    let pixels: Vec<f32> = test
+        .get(0)
+        .expect("image 0")
+        .pixels
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    let body = serde_json::json!({ "pixels": pixels }).to_string();
+    let (status, answer) = served.ask(
+        "POST /api/predict HTTP/1.1\r\nContent-Type: application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""digit":7"#), "{answer}");
+    assert_eq!(served.get("/").0, 200);
+}
+
+/// Logits of a run's final model on the first 100 test images.
+fn test_logits(run: &Path, data_dir: &Path) -> TensorData {
+    let device = Device::flex();
+    let (_, model) = RunDir::new(run).load_model(&device).expect("model loads");
+    let test = MnistDataset::new(Mnist::load(Some(data_dir)).expect("data").test);
+    let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
+    model
+        .forward(MnistBatcher.batch(items, &device).images)
+        .into_data()
+}
+
+#[test]
+fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(tmp.path());
+    let (killed, whole) = (tmp.path().join("killed"), tmp.path().join("whole"));
+    let args = |run: &Path| -> Vec<String> {
+        [
+            &train_args(&config, &data_dir, run)[..],
+            &["--epochs", "2", "--limit-train", "4000", "--no-test"],
+        ]
+        .concat()
+        .into_iter()
+        .map(String::from)
+        .collect()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args(&killed))
+        .args(["--log-interval", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trainer starts");
+    let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.expect("a line");
+        let inside_epoch_2 = line.starts_with("epoch 2/2 [");
+        seen.push(line);
+        if inside_epoch_2 {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    assert!(
+        seen.last().is_some_and(|l| l.starts_with("epoch 2/2 [")),
+        "{seen:?}"
+    );
+    assert!(!killed.join("model.bpk").exists(), "killed before the end");
+
+    let resume: Vec<String> = args(&killed)
+        .into_iter()
+        .chain(["--resume".to_string()])
+        .collect();
+    let resumed = trainer(&resume.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
+    let uninterrupted = trainer(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        uninterrupted.status.success(),
+        "{}",
+        common::stderr(&uninterrupted)
+    );
+    // Bit for bit: the weights, and the batch norms' running statistics with them.
+    test_logits(&killed, &data_dir).assert_eq(&test_logits(&whole, &data_dir), true);
+}
+
+#[test]
+fn a_sweep_over_conv_blocks_ranks_every_trial() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    config(tmp.path());
+    let sweep = tmp.path().join("sweep.json");
+    std::fs::write(
+        &sweep,
+        r#"{"base": "cnn.json", "method": "grid",
+            "parameters": {
+              "model.conv": [[{"channels": 4, "pool": 2}], [{"channels": 8, "kernel_size": 5, "padding": 2, "pool": 2}]],
+              "model.hidden_sizes": [[16]],
+              "epochs": [1],
+              "limit_train": [1000]
+            }}"#,
+    )
+    .expect("sweep config");
+    let artifacts = tmp.path().join("sweep");
+    let swept = trainer(&[
+        "sweep",
+        "--config",
+        path_str(&sweep),
+        "--data-dir",
+        path_str(&data_dir),
+        "--artifacts",
+        path_str(&artifacts),
+    ]);
+    assert!(swept.status.success(), "{}", common::stderr(&swept));
+    let leaderboard = std::fs::read_to_string(artifacts.join("leaderboard.csv")).expect("csv");
+    assert_eq!(
+        leaderboard.lines().count(),
+        3,
+        "a header and two trials: {leaderboard}"
+    );
+    assert!(leaderboard.contains("kernel_size"), "{leaderboard}");
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts.join("best.json")).expect("best"))
+            .expect("json");
+    assert!(best.to_string().contains("conv"), "{best}");
+}
+
+#[test]
+fn impossible_networks_are_one_line_errors_naming_the_key_before_training() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(tmp.path());
+    let run = tmp.path().join("run");
+    for (setting, key) in [
+        (r#"model.conv=[{"channels": 0}]"#, "model.conv[0].channels"),
+        (
+            r#"model.conv=[{"channels": 4, "pool": 4}, {"channels": 4, "kernel_size": 9, "padding": 0}]"#,
+            "model.conv[1].kernel_size",
+        ),
+        (
+            r#"model.conv=[{"channels": 4, "pool": 40}]"#,
+            "model.conv[0].pool",
+        ),
+        (r#"model.conv=[{"channels": 4, "kernel": 3}]"#, "kernel"),
+        ("model.conv=[]", "model.conv"),
+        ("model.input_size=780", "model.input_size"),
+    ] {
+        let failed = trainer(&[
+            "train",
+            "--config",
+            path_str(&config),
+            "--data-dir",
+            path_str(tmp.path()),
+            "--artifacts",
+            path_str(&run),
+            "--set",
+            setting,
+        ]);
+        let line = assert_clean_failure(&failed);
+        assert!(line.contains(key), "{setting}: {line}");
+        assert!(!run.exists(), "{setting}: nothing is written");
+    }
+}
