@@ -172,6 +172,23 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
         path_str(&data_dir),
     ]);
     assert_eq!(accuracy(&stdout(&again)), learned, "{}", stdout(&again));
+    // A state dict that names no network (PyTorch's own) takes it from --config.
+    let named = tmp.path().join("named");
+    let import = trainer(&[
+        "import",
+        "--from",
+        path_str(&weights),
+        "--out",
+        path_str(&named),
+        "--config",
+        path_str(&config),
+    ]);
+    assert!(import.status.success(), "{}", common::stderr(&import));
+    assert!(
+        stdout(&import).contains("conv4k3bn+pool2"),
+        "{}",
+        stdout(&import)
+    );
 
     // The service answers a test image as predict does, and serves its page.
     let served = Served::start(&run, "true", &["--quiet"], &tmp.path().join("serve.log"));

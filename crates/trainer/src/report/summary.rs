@@ -107,7 +107,10 @@ pub fn model_summary(config: &NetworkConfig) -> String {
         "layer", "output shape", "parameters"
     )];
     lines.extend(rows.iter().map(|(name, shape, params)| {
-        format!("{name:<width$}  {shape:<shapes$}  {:>12}", thousands(*params))
+        format!(
+            "{name:<width$}  {shape:<shapes$}  {:>12}",
+            thousands(*params)
+        )
     }));
     lines.push(format!(
         "total parameters: {} ({}), all trainable",
