@@ -1,6 +1,7 @@
 //! `trainer export --format onnx`: a trained network as an ONNX model, for onnxruntime,
 //! TensorRT, OpenVINO and the other runtimes PyTorch users deploy with.
 
+mod builder;
 mod graph;
 mod proto;
 
