@@ -105,6 +105,34 @@ fn wgpu(spec: Option<&str>) -> Result<Backend, BackendError> {
     })
 }
 
+/// How many devices `spec` (see [`open_all`]) names, without opening them; 0 for a
+/// spec that names none.
+pub fn device_count(spec: &str) -> usize {
+    match spec.trim().parse::<usize>() {
+        Ok(count) if !spec.contains(',') => count,
+        _ => spec
+            .split(',')
+            .filter(|part| !part.trim().is_empty())
+            .count(),
+    }
+}
+
+/// Opens the devices of a data-parallel run: `N` is N workers on the default device
+/// (the CPU backends have one device, whose workers share its cores), a comma-separated
+/// list names each (`discrete:0,discrete:1`, cuda `0,1`). A device that is not there is
+/// the error that names it.
+pub fn open_all(spec: &str) -> Result<Vec<Device>, BackendError> {
+    if let Ok(count) = spec.trim().parse::<usize>()
+        && !spec.contains(',')
+    {
+        let device = open(None)?.device;
+        return Ok(vec![device; count]);
+    }
+    spec.split(',')
+        .map(|part| open(Some(part.trim())).map(|backend| backend.device))
+        .collect()
+}
+
 /// Parses `default`, `cpu`, or `discrete`, `integrated`, `virtual` with an optional
 /// `:N` adapter index.
 #[cfg_attr(not(feature = "wgpu"), allow(dead_code))]

@@ -99,45 +99,61 @@ fn a_flex_checkpoint_gives_the_same_answers_on_wgpu() {
 #[test]
 fn a_short_wgpu_training_run_learns_and_its_checkpoint_scores_the_same_on_flex() {
     let Some(data_dir) = mnist_dir() else { return };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let run_path = tmp.path().join("run");
-    let output = trainer(&[
-        "train",
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&run_path),
-        "--epochs",
-        "1",
-        "--limit-train",
-        "5000",
-        "--batch-size",
-        "32",
-    ]);
-    let out = stdout(&output);
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    assert!(out.starts_with("backend wgpu"), "{out}");
-    let valid_accuracy: f64 = std::fs::read_to_string(run_path.join("metrics.csv"))
-        .expect("metrics")
-        .lines()
-        .nth(1)
-        .and_then(|row| row.split(',').nth(4)?.parse().ok())
-        .expect("epoch 1 row");
-    assert!(
-        valid_accuracy >= 85.0,
-        "validation accuracy {valid_accuracy}"
-    );
+    // One device, then two workers on the one adapter (data-parallel training).
+    for devices in [&[][..], &["--devices", "2"]] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let run_path = tmp.path().join("run");
+        let output = trainer(
+            &[
+                &[
+                    "train",
+                    "--data-dir",
+                    path_str(&data_dir),
+                    "--artifacts",
+                    path_str(&run_path),
+                    "--epochs",
+                    "1",
+                    "--limit-train",
+                    "5000",
+                    "--batch-size",
+                    "32",
+                ][..],
+                devices,
+            ]
+            .concat(),
+        );
+        let out = stdout(&output);
+        assert!(
+            output.status.success(),
+            "{devices:?}: {}",
+            common::stderr(&output)
+        );
+        assert!(out.starts_with("backend wgpu"), "{out}");
+        let valid_accuracy: f64 = std::fs::read_to_string(run_path.join("metrics.csv"))
+            .expect("metrics")
+            .lines()
+            .nth(1)
+            .and_then(|row| row.split(',').nth(4)?.parse().ok())
+            .expect("epoch 1 row");
+        assert!(
+            valid_accuracy >= 85.0,
+            "{devices:?}: validation accuracy {valid_accuracy}"
+        );
 
-    let run = RunDir::new(&run_path);
-    let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
-    let gpu = backend::open(None).expect("a wgpu adapter");
-    let flex = Device::flex();
-    let (_, on_wgpu) = run.load_model(&gpu.device).expect("loads on wgpu");
-    let (_, on_flex) = run.load_model(&flex).expect("loads on flex");
-    let gpu_scores = evaluate(&on_wgpu, &test, 1000, &gpu.device).expect("evaluates on wgpu");
-    let cpu_scores = evaluate(&on_flex, &test, 1000, &flex).expect("evaluates on flex");
-    assert_eq!(gpu_scores.correct, cpu_scores.correct);
-    assert!((gpu_scores.loss - cpu_scores.loss).abs() < 1e-4);
+        let run = RunDir::new(&run_path);
+        let test = MnistDataset::new(Mnist::load(Some(&data_dir)).expect("data").test);
+        let gpu = backend::open(None).expect("a wgpu adapter");
+        let flex = Device::flex();
+        let (_, on_wgpu) = run.load_model(&gpu.device).expect("loads on wgpu");
+        let (_, on_flex) = run.load_model(&flex).expect("loads on flex");
+        let gpu_scores = evaluate(&on_wgpu, &test, 1000, &gpu.device).expect("evaluates on wgpu");
+        let cpu_scores = evaluate(&on_flex, &test, 1000, &flex).expect("evaluates on flex");
+        assert_eq!(gpu_scores.correct, cpu_scores.correct, "{devices:?}");
+        assert!(
+            (gpu_scores.loss - cpu_scores.loss).abs() < 1e-4,
+            "{devices:?}"
+        );
+    }
 }
 
 #[test]

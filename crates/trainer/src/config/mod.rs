@@ -58,6 +58,13 @@ pub struct TrainingConfig {
     /// Names of the classes in label order, for printing (e.g. Fashion-MNIST's
     /// "T-shirt/top", "Trouser", ...); by default the labels themselves.
     pub class_names: Option<Vec<String>>,
+    /// Data-parallel training over several devices: a count (that many workers on
+    /// the default device, e.g. one per CPU core with `flex`) or a comma-separated
+    /// list (wgpu's `discrete:0,discrete:1`, cuda indices). Each device takes
+    /// `batch_size / N` images of every step, from its own contiguous share of the
+    /// epoch; the gradients are summed on the first device, which steps the
+    /// optimizer. By default one device (`--device`).
+    pub devices: Option<String>,
 }
 
 /// A configuration that cannot be used, and why.

@@ -51,6 +51,7 @@ pub struct Overrides {
     pub valid_size: Option<usize>,
     pub patience: Option<usize>,
     pub log_interval: Option<usize>,
+    pub devices: Option<String>,
 }
 
 impl Overrides {
@@ -70,6 +71,7 @@ impl Overrides {
             limit_train: self.limit_train.or(config.limit_train),
             patience: self.patience.or(config.patience),
             log_interval: self.log_interval.unwrap_or(config.log_interval),
+            devices: self.devices.clone().or(config.devices),
             split: match self.valid_size {
                 Some(valid_size) => config.split.clone().with_valid_size(valid_size),
                 None => config.split.clone(),

@@ -24,6 +24,23 @@ impl TrainingConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return invalid("lr", "a positive number", &self.lr);
         }
+        if let Some(spec) = &self.devices {
+            let count = crate::backend::device_count(spec);
+            if count == 0 {
+                return invalid(
+                    "devices",
+                    "a count of at least 1, or a list of devices",
+                    spec,
+                );
+            }
+            if !self.batch_size.is_multiple_of(count) {
+                return invalid(
+                    "batch_size",
+                    "a multiple of the device count, each device taking an equal share",
+                    &format!("{} on {count} devices", self.batch_size),
+                );
+            }
+        }
         if self.split.valid_size == 0 {
             // Early stopping, the kept epoch and sweeps' rankings all read it.
             return invalid(

@@ -6,6 +6,12 @@
 //! accuracy (the median over their seeds), and only the winner is scored on the test
 //! set. The directory's layout is in the README; rerunning a sweep skips trials that
 //! finished, resumes those that were interrupted, and retries those that failed.
+//!
+//! A sweep also runs in three stages, for a cluster's scheduler: [`plan_sweep`]
+//! writes every trial's directory and config, [`train_trial`] trains one (a task of
+//! a job array, on any machine that sees the directory), and [`collect_sweep`] ranks
+//! what finished as a local sweep does. A trial writes only its own directory; only
+//! planning and collecting write the sweep's own files.
 
 mod leaderboard;
 mod plan;
@@ -44,9 +50,60 @@ pub struct SweepRequest {
 /// Runs every trial not finished yet, writes the leaderboards, scores the winner's
 /// trials on the test set and writes `best.json`.
 pub fn run_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
-    let console = request.console;
+    let (spec, trials) = planned(request)?;
+    announce(request, &spec, &trials);
+    write_plan(request, &spec)?;
+    let outcomes = runner::run_all(request, &trials)?;
+    rank_and_score(request, &spec, trials, outcomes)
+}
+
+/// Writes the sweep's directory, its `sweep.json` and every trial's directory and
+/// config, trains nothing, and returns how many trials there are.
+pub fn plan_sweep(request: &SweepRequest) -> Result<usize, TrainerError> {
+    let (spec, trials) = planned(request)?;
+    write_plan(request, &spec)?;
+    for trial in &trials {
+        runner::prepare(request, trial)?;
+    }
+    Ok(trials.len())
+}
+
+/// Trains trial `number` (from 1, as its directory `trial-NNN` is numbered) alone,
+/// resuming it if it was interrupted; writes nothing outside its directory.
+pub fn train_trial(request: &SweepRequest, number: usize) -> Result<Outcome, TrainerError> {
+    let (_, trials) = planned(request)?;
+    let trial =
+        trials
+            .iter()
+            .find(|trial| trial.number == number)
+            .ok_or(SweepError::NoSuchTrial {
+                number,
+                count: trials.len(),
+            })?;
+    runner::run_trial(request, trial, trials.len())
+}
+
+/// Ranks the trials that finished, as [`run_sweep`] does at its end; a trial that
+/// started and did not finish counts as failed, one never started as not run.
+pub fn collect_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
+    let (spec, trials) = planned(request)?;
+    let outcomes = trials
+        .iter()
+        .map(|trial| runner::outcome_so_far(request, trial))
+        .collect::<Result<Vec<_>, _>>()?;
+    write_plan(request, &spec)?;
+    rank_and_score(request, &spec, trials, outcomes)
+}
+
+/// The sweep's trials, once its directory is known to hold no other sweep's.
+fn planned(request: &SweepRequest) -> Result<(SweepSpec, Vec<Trial>), TrainerError> {
     let (spec, trials) = SweepSpec::plan(&request.spec_path)?;
-    console.line(format_args!(
+    runner::check_trials_are_ours(request, &trials)?;
+    Ok((spec, trials))
+}
+
+fn announce(request: &SweepRequest, spec: &SweepSpec, trials: &[Trial]) {
+    request.console.line(format_args!(
         "sweep {}: {} trials ({}), {} at a time, in {}",
         request.spec_path.display(),
         trials.len(),
@@ -57,15 +114,27 @@ pub fn run_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
         request.jobs.max(1),
         request.dir.display()
     ));
-    runner::check_trials_are_ours(request, &trials)?;
+}
+
+/// The sweep's directory and its `sweep.json`.
+fn write_plan(request: &SweepRequest, spec: &SweepSpec) -> Result<(), TrainerError> {
     std::fs::create_dir_all(&request.dir).map_err(|error| TrainerError::Write {
         path: request.dir.clone(),
         error,
     })?;
-    let spec_json = serde_json::to_vec_pretty(&spec).unwrap_or_default();
-    crate::fs::write_atomically(&request.dir.join("sweep.json"), &spec_json)?;
+    let spec_json = serde_json::to_vec_pretty(spec).unwrap_or_default();
+    crate::fs::write_atomically(&request.dir.join("sweep.json"), &spec_json)
+}
 
-    let outcomes = runner::run_all(request, &trials)?;
+/// Writes the leaderboards, scores the winner's trials on the test set and writes
+/// `best.json`.
+fn rank_and_score(
+    request: &SweepRequest,
+    spec: &SweepSpec,
+    trials: Vec<Trial>,
+    outcomes: Vec<Option<Outcome>>,
+) -> Result<Best, TrainerError> {
+    let console = request.console;
     let ranked = ranking::rank(trials, outcomes, !spec.seeds.is_empty());
     let markdown = leaderboard::write_leaderboards(&request.dir, &ranked, spec.parameters.keys())?;
     console.line(format_args!(

@@ -63,9 +63,47 @@ pub fn run_all(
     Ok(outcomes.into_inner().unwrap_or_default())
 }
 
+/// Writes a trial's directory and the config planned for it, returning the config's
+/// path.
+pub fn prepare(request: &SweepRequest, trial: &Trial) -> Result<PathBuf, TrainerError> {
+    let dir = trial.dir(&request.dir);
+    std::fs::create_dir_all(&dir).map_err(|error| TrainerError::Write {
+        path: dir.clone(),
+        error,
+    })?;
+    let plan = dir.join(PLAN);
+    crate::fs::write_atomically(&plan, trial.config.to_string().as_bytes())?;
+    Ok(plan)
+}
+
+/// How a trial stands without training it: finished, failed (it started, by its log,
+/// and did not finish), or not run (`None`).
+pub fn outcome_so_far(
+    request: &SweepRequest,
+    trial: &Trial,
+) -> Result<Option<Outcome>, TrainerError> {
+    let dir = trial.dir(&request.dir);
+    let run = RunDir::new(&dir);
+    match finished(&run) {
+        Ok(Some(outcome)) => Ok(Some(outcome)),
+        Err(damaged) => Ok(Some(Outcome::Failed(damaged.to_string()))),
+        Ok(None) if dir.join(LOG).is_file() => {
+            let log = dir.join(LOG);
+            let reason = last_error_line(&log, 0)
+                .unwrap_or_else(|| format!("it did not finish; see {}", log.display()));
+            Ok(Some(Outcome::Failed(reason)))
+        }
+        Ok(None) => Ok(None),
+    }
+}
+
 /// Trains one trial in a child process unless it finished before, and reads its
 /// result from its run directory.
-fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outcome, TrainerError> {
+pub fn run_trial(
+    request: &SweepRequest,
+    trial: &Trial,
+    total: usize,
+) -> Result<Outcome, TrainerError> {
     let dir = trial.dir(&request.dir);
     let run = RunDir::new(&dir);
     let label = format!("trial {}/{total}", trial.number);
@@ -79,9 +117,7 @@ fn run_trial(request: &SweepRequest, trial: &Trial, total: usize) -> Result<Outc
         return Ok(outcome);
     }
     let write_error = |path: PathBuf| move |error| TrainerError::Write { path, error };
-    std::fs::create_dir_all(&dir).map_err(write_error(dir.clone()))?;
-    let plan = dir.join(PLAN);
-    crate::fs::write_atomically(&plan, trial.config.to_string().as_bytes())?;
+    let plan = prepare(request, trial)?;
     let log_path = dir.join(LOG);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -181,6 +217,12 @@ fn summary(outcome: &Outcome) -> String {
 /// The child's error line, from what the attempt that began at byte `start` of the
 /// log wrote, for the leaderboard.
 fn last_error(log: &Path, start: u64, status: std::process::ExitStatus) -> String {
+    last_error_line(log, start)
+        .unwrap_or_else(|| format!("the trainer ended with {status}; see {}", log.display()))
+}
+
+/// The last `error:` line the log holds after byte `start`.
+fn last_error_line(log: &Path, start: u64) -> Option<String> {
     let written = std::fs::read(log)
         .ok()
         .and_then(|bytes| bytes.get(start as usize..).map(<[u8]>::to_vec))
@@ -190,7 +232,6 @@ fn last_error(log: &Path, start: u64, status: std::process::ExitStatus) -> Strin
         .rev()
         .find(|line| line.starts_with("error:"))
         .map(str::to_string)
-        .unwrap_or_else(|| format!("the trainer ended with {status}; see {}", log.display()))
 }
 
 /// Refuses, before any training, a sweep directory holding trials another sweep

@@ -93,4 +93,6 @@ pub enum SweepError {
     Spawn { exe: PathBuf, error: std::io::Error },
     #[error("no trial of the sweep finished; see the train.log of each trial in {0}")]
     NothingFinished(PathBuf),
+    #[error("the sweep has no trial {number}: its trials are numbered 1 to {count}")]
+    NoSuchTrial { number: usize, count: usize },
 }

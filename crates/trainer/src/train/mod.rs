@@ -25,7 +25,7 @@ use burn::data::dataset::Dataset;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, Metric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining};
 use data::{EpochLoader, MnistDataset};
 use model::Network;
 
@@ -87,7 +87,7 @@ pub struct TrainReport {
 /// reports its test-set scores.
 pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, TrainerError> {
     let prepared = prepare(request, backend)?;
-    let launched = match launch(&prepared, backend) {
+    let launched = match launch(&prepared) {
         Ok(launched) => launched,
         // A run that failed before its first checkpoint leaves nothing behind.
         Err(error) if prepared.run_dir.last_checkpoint().is_none() => {
@@ -102,6 +102,8 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
 /// A run ready to train: its data split, its directory claimed, its history so far.
 struct Prepared {
     config: TrainingConfig,
+    /// Where training runs: the first device steps the optimizer.
+    devices: Vec<burn::prelude::Device>,
     run_dir: RunDir,
     console: Console,
     run_test: bool,
@@ -131,6 +133,11 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         test: run_test,
         console,
     } = request;
+    // Before the data is read, so that a device that is not there is said first.
+    let devices = match &config.devices {
+        Some(spec) => crate::backend::open_all(spec)?,
+        None => vec![backend.device.clone()],
+    };
     let Loaded {
         config,
         train_set,
@@ -177,6 +184,7 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
     }
     Ok(Prepared {
         config,
+        devices,
         run_dir,
         console,
         run_test,
@@ -202,29 +210,33 @@ struct Launched {
 }
 
 /// Assembles Burn's Learner for the prepared run and trains.
-fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerError> {
+fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     let Prepared {
         config,
         run_dir,
         console,
         ..
     } = prepared;
-    backend.device.seed(config.seed);
+    let devices = &prepared.devices;
+    let main_device = devices[0].clone();
+    main_device.seed(config.seed);
     let classifier = CrossEntropyClassifier {
-        mlp: config.model.init(&backend.device.clone().autodiff()),
+        mlp: config.model.init(&main_device.clone().autodiff()),
     };
     let steps_per_epoch = config.steps_per_epoch(prepared.train_set.len());
+    // Burn gives each device a contiguous share of the epoch and a batch from it per
+    // step: `batch_size / N` each keeps a step `batch_size` images, as on one device.
     let train_loader = EpochLoader::new(
         prepared.train_set.clone(),
-        config.batch_size,
-        backend.device.clone(),
+        config.batch_size / devices.len(),
+        main_device.clone(),
     )
     .shuffled(config.seed)
     .starting_after(prepared.epochs_done);
     let valid_loader = EpochLoader::new(
         prepared.valid_set.clone(),
         config.eval_batch_size(),
-        backend.device.clone(),
+        main_device.clone(),
     );
 
     let history: History = Arc::new(Mutex::new(prepared.earlier_epochs.clone()));
@@ -273,6 +285,15 @@ fn launch(prepared: &Prepared, backend: &Backend) -> Result<Launched, TrainerErr
     .num_epochs(prepared.epochs_to_train);
     if let Some(patience) = config.patience {
         training = training.early_stopping(Patience::new(history.clone(), patience));
+    }
+    if devices.len() > 1 {
+        let devices = devices
+            .iter()
+            .map(|device| device.clone().autodiff())
+            .collect();
+        training = training.with_training_strategy(
+            ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
+        );
     }
     let first_step = FirstStep::default();
     let divergence = DivergenceSlot::default();

@@ -41,6 +41,12 @@ pub struct TrainArgs {
     /// terminal) and TensorBoard points of the loss and learning rate.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     log_interval: Option<usize>,
+    /// Train data-parallel on several devices: a count (`2`: two workers on the
+    /// default device, one per core with the CPU backend) or a list such as
+    /// `discrete:0,discrete:1` (wgpu) or `0,1` (cuda). Each takes batch-size / N
+    /// images of every step. Recorded in the run's config.
+    #[arg(long, value_name = "SPEC", conflicts_with = "device")]
+    devices: Option<String>,
     /// Check the setup: one training step and one validation batch on the real data,
     /// nothing written.
     #[arg(long, conflicts_with_all = ["resume", "overwrite"])]
@@ -85,6 +91,7 @@ pub fn exec(args: TrainArgs) -> anyhow::Result<()> {
             valid_size: args.valid_size,
             patience: args.patience,
             log_interval: args.log_interval,
+            devices: args.devices,
         },
         artifacts: args.artifacts,
         resume: args.resume,
