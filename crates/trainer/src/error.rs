@@ -17,6 +17,8 @@ pub enum TrainerError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Sweep(#[from] crate::sweep::SweepError),
+    #[error(transparent)]
+    Slurm(#[from] crate::sweep::SlurmError),
     #[error(
         "{0} holds no trained model (no {1}); train one there first, or point --model at a run directory"
     )]

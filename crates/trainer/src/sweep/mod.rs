@@ -17,6 +17,7 @@ mod leaderboard;
 mod plan;
 mod ranking;
 mod runner;
+mod slurm;
 mod spec;
 mod winner;
 
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 
 pub use self::plan::Trial;
 pub use self::ranking::{Outcome, Ranked};
+pub use self::slurm::{SlurmError, SlurmOptions, Submitted, submit_to_slurm};
 pub use self::spec::{Domain, Method, Range, SweepError, SweepSpec};
 pub use self::winner::Best;
 use crate::TrainerError;

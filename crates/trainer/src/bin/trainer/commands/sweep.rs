@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 use trainer::console::Console;
 use trainer::run_dir::RunDir;
-use trainer::sweep::{Outcome, SweepRequest, collect_sweep, plan_sweep, run_sweep, train_trial};
+use trainer::sweep::{
+    Outcome, SlurmOptions, SweepRequest, collect_sweep, plan_sweep, run_sweep, submit_to_slurm,
+    train_trial,
+};
 
 use crate::cli::CommonArgs;
 
@@ -32,8 +35,30 @@ pub struct SweepArgs {
     trial: Option<u32>,
     /// Rank the trials that finished, write the leaderboards and best.json, and test
     /// the winner, as a whole sweep does at its end.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "slurm")]
     collect: bool,
+    /// Submit the sweep to Slurm: plan it, then sbatch a job array (one task per
+    /// trial, one log per trial in its directory) and a job that collects the results
+    /// once the array has ended. The sweep's directory must be on a filesystem every
+    /// node sees.
+    #[arg(long, conflicts_with_all = ["plan", "trial"])]
+    slurm: bool,
+    /// With --slurm: the partition to run in.
+    #[arg(long, value_name = "P", requires = "slurm")]
+    partition: Option<String>,
+    /// With --slurm: each trial's time limit, as sbatch reads it (30, 2:00:00, 1-0).
+    #[arg(long, value_name = "T", requires = "slurm")]
+    time: Option<String>,
+    /// With --slurm: CPUs for each trial.
+    #[arg(long, value_name = "N", requires = "slurm", value_parser = clap::value_parser!(u16).range(1..))]
+    cpus_per_trial: Option<u16>,
+    /// With --slurm: trials running at once.
+    #[arg(long, value_name = "K", requires = "slurm", value_parser = clap::value_parser!(u16).range(1..))]
+    max_parallel: Option<u16>,
+    /// With --slurm: seconds before the time limit at which a trial is stopped and its
+    /// task requeued, to continue from the trial's last checkpoint.
+    #[arg(long, value_name = "S", requires = "slurm", default_value_t = 120)]
+    requeue_before: u32,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -66,6 +91,26 @@ pub fn exec(args: SweepArgs) -> anyhow::Result<()> {
             Outcome::Finished { .. } => Ok(()),
             Outcome::Failed(reason) => Err(anyhow::anyhow!("trial {number} failed: {reason}")),
         };
+    }
+    if args.slurm {
+        let options = SlurmOptions {
+            partition: args.partition,
+            time: args.time,
+            cpus_per_trial: args.cpus_per_trial,
+            max_parallel: args.max_parallel,
+            warning_seconds: args.requeue_before,
+        };
+        let submitted = submit_to_slurm(&request, &options)?;
+        console.try_line(format_args!(
+            "submitted job array {} ({} trial{}) and collect job {} (after the array); trial logs in {}/trial-NNN/slurm-*.log, results in {}/leaderboard.md and best.json",
+            submitted.array_job,
+            submitted.trials,
+            if submitted.trials == 1 { "" } else { "s" },
+            submitted.collect_job,
+            request.dir.display(),
+            request.dir.display(),
+        ))?;
+        return Ok(());
     }
     if args.collect {
         collect_sweep(&request)?;

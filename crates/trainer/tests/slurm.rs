@@ -1,0 +1,179 @@
+//! Sweeps on a real Slurm cluster (`tests/slurm/cluster.sh start` makes a one-node
+//! one): `trainer sweep --slurm` ranks exactly as a local sweep of the same file, and a
+//! trial cancelled with `scancel` and submitted again finishes from its checkpoint.
+//! They run when `TRAINER_TEST_SLURM` is set, as in CI, and are skipped otherwise.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{mnist_dir, path_str, stdout, trainer};
+
+/// The cluster has one node: one test's jobs at a time.
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+/// Whether to run: `TRAINER_TEST_SLURM` set, and then a cluster must answer.
+fn cluster() -> bool {
+    if std::env::var_os("TRAINER_TEST_SLURM").is_none() {
+        return false;
+    }
+    let sinfo = Command::new("sinfo").arg("-h").output();
+    assert!(
+        sinfo.is_ok_and(|out| out.status.success()),
+        "TRAINER_TEST_SLURM is set but no Slurm cluster answers: start one with tests/slurm/cluster.sh start"
+    );
+    true
+}
+
+/// The job ids `trainer sweep --slurm` printed: the array's and the collector's.
+fn job_ids(out: &str) -> (String, String) {
+    let word_after = |label: &str| {
+        out.split(label)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no `{label}` in {out}"))
+            .to_string()
+    };
+    (word_after("job array "), word_after("collect job "))
+}
+
+/// Waits until `job` has left the queue.
+fn wait_for(job: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        let queued = Command::new("squeue")
+            .args(["-h", "-j", job])
+            .output()
+            .expect("squeue runs");
+        if queued.stdout.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("job {job} still queued after 10 minutes");
+}
+
+fn sweep(spec: &Path, data: &Path, dir: &Path, stage: &[&str]) -> std::process::Output {
+    let args = [
+        "sweep",
+        "--config",
+        path_str(spec),
+        "--data-dir",
+        path_str(data),
+        "--artifacts",
+        path_str(dir),
+    ];
+    trainer(&[&args[..], stage].concat())
+}
+
+fn leaderboard(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("leaderboard.csv"))
+        .expect("leaderboard")
+        .lines()
+        // Everything but the wall time and the status after it.
+        .map(|line| line.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
+    let Some(data_dir) = mnist_dir() else { return };
+    if !cluster() {
+        return;
+    }
+    let _one = CLUSTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = tmp.path().join("sweep.json");
+    std::fs::write(
+        &spec,
+        r#"{"base": {"epochs": 1, "limit_train": 2000, "split": {"valid_size": 500, "seed": 3}},
+            "method": "grid", "parameters": {"lr": [0.001, 0.003], "batch_size": [32, 64]}}"#,
+    )
+    .expect("sweep file");
+    let (on_slurm, local) = (tmp.path().join("slurm"), tmp.path().join("local"));
+
+    let started = Instant::now();
+    let submitted = sweep(
+        &spec,
+        &data_dir,
+        &on_slurm,
+        &["--slurm", "--max-parallel", "2", "--cpus-per-trial", "1"],
+    );
+    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
+    let (array, collect) = job_ids(&stdout(&submitted));
+    wait_for(&collect);
+    let slurm_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let plain = sweep(&spec, &data_dir, &local, &[]);
+    assert!(plain.status.success(), "{}", common::stderr(&plain));
+    println!(
+        "4 trials: {slurm_seconds:.1} s on Slurm (array {array}, collect {collect}), {:.1} s locally",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        on_slurm.join("best.json").is_file(),
+        "the collect job wrote best.json"
+    );
+    assert_eq!(leaderboard(&on_slurm), leaderboard(&local));
+    for n in 1..=4 {
+        let trial = on_slurm.join(format!("trial-00{n}"));
+        let logs = std::fs::read_dir(&trial)
+            .expect("trial dir")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("slurm-"))
+            .count();
+        assert_eq!(logs, 1, "one Slurm log in {}", trial.display());
+    }
+}
+
+#[test]
+fn a_cancelled_trial_submitted_again_finishes_from_its_checkpoint() {
+    let Some(data_dir) = mnist_dir() else { return };
+    if !cluster() {
+        return;
+    }
+    let _one = CLUSTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = tmp.path().join("long.json");
+    std::fs::write(
+        &spec,
+        r#"{"base": {"epochs": 8}, "method": "grid", "parameters": {"lr": [0.001]}}"#,
+    )
+    .expect("sweep file");
+    let dir = tmp.path().join("sweep");
+    let submitted = sweep(&spec, &data_dir, &dir, &["--slurm"]);
+    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
+    let (array, collect) = job_ids(&stdout(&submitted));
+    let trial = dir.join("trial-001");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !trial.join("checkpoint").join("model-1.bpk").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no epoch checkpointed in 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cancelled = Command::new("scancel").args([&array, &collect]).status();
+    assert!(cancelled.is_ok_and(|status| status.success()), "scancel");
+    wait_for(&array);
+    assert!(
+        !trial.join("model.bpk").exists(),
+        "cancelled before the end"
+    );
+
+    let again = sweep(&spec, &data_dir, &dir, &["--slurm"]);
+    assert!(again.status.success(), "{}", common::stderr(&again));
+    let (_, collect) = job_ids(&stdout(&again));
+    wait_for(&collect);
+    let log = std::fs::read_to_string(trial.join("train.log")).expect("train.log");
+    assert!(log.contains("resuming after epoch"), "{log}");
+    assert!(log.contains("epoch 8/8"), "{log}");
+    assert!(dir.join("best.json").is_file());
+}
