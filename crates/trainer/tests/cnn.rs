@@ -5,17 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::prelude::*;
 use common::served::Served;
-use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
-use data::{Mnist, MnistBatcher, MnistDataset};
-use trainer::run_dir::RunDir;
+use common::{assert_clean_failure, assert_resume_is_exact, mnist_dir, path_str, stdout, trainer};
+use data::{Mnist, MnistDataset};
 
 /// A small CNN: two 3x3 blocks with batch norm and pooling, then 392-32-10.
 const CNN: &str = r#"{
@@ -210,23 +205,11 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
     assert_eq!(served.get("/").0, 200);
 }
 
-/// Logits of a run's final model on the first 100 test images.
-fn test_logits(run: &Path, data_dir: &Path) -> TensorData {
-    let device = Device::flex();
-    let (_, model) = RunDir::new(run).load_model(&device).expect("model loads");
-    let test = MnistDataset::new(Mnist::load(Some(data_dir)).expect("data").test);
-    let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
-    model
-        .forward(MnistBatcher.batch(items, &device).images)
-        .into_data()
-}
-
 #[test]
 fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
     let Some(data_dir) = mnist_dir() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = config(tmp.path());
-    let (killed, whole) = (tmp.path().join("killed"), tmp.path().join("whole"));
     let args = |run: &Path| -> Vec<String> {
         [
             &train_args(&config, &data_dir, run)[..],
@@ -237,45 +220,8 @@ fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
         .map(String::from)
         .collect()
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args(&killed))
-        .args(["--log-interval", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("trainer starts");
-    let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut seen = Vec::new();
-    for line in lines {
-        let line = line.expect("a line");
-        let inside_epoch_2 = line.starts_with("epoch 2/2 [");
-        seen.push(line);
-        if inside_epoch_2 {
-            break;
-        }
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
-    assert!(
-        seen.last().is_some_and(|l| l.starts_with("epoch 2/2 [")),
-        "{seen:?}"
-    );
-    assert!(!killed.join("model.bpk").exists(), "killed before the end");
-
-    let resume: Vec<String> = args(&killed)
-        .into_iter()
-        .chain(["--resume".to_string()])
-        .collect();
-    let resumed = trainer(&resume.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(resumed.status.success(), "{}", common::stderr(&resumed));
-    let uninterrupted = trainer(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(
-        uninterrupted.status.success(),
-        "{}",
-        common::stderr(&uninterrupted)
-    );
     // Bit for bit: the weights, and the batch norms' running statistics with them.
-    test_logits(&killed, &data_dir).assert_eq(&test_logits(&whole, &data_dir), true);
+    assert_resume_is_exact(&args, tmp.path(), "epoch 2/2 [", &data_dir);
 }
 
 #[test]

@@ -4,27 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use common::{assert_clean_failure, mnist_dir, path_str, stdout, tiny_mnist, trainer};
-use data::{Mnist, MnistBatcher, MnistDataset};
-use trainer::run_dir::RunDir;
-
-/// Logits of a run's final model on the first 100 test images.
-fn test_logits(run: &Path, data_dir: &Path) -> TensorData {
-    let device = Device::flex();
-    let (_, model) = RunDir::new(run).load_model(&device).expect("model loads");
-    let test = MnistDataset::new(Mnist::load(Some(data_dir)).expect("data").test);
-    let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
-    model
-        .forward(MnistBatcher.batch(items, &device).images)
-        .into_data()
-}
+use common::{
+    assert_clean_failure, kill_at, mnist_dir, path_str, stdout, test_logits, tiny_mnist, trainer,
+};
 
 #[test]
 fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
@@ -57,35 +43,11 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
         .to_vec()
     };
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args(&killed))
-        .args(["--log-interval", "50"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("trainer starts");
-    // Its progress lines say where it is: kill it once one comes from inside epoch 2.
-    let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut seen = Vec::new();
-    for line in lines {
-        let line = line.expect("a line");
-        let inside_epoch_2 = line.starts_with("epoch 2/3 [");
-        seen.push(line);
-        if inside_epoch_2 {
-            break;
-        }
-    }
-    child.kill().expect("SIGKILL");
-    let status = child.wait().expect("reaped");
-    assert_eq!(
-        status.code(),
-        None,
-        "killed by a signal, not finished: {seen:?}"
-    );
-    assert!(
-        seen.last().is_some_and(|l| l.starts_with("epoch 2/3 [")),
-        "the run ended before epoch 2: {seen:?}"
-    );
+    let logged: Vec<String> = args(&killed)
+        .into_iter()
+        .chain(["--log-interval".into(), "50".into()])
+        .collect();
+    kill_at(&logged, "epoch 2/3 [");
     // The kill landed mid-epoch 2: epoch 1 is recorded and checkpointed, 2 is not.
     let checkpoints = killed.join("checkpoint");
     assert!(checkpoints.join("optim-1.bpk").exists() && !checkpoints.join("model-2.bpk").exists());

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{mnist_dir, path_str, stdout, trainer};
+use common::{leaderboard_scores, mnist_dir, path_str, stdout, trainer};
 
 /// The cluster has one node: one test's jobs at a time.
 static CLUSTER: Mutex<()> = Mutex::new(());
@@ -69,15 +69,6 @@ fn sweep(spec: &Path, data: &Path, dir: &Path, stage: &[&str]) -> std::process::
     trainer(&[&args[..], stage].concat())
 }
 
-fn leaderboard(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("leaderboard.csv"))
-        .expect("leaderboard")
-        .lines()
-        // Everything but the wall time and the status after it.
-        .map(|line| line.split(',').take(6).collect::<Vec<_>>().join(","))
-        .collect()
-}
-
 #[test]
 fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
     let Some(data_dir) = mnist_dir() else { return };
@@ -89,12 +80,7 @@ fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("sweep.json");
-    std::fs::write(
-        &spec,
-        r#"{"base": {"epochs": 1, "limit_train": 2000, "split": {"valid_size": 500, "seed": 3}},
-            "method": "grid", "parameters": {"lr": [0.001, 0.003], "batch_size": [32, 64]}}"#,
-    )
-    .expect("sweep file");
+    std::fs::write(&spec, common::FOUR_TRIALS).expect("sweep file");
     let (on_slurm, local) = (tmp.path().join("slurm"), tmp.path().join("local"));
 
     let started = Instant::now();
@@ -119,7 +105,7 @@ fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
         on_slurm.join("best.json").is_file(),
         "the collect job wrote best.json"
     );
-    assert_eq!(leaderboard(&on_slurm), leaderboard(&local));
+    assert_eq!(leaderboard_scores(&on_slurm), leaderboard_scores(&local));
     for n in 1..=4 {
         let trial = on_slurm.join(format!("trial-00{n}"));
         let logs = std::fs::read_dir(&trial)

@@ -166,3 +166,116 @@ pub fn python_script(name: &str) -> PathBuf {
         .join("../../tests/python")
         .join(name)
 }
+
+/// Logits of a run's final model on the first 100 test images.
+pub fn test_logits(run: &Path, data_dir: &Path) -> burn::tensor::TensorData {
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::data::dataset::Dataset;
+    use burn::prelude::*;
+    let device = Device::flex();
+    let (_, model) = trainer::run_dir::RunDir::new(run)
+        .load_model(&device)
+        .expect("model loads");
+    let test = data::MnistDataset::new(data::Mnist::load(Some(data_dir)).expect("data").test);
+    let items = (0..100).map(|i| test.get(i).expect("in range")).collect();
+    model
+        .forward(data::MnistBatcher.batch(items, &device).images)
+        .into_data()
+}
+
+/// Runs `trainer` with `args` and kills it (SIGKILL) as soon as it prints a progress
+/// line starting with `inside` (e.g. `epoch 2/3 [`), returning the lines it printed.
+/// Panics unless the kill landed there, before the run's end.
+pub fn kill_at(args: &[String], inside: &str) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trainer starts");
+    let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.expect("a line");
+        let there = line.starts_with(inside);
+        seen.push(line);
+        if there {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("reaped");
+    assert_eq!(
+        status.code(),
+        None,
+        "killed by a signal, not finished: {seen:?}"
+    );
+    assert!(
+        seen.last().is_some_and(|l| l.starts_with(inside)),
+        "the run ended before `{inside}`: {seen:?}"
+    );
+    seen
+}
+
+/// `trainer` with owned arguments.
+pub fn trainer_owned(args: &[String]) -> Output {
+    trainer(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A sweep's `leaderboard.csv` without the wall time and what follows it, which differ
+/// between runs of the same trials.
+pub fn leaderboard_scores(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("leaderboard.csv"))
+        .expect("leaderboard")
+        .lines()
+        .map(|line| line.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+/// The sweep the scale-out tests plan: 4 quick trials.
+pub const FOUR_TRIALS: &str = r#"{"base": {"epochs": 1, "limit_train": 2000, "split": {"valid_size": 500, "seed": 3}},
+    "method": "grid", "parameters": {"lr": [0.001, 0.003], "batch_size": [32, 64]}}"#;
+
+/// Trains a run in `dir/killed` with `args(run)`, kills it at the progress line
+/// starting with `inside`, resumes it, and trains the same run uninterrupted in
+/// `dir/whole`: both must end with the same logits, bit for bit, and the same
+/// metrics (but the wall time). Returns the killed run's directory.
+pub fn assert_resume_is_exact(
+    args: &dyn Fn(&Path) -> Vec<String>,
+    dir: &Path,
+    inside: &str,
+    data_dir: &Path,
+) -> PathBuf {
+    let (killed, whole) = (dir.join("killed"), dir.join("whole"));
+    let logged: Vec<String> = args(&killed)
+        .into_iter()
+        .chain(["--log-interval".into(), "10".into()])
+        .collect();
+    kill_at(&logged, inside);
+    assert!(!killed.join("model.bpk").exists(), "killed before the end");
+    let resume: Vec<String> = args(&killed)
+        .into_iter()
+        .chain(["--resume".into()])
+        .collect();
+    let resumed = trainer_owned(&resume);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let uninterrupted = trainer_owned(&args(&whole));
+    assert!(uninterrupted.status.success(), "{}", stderr(&uninterrupted));
+    test_logits(&killed, data_dir).assert_eq(&test_logits(&whole, data_dir), true);
+    let rows = |run: &Path| -> Vec<String> {
+        std::fs::read_to_string(run.join("metrics.csv"))
+            .expect("metrics")
+            .lines()
+            // The last column is wall time.
+            .map(|l| {
+                l.rsplit_once(',')
+                    .map_or(l, |(scores, _)| scores)
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(rows(&killed), rows(&whole));
+    killed
+}
