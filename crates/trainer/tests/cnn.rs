@@ -300,3 +300,27 @@ fn impossible_networks_are_one_line_errors_naming_the_key_before_training() {
         assert!(!run.exists(), "{setting}: nothing is written");
     }
 }
+
+#[test]
+fn an_mlp_run_written_before_the_cnn_still_loads() {
+    // config.json as the release before the CNN wrote it: no kind, conv or devices.
+    let written = include_str!("fixtures/mlp-config-before-cnn.json");
+    assert!(!written.contains("\"kind\"") && !written.contains("\"conv\""));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = trainer::run_dir::RunDir::new(tmp.path().join("run"));
+    run.create().expect("run dir");
+    std::fs::write(run.config_path(), written).expect("config.json");
+    // An MLP's record holds the same tensors as before: the CNN's blocks add none.
+    let device = burn::prelude::Device::flex();
+    run.save_model(&model::NetworkConfig::new().init(&device))
+        .expect("model.bpk");
+    let (config, _) = run.load_model(&device).expect("the old run loads");
+    assert_eq!(config.model.kind, model::NetworkKind::Mlp);
+    assert_eq!(config.model.architecture(), "784-64-64-10");
+    let summary = trainer(&["summary", "--model", path_str(run.root())]);
+    assert!(
+        stdout(&summary).contains("784-64-64-10"),
+        "{}",
+        stdout(&summary)
+    );
+}
