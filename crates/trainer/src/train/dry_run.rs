@@ -27,11 +27,14 @@ pub struct DryRun {
     pub valid_accuracy: f64,
 }
 
-/// Loads the data as [`super::train`] would, then takes one optimisation step on the
-/// first training batch and scores the first validation batch. The run directory is
-/// not touched.
+/// Opens the devices and loads the data as [`super::train`] would, then takes one
+/// optimisation step on the first training batch (on the first device) and scores
+/// the first validation batch. The run directory is not touched.
 pub fn dry_run(request: TrainRequest, backend: &Backend) -> Result<DryRun, TrainerError> {
     let console = request.console;
+    if let Some(spec) = &request.config.devices {
+        crate::backend::open_all(spec)?;
+    }
     let Loaded {
         config,
         train_set,
