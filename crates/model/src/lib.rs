@@ -6,4 +6,6 @@ mod conv;
 mod network;
 
 pub use conv::{BlockError, ConvBlock, ConvBlockConfig};
-pub use network::{Activation, Network, NetworkConfig, NetworkError, NetworkKind, Normalization};
+pub use network::{
+    Activation, Network, NetworkConfig, NetworkError, NetworkKind, Normalization, square_side,
+};

@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv::{ConvBlock, ConvBlockConfig};
 
+/// The side of the square image `input_size` pixels make, row by row; `None` when
+/// `input_size` is not a square.
+pub fn square_side(input_size: usize) -> Option<usize> {
+    let side = (input_size as f64).sqrt().round() as usize;
+    (side * side == input_size).then_some(side)
+}
+
 /// What kind of network it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -167,8 +174,7 @@ impl NetworkConfig {
 
     /// The side of the square image a CNN sees, if `input_size` is a square.
     pub fn image_side(&self) -> Option<usize> {
-        let side = (self.input_size as f64).sqrt().round() as usize;
-        (side * side == self.input_size).then_some(side)
+        square_side(self.input_size)
     }
 
     /// Every convolution block's output `[channels, height, width]`, in order, or the

@@ -105,15 +105,28 @@ fn wgpu(spec: Option<&str>) -> Result<Backend, BackendError> {
     })
 }
 
+/// What a data-parallel spec names: a count of workers on the default device, or
+/// each device in a comma-separated list.
+enum DeviceSpec<'a> {
+    Count(usize),
+    List(Vec<&'a str>),
+}
+
+impl<'a> DeviceSpec<'a> {
+    fn parse(spec: &'a str) -> Self {
+        match spec.trim().parse::<usize>() {
+            Ok(count) => Self::Count(count),
+            Err(_) => Self::List(spec.split(',').map(str::trim).collect()),
+        }
+    }
+}
+
 /// How many devices `spec` (see [`open_all`]) names, without opening them; 0 for a
 /// spec that names none.
 pub fn device_count(spec: &str) -> usize {
-    match spec.trim().parse::<usize>() {
-        Ok(count) if !spec.contains(',') => count,
-        _ => spec
-            .split(',')
-            .filter(|part| !part.trim().is_empty())
-            .count(),
+    match DeviceSpec::parse(spec) {
+        DeviceSpec::Count(count) => count,
+        DeviceSpec::List(parts) => parts.iter().filter(|part| !part.is_empty()).count(),
     }
 }
 
@@ -122,15 +135,13 @@ pub fn device_count(spec: &str) -> usize {
 /// list names each (`discrete:0,discrete:1`, cuda `0,1`). A device that is not there is
 /// the error that names it.
 pub fn open_all(spec: &str) -> Result<Vec<Device>, BackendError> {
-    if let Ok(count) = spec.trim().parse::<usize>()
-        && !spec.contains(',')
-    {
-        let device = open(None)?.device;
-        return Ok(vec![device; count]);
+    match DeviceSpec::parse(spec) {
+        DeviceSpec::Count(count) => Ok(vec![open(None)?.device; count]),
+        DeviceSpec::List(parts) => parts
+            .into_iter()
+            .map(|part| open(Some(part)).map(|backend| backend.device))
+            .collect(),
     }
-    spec.split(',')
-        .map(|part| open(Some(part.trim())).map(|backend| backend.device))
-        .collect()
 }
 
 /// Parses `default`, `cpu`, or `discrete`, `integrated`, `virtual` with an optional

@@ -20,10 +20,7 @@ const MIN_CONTRAST: f32 = 30.0;
 
 /// The side of the square image a network with `input_size` inputs takes; `None` when
 /// `input_size` is not a square, and then only pixel arrays can be classified.
-pub fn square_side(input_size: usize) -> Option<usize> {
-    let side = (input_size as f64).sqrt().round() as usize;
-    (side * side == input_size).then_some(side)
-}
+pub use model::square_side;
 
 /// [`square_side`], for a command that needs an image: not a square is an error.
 pub fn image_side(input_size: usize) -> Result<usize, TrainerError> {

@@ -219,11 +219,7 @@ fn read_tensors(
             .map_err(|e| e.to_string())?;
         return Ok((tensors, None));
     }
-    let mut store = SafetensorsStore::from_file(path);
-    let tensors = store
-        .get_all_tensors()
-        .cloned()
-        .map_err(|e| e.to_string())?;
+    // Read once: the tensors and the metadata come from the same bytes.
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let network = match safetensors::SafeTensors::read_metadata(&bytes) {
         Ok((_, header)) => header
@@ -238,6 +234,11 @@ fn read_tensors(
             .transpose()?,
         Err(_) => None,
     };
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let tensors = store
+        .get_all_tensors()
+        .cloned()
+        .map_err(|e| e.to_string())?;
     Ok((tensors, network))
 }
 

@@ -16,11 +16,8 @@ pub fn model_summary(config: &NetworkConfig) -> String {
         ));
     }
     let maps = config.feature_maps().unwrap_or_default();
-    let mut input = [
-        1,
-        config.image_side().unwrap_or(0),
-        config.image_side().unwrap_or(0),
-    ];
+    let side = config.image_side().unwrap_or(0);
+    let mut input = [1, side, side];
     for (index, (block, &[channels, height, width])) in config.conv.iter().zip(&maps).enumerate() {
         let number = index + 1;
         let k = block.kernel_size;
