@@ -26,6 +26,9 @@ start() {
 ClusterName=local
 SlurmctldHost=$host
 AuthType=auth/munge
+# A requeued job waits out the credential lifetime (120 s by default) before it runs
+# again; the tests requeue trials and should not wait that long.
+AuthInfo=cred_expire=10
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres

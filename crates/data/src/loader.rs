@@ -25,6 +25,8 @@ pub struct EpochLoader {
     shuffle_seed: Option<u64>,
     /// The epoch the next call to `iter` serves, counted from 0.
     next_epoch: AtomicUsize,
+    /// Batches the first epoch served leaves out, already trained on before a resume.
+    skip_batches: AtomicUsize,
 }
 
 impl EpochLoader {
@@ -37,6 +39,7 @@ impl EpochLoader {
             device,
             shuffle_seed: None,
             next_epoch: AtomicUsize::new(0),
+            skip_batches: AtomicUsize::new(0),
         }
     }
 
@@ -49,6 +52,13 @@ impl EpochLoader {
     /// Makes the first epoch served the `epochs_done + 1`-th, as when resuming.
     pub fn starting_after(self, epochs_done: usize) -> Self {
         self.next_epoch.store(epochs_done, Ordering::SeqCst);
+        self
+    }
+
+    /// Makes the first epoch served start after its first `batches` batches, as when
+    /// resuming from a step within it.
+    pub fn skipping_batches(self, batches: usize) -> Self {
+        self.skip_batches.store(batches, Ordering::SeqCst);
         self
     }
 
@@ -68,6 +78,7 @@ impl EpochLoader {
             device,
             shuffle_seed: self.shuffle_seed,
             next_epoch: AtomicUsize::new(self.next_epoch.load(Ordering::SeqCst)),
+            skip_batches: AtomicUsize::new(self.skip_batches.load(Ordering::SeqCst)),
         }
     }
 }
@@ -84,10 +95,12 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 impl DataLoader<MnistBatch> for EpochLoader {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<MnistBatch> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        let skipped = self.skip_batches.swap(0, Ordering::SeqCst);
+        let order = self.order(epoch);
         Box::new(EpochIterator {
             loader: self,
-            order: self.order(epoch),
-            position: 0,
+            position: (skipped * self.batch_size).min(order.len()),
+            order,
         })
     }
 
@@ -206,6 +219,23 @@ mod tests {
             .starting_after(1)
             .to_device(&Device::flex());
         assert_eq!(epoch_ids(moved.as_ref()), epochs[1]);
+    }
+
+    #[test]
+    fn a_loader_resumed_within_an_epoch_skips_only_that_epochs_first_batches() {
+        let uninterrupted = loader(40, 8).shuffled(3);
+        let epochs: Vec<Vec<Vec<u8>>> = (0..3).map(|_| epoch_ids(&uninterrupted)).collect();
+        let resumed = loader(40, 8)
+            .shuffled(3)
+            .starting_after(1)
+            .skipping_batches(2)
+            .slice(0, 40)
+            .to_device(&Device::flex());
+        assert_eq!(epoch_ids(resumed.as_ref()), epochs[1][2..]);
+        assert_eq!(epoch_ids(resumed.as_ref()), epochs[2]);
+        let past_the_end = loader(40, 8).skipping_batches(9);
+        assert!(epoch_ids(&past_the_end).is_empty());
+        assert_eq!(epoch_ids(&past_the_end).len(), 5);
     }
 
     #[test]

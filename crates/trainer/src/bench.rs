@@ -19,6 +19,7 @@ use crate::console::Console;
 use crate::infer::scale_pixels;
 use crate::run_dir::RunDir;
 use crate::stats::median;
+use crate::stop::StopSignals;
 use crate::train::{TrainRequest, train};
 
 /// One benchmark run's numbers.
@@ -70,6 +71,7 @@ pub fn run_bench(
             test: true,
             // Stdout carries the JSON alone.
             console: Console::Stderr,
+            stop: StopSignals::default(),
         },
         backend,
     )?;

@@ -102,8 +102,14 @@ pub enum TrainerError {
         step: usize,
         dir: PathBuf,
     },
-    #[error("training stopped: {reason} (checkpoints are in {})", dir.display())]
+    #[error("training stopped: {reason}; continue it with --resume (checkpoints are in {})", dir.display())]
     Interrupted { reason: String, dir: PathBuf },
+    #[error(
+        "step checkpoint {path} is unreadable: {reason}; delete the folder it is in to resume from the last epoch's checkpoint instead"
+    )]
+    BadStepCheckpoint { path: PathBuf, reason: String },
+    #[error("cannot catch the stop signals ({0})")]
+    Signals(String),
     #[error("cannot build a batch of the data: {0}")]
     Batch(String),
     #[error("cannot read the model's output back from the device: {0}")]

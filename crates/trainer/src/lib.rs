@@ -14,6 +14,7 @@ pub mod report;
 pub mod run_dir;
 pub mod serve;
 pub mod stats;
+pub mod stop;
 pub mod sweep;
 pub mod train;
 

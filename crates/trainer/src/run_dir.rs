@@ -202,6 +202,17 @@ impl RunDir {
         self.write(RUN_INFO, &json)
     }
 
+    /// Whether a run here can be resumed: it has an epoch's checkpoint or one taken
+    /// within an epoch.
+    pub fn holds_checkpoint(&self) -> bool {
+        self.last_checkpoint().is_some() || self.step_checkpoint_dir().is_dir()
+    }
+
+    /// Where the checkpoint taken within an epoch, when a run is stopped, goes.
+    pub fn step_checkpoint_dir(&self) -> PathBuf {
+        self.root.join(CHECKPOINTS).join("step")
+    }
+
     /// The path of one of Burn's per-epoch checkpoint records (`model`, `optim` or
     /// `scheduler`).
     pub fn checkpoint_path(&self, record: &str, epoch: usize) -> PathBuf {

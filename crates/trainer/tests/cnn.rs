@@ -9,7 +9,9 @@ use std::path::Path;
 
 use burn::data::dataset::Dataset;
 use common::served::Served;
-use common::{assert_clean_failure, assert_resume_is_exact, mnist_dir, path_str, stdout, trainer};
+use common::{
+    Signal, assert_clean_failure, assert_resume_is_exact, mnist_dir, path_str, stdout, trainer,
+};
 use data::{Mnist, MnistDataset};
 
 /// A small CNN: two 3x3 blocks with batch norm and pooling, then 392-32-10.
@@ -221,7 +223,7 @@ fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
         .collect()
     };
     // Bit for bit: the weights, and the batch norms' running statistics with them.
-    assert_resume_is_exact(&args, tmp.path(), "epoch 2/2 [", &data_dir);
+    assert_resume_is_exact(&args, tmp.path(), ("epoch 2/2 [", Signal::KILL), &data_dir);
 }
 
 #[test]

@@ -8,8 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    assert_clean_failure, assert_resume_is_exact, leaderboard_scores, mnist_dir, path_str, stdout,
-    trainer, trainer_owned,
+    Signal, assert_clean_failure, assert_resume_is_exact, leaderboard_scores, mnist_dir, path_str,
+    signal_at, stdout, trainer, trainer_owned,
 };
 
 #[test]
@@ -72,7 +72,8 @@ fn two_devices_killed_mid_epoch_then_resumed_end_like_an_uninterrupted_run() {
         .map(String::from)
         .to_vec()
     };
-    let killed = assert_resume_is_exact(&args, tmp.path(), "epoch 2/3 [", &data_dir);
+    let killed =
+        assert_resume_is_exact(&args, tmp.path(), ("epoch 2/3 [", Signal::KILL), &data_dir);
 
     // Another device count is another run: refused, naming the change.
     let other: Vec<String> = args(&killed)
@@ -82,6 +83,66 @@ fn two_devices_killed_mid_epoch_then_resumed_end_like_an_uninterrupted_run() {
         .collect();
     let line = assert_clean_failure(&trainer_owned(&other));
     assert!(line.contains(r#"devices "2" -> "1""#), "{line}");
+}
+
+/// The arguments of a run of `epochs` in `run`, long enough for a signal sent at its
+/// first progress line of an epoch to land within that epoch.
+fn short_run(data_dir: &Path, epochs: &str, extra: &[&str], run: &Path) -> Vec<String> {
+    [
+        "train",
+        "--epochs",
+        epochs,
+        "--no-test",
+        "--data-dir",
+        path_str(data_dir),
+        "--artifacts",
+        path_str(run),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|arg| arg.to_string())
+    .collect()
+}
+
+#[test]
+fn a_run_stopped_by_sigterm_mid_epoch_checkpoints_there_and_resumes_exactly() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let args = |run: &Path| short_run(&data_dir, "2", &["--set", "lr_schedule.name=cosine"], run);
+    let stopped =
+        assert_resume_is_exact(&args, tmp.path(), ("epoch 2/2 [", Signal::TERM), &data_dir);
+    assert!(
+        !stopped.join("checkpoint/step").exists(),
+        "a finished run keeps no step checkpoint"
+    );
+}
+
+#[test]
+fn two_devices_stopped_by_slurms_warning_in_their_first_epoch_resume_exactly() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let args = |run: &Path| short_run(&data_dir, "2", &["--devices", "2"], run);
+    assert_resume_is_exact(&args, tmp.path(), ("epoch 1/2 [", Signal::USR1), &data_dir);
+}
+
+#[test]
+fn a_damaged_step_checkpoint_is_named_with_the_way_out() {
+    let Some(data_dir) = mnist_dir() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = tmp.path().join("run");
+    let args = short_run(&data_dir, "1", &["--log-interval", "10"], &run);
+    let (_, stderr) = signal_at(&args, "epoch 1/1 [", Signal::TERM);
+    assert!(stderr.contains("checkpointed there"), "{stderr}");
+    let progress = run.join("checkpoint/step/progress.json");
+    std::fs::write(&progress, b"{\"epoch\": 1, \"running\"").expect("damage");
+    let line = assert_clean_failure(&trainer(&[
+        "train",
+        "--artifacts",
+        path_str(&run),
+        "--resume",
+    ]));
+    assert!(line.contains("progress.json"), "{line}");
+    assert!(line.contains("delete the folder"), "{line}");
 }
 
 #[test]

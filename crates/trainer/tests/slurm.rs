@@ -1,6 +1,8 @@
 //! Sweeps on a real Slurm cluster (`tests/slurm/cluster.sh start` makes a one-node
-//! one): `trainer sweep --slurm` ranks exactly as a local sweep of the same file, and a
-//! trial cancelled with `scancel` and submitted again finishes from its checkpoint.
+//! one): `trainer sweep --slurm` ranks exactly as a local sweep of the same file; a
+//! trial cancelled with `scancel` and submitted again finishes from its checkpoint;
+//! one longer than its time limit is warned, checkpoints, requeues itself and ends as
+//! it would have uninterrupted.
 //! They run when `TRAINER_TEST_SLURM` is set, as in CI, and are skipped otherwise.
 
 mod common;
@@ -159,7 +161,60 @@ fn a_cancelled_trial_submitted_again_finishes_from_its_checkpoint() {
     let (_, collect) = job_ids(&stdout(&again));
     wait_for(&collect);
     let log = std::fs::read_to_string(trial.join("train.log")).expect("train.log");
-    assert!(log.contains("resuming after epoch"), "{log}");
+    // scancel's SIGTERM reaches the trial, which checkpoints where it is.
+    assert!(log.contains("resuming "), "{log}");
     assert!(log.contains("epoch 8/8"), "{log}");
     assert!(dir.join("best.json").is_file());
+}
+
+#[test]
+fn a_trial_longer_than_its_time_limit_requeues_itself_and_ends_as_if_uninterrupted() {
+    let Some(data_dir) = mnist_dir() else { return };
+    if !cluster() {
+        return;
+    }
+    let _one = CLUSTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = tmp.path().join("long.json");
+    // About 45 s of training, against a limit of one minute with the warning due 50 s
+    // before it: Slurm checks its limits every 30 s, so the warning comes 10 to 40 s
+    // into each run of the task, always before the limit.
+    std::fs::write(
+        &spec,
+        r#"{"base": {"epochs": 9, "model": {"hidden_sizes": [512, 512]}},
+            "method": "grid", "parameters": {"lr": [0.001]}}"#,
+    )
+    .expect("sweep file");
+    let (on_slurm, local) = (tmp.path().join("slurm"), tmp.path().join("local"));
+    let started = Instant::now();
+    let submitted = sweep(
+        &spec,
+        &data_dir,
+        &on_slurm,
+        &["--slurm", "--time", "1", "--requeue-before", "50"],
+    );
+    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
+    let (array, collect) = job_ids(&stdout(&submitted));
+    wait_for(&collect);
+    let slurm_seconds = started.elapsed().as_secs_f64();
+    let log = std::fs::read_to_string(on_slurm.join("trial-001/train.log")).expect("train.log");
+    let stops = log.matches("SIGTERM received").count();
+    let within = log.matches("checkpointed there").count();
+    assert!(stops >= 1, "warned before the limit and stopped: {log}");
+    assert_eq!(
+        log.matches("resuming ").count(),
+        stops,
+        "each stop resumed: {log}"
+    );
+
+    let started = Instant::now();
+    let plain = sweep(&spec, &data_dir, &local, &[]);
+    assert!(plain.status.success(), "{}", common::stderr(&plain));
+    println!(
+        "time-limited trial: {stops} stops ({within} within an epoch), {slurm_seconds:.1} s on Slurm (array {array}), {:.1} s locally",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(leaderboard_scores(&on_slurm), leaderboard_scores(&local));
 }

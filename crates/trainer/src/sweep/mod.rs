@@ -33,6 +33,7 @@ use crate::backend;
 use crate::console::Console;
 use crate::infer::TestSet;
 use crate::run_dir::RunDir;
+use crate::stop::StopSignals;
 
 /// How to run a sweep.
 #[derive(Debug, Clone)]
@@ -47,6 +48,8 @@ pub struct SweepRequest {
     pub data_dir: Option<PathBuf>,
     pub device: Option<String>,
     pub console: Console,
+    /// Stops the sweep, each trial under way checkpointed where it is.
+    pub stop: StopSignals,
 }
 
 /// Runs every trial not finished yet, writes the leaderboards, scores the winner's

@@ -3,10 +3,12 @@
 //! resuming those that were interrupted.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
 
 use super::SweepRequest;
 use super::plan::Trial;
@@ -15,6 +17,7 @@ use super::spec::SweepError;
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::RunDir;
+use crate::stop::StopSignals;
 
 const PLAN: &str = "trial.json";
 const LOG: &str = "train.log";
@@ -134,11 +137,12 @@ pub fn run_trial(
         .arg("--artifacts")
         .arg(&dir)
         .arg("--no-test");
-    match run.last_checkpoint() {
+    if run.holds_checkpoint() {
         // Continue an interrupted trial where it stopped.
-        Some(_) => command.arg("--resume"),
-        None => command.arg("--config").arg(&plan).arg("--overwrite"),
-    };
+        command.arg("--resume");
+    } else {
+        command.arg("--config").arg(&plan).arg("--overwrite");
+    }
     if let Some(data_dir) = &request.data_dir {
         command.arg("--data-dir").arg(data_dir);
     }
@@ -146,15 +150,25 @@ pub fn run_trial(
         command.arg("--device").arg(device);
     }
     let started = Instant::now();
-    let status = command
+    let spawn_error = |error| SweepError::Spawn {
+        exe: request.trainer.clone(),
+        error,
+    };
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
-        .status()
-        .map_err(|error| SweepError::Spawn {
-            exe: request.trainer.clone(),
-            error,
-        })?;
+        .spawn()
+        .map_err(spawn_error)?;
+    let status = wait_passing_on_stops(&mut child, &request.stop).map_err(spawn_error)?;
+    if let Some(signal) = request.stop.received() {
+        return Err(SweepError::Stopped {
+            signal,
+            trial: trial.number,
+            dir,
+        }
+        .into());
+    }
     let outcome = match (status.success(), finished(&run)) {
         (true, Ok(Some(outcome))) => outcome,
         (true, Err(damaged)) => Outcome::Failed(damaged.to_string()),
@@ -167,6 +181,22 @@ pub fn run_trial(
         trial.describe()
     ));
     Ok(outcome)
+}
+
+/// Waits for a trial's process, passing a stop sent to this one on to it (as SIGTERM,
+/// which makes it checkpoint where it is).
+fn wait_passing_on_stops(child: &mut Child, stop: &StopSignals) -> std::io::Result<ExitStatus> {
+    let mut passed_on = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if !passed_on && stop.sent_to_this_process() {
+            rustix::process::kill_process(Pid::from_child(child), Signal::TERM)?;
+            passed_on = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Whether `saved` (a trial's config as its run wrote it, with the network's input

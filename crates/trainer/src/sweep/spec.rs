@@ -91,6 +91,14 @@ pub enum SweepError {
     Changed { dir: PathBuf },
     #[error("cannot start `{exe}`: {error}")]
     Spawn { exe: PathBuf, error: std::io::Error },
+    #[error(
+        "sweep stopped by {signal}; trial {trial} checkpointed where it was in {}: run the same command again to continue", dir.display()
+    )]
+    Stopped {
+        signal: &'static str,
+        trial: usize,
+        dir: PathBuf,
+    },
     #[error("no trial of the sweep finished; see the train.log of each trial in {0}")]
     NothingFinished(PathBuf),
     #[error("the sweep has no trial {number}: its trials are numbered 1 to {count}")]

@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// The scores of one finished epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EpochSummary {
@@ -65,5 +67,77 @@ impl EpochRecorder {
         };
         history.push(epoch);
         (self.persist)(&history)
+    }
+}
+
+/// The training metrics of the epoch under way, summed as Burn's metrics sum them
+/// (each batch's value times its size, in batch order), so that an epoch resumed from
+/// a checkpoint within it reports the same numbers as an uninterrupted one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningMetrics {
+    /// The training steps the sums cover.
+    pub steps: usize,
+    pub loss: RunningMean,
+    pub accuracy: RunningMean,
+}
+
+/// A mean over items, kept as its sum and count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningMean {
+    #[serde(with = "exact_f64")]
+    sum: f64,
+    count: usize,
+}
+
+impl RunningMean {
+    /// Adds a batch of `count` items whose mean is `value`.
+    pub fn add(&mut self, value: f64, count: usize) {
+        if count > 0 {
+            self.sum += value * count as f64;
+            self.count += count;
+        }
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+}
+
+/// Written by the renderer as batches are processed, seeded and read by the training
+/// loop.
+pub type SharedRunningMetrics = Arc<Mutex<RunningMetrics>>;
+
+/// A float as the shortest decimal that reads back to the same bits (JSON numbers
+/// are read back only to within a unit in the last place).
+mod exact_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_means_read_back_to_the_same_bits() {
+        let mut metrics = RunningMetrics::default();
+        for (value, count) in [(0.1, 64), (2.0 / 3.0, 64), (1e-17, 7)] {
+            metrics.loss.add(value, count);
+            metrics.accuracy.add(value * 100.0, count);
+        }
+        metrics.steps = 3;
+        let json = serde_json::to_string(&metrics).expect("serializes");
+        let back: RunningMetrics = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back.loss.mean().to_bits(), metrics.loss.mean().to_bits());
+        assert_eq!(back, metrics);
     }
 }

@@ -16,6 +16,8 @@ mod renderer;
 mod resume;
 mod run_log;
 pub mod schedule;
+mod step_checkpoint;
+mod strategy;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -25,7 +27,7 @@ use burn::data::dataset::Dataset;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, Metric};
-use burn::train::{ExecutionStrategy, Learner, MultiDeviceOptim, SupervisedTraining};
+use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
 use data::{EpochLoader, MnistDataset};
 use model::Network;
 
@@ -33,12 +35,13 @@ use self::classifier::CrossEntropyClassifier;
 pub use self::dry_run::{DryRun, dry_run};
 use self::early_stopping::{Patience, best_epoch, stops_after};
 pub use self::history::EpochSummary;
-use self::history::{EpochHook, EpochRecorder, History};
+use self::history::{EpochHook, EpochRecorder, History, SharedRunningMetrics};
 use self::loading::{Loaded, load};
 pub use self::options::TrainOptions;
 use self::renderer::{DivergenceSlot, EpochRenderer, FirstStep, MetricNames, StepReporting};
-use self::resume::{check_resumable, load_checkpoint_model, prepare_run_dir};
+use self::resume::{ResumePoint, check_resumable, load_checkpoint_model, prepare_run_dir};
 use self::run_log::{RunLog, SharedRunLog};
+use self::strategy::ResumableTraining;
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
@@ -46,6 +49,7 @@ use crate::console::Console;
 use crate::infer::{Evaluation, evaluate};
 use crate::report::training_curves;
 use crate::run_dir::{RunDir, RunInfo};
+use crate::stop::StopSignals;
 
 /// What to train and where.
 #[derive(Debug, Clone)]
@@ -63,6 +67,8 @@ pub struct TrainRequest {
     pub test: bool,
     /// Where progress lines go.
     pub console: Console,
+    /// Asks the run to stop, checkpointed where it is.
+    pub stop: StopSignals,
 }
 
 /// What a finished run achieved.
@@ -90,7 +96,7 @@ pub fn train(request: TrainRequest, backend: &Backend) -> Result<TrainReport, Tr
     let launched = match launch(&prepared) {
         Ok(launched) => launched,
         // A run that failed before its first checkpoint leaves nothing behind.
-        Err(error) if prepared.run_dir.last_checkpoint().is_none() => {
+        Err(error) if !prepared.run_dir.holds_checkpoint() => {
             prepared.run_dir.discard()?;
             return Err(error);
         }
@@ -113,12 +119,13 @@ struct Prepared {
     data_load: Duration,
     /// The epochs a resumed run had finished.
     epochs_done: usize,
-    resume_from: Option<usize>,
+    from: ResumePoint,
     /// The epoch count to give the Learner: the config's, or for a run that had
     /// already stopped early, the epochs it had (so that it only finishes).
     epochs_to_train: usize,
     earlier_epochs: Vec<EpochSummary>,
     info: RunInfo,
+    stop: StopSignals,
 }
 
 /// Reads the data, fits the config to it, and claims the run directory: only once the
@@ -132,6 +139,7 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         overwrite,
         test: run_test,
         console,
+        stop,
     } = request;
     // Before the data is read, so that a device that is not there is said first.
     let devices = match &config.devices {
@@ -146,8 +154,8 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         data_load,
     } = load(config, data_dir.as_deref(), console)?;
 
-    let resume_from = prepare_run_dir(&run_dir, &config, resume, overwrite, console)?;
-    let epochs_done = resume_from.unwrap_or(0);
+    let from = prepare_run_dir(&run_dir, &config, resume, overwrite, console)?;
+    let epochs_done = from.epochs_done();
     let earlier_epochs = run_dir.load_metrics(epochs_done)?;
     let stopped_early = config
         .patience
@@ -165,8 +173,9 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
     } else {
         config.epochs
     };
-    if let Some(epoch) = resume_from {
-        check_resumable(&run_dir, &config, epoch, &backend.device)?;
+    let resumed = from != ResumePoint::default();
+    if resumed {
+        check_resumable(&run_dir, &config, &from, &backend.device)?;
     }
     let info = RunInfo {
         data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),
@@ -177,7 +186,7 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         .save_config(&config)
         .and_then(|()| run_dir.save_info(&info));
     if let Err(error) = saved {
-        if resume_from.is_none() {
+        if !resumed {
             run_dir.discard()?;
         }
         return Err(error);
@@ -193,10 +202,11 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         test_set,
         data_load,
         epochs_done,
-        resume_from,
+        from,
         epochs_to_train,
         earlier_epochs,
         info,
+        stop,
     })
 }
 
@@ -224,15 +234,18 @@ fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
         mlp: config.model.init(&main_device.clone().autodiff()),
     };
     let steps_per_epoch = config.steps_per_epoch(prepared.train_set.len());
-    // Burn gives each device a contiguous share of the epoch and a batch from it per
-    // step: `batch_size / N` each keeps a step `batch_size` images, as on one device.
+    let within = prepared.from.within;
+    let steps_done = within.map_or(0, |progress| progress.running.steps);
+    // Each device takes a contiguous share of the epoch and a batch from it per step:
+    // `batch_size / N` each keeps a step `batch_size` images, as on one device.
     let train_loader = EpochLoader::new(
         prepared.train_set.clone(),
         config.batch_size / devices.len(),
         main_device.clone(),
     )
     .shuffled(config.seed)
-    .starting_after(prepared.epochs_done);
+    .starting_after(prepared.epochs_done)
+    .skipping_batches(steps_done);
     let valid_loader = EpochLoader::new(
         prepared.valid_set.clone(),
         config.eval_batch_size(),
@@ -242,7 +255,7 @@ fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     let history: History = Arc::new(Mutex::new(prepared.earlier_epochs.clone()));
     let run_log: SharedRunLog = Arc::new(Mutex::new(RunLog::open(
         run_dir,
-        (prepared.epochs_done * steps_per_epoch) as u64,
+        (prepared.epochs_done * steps_per_epoch + steps_done) as u64,
     )));
     let metrics_dir = run_dir.clone();
     let epoch_log = run_log.clone();
@@ -286,15 +299,18 @@ fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     if let Some(patience) = config.patience {
         training = training.early_stopping(Patience::new(history.clone(), patience));
     }
-    if devices.len() > 1 {
-        let devices = devices
-            .iter()
-            .map(|device| device.clone().autodiff())
-            .collect();
-        training = training.with_training_strategy(
-            ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
-        );
-    }
+    let running = SharedRunningMetrics::default();
+    training =
+        training.with_training_strategy(TrainingStrategy::Custom(Arc::new(ResumableTraining {
+            devices: devices
+                .iter()
+                .map(|device| device.clone().autodiff())
+                .collect(),
+            stop: prepared.stop.clone(),
+            run_dir: run_dir.clone(),
+            resume: within,
+            running: running.clone(),
+        })));
     let first_step = FirstStep::default();
     let divergence = DivergenceSlot::default();
     let schedule = config
@@ -311,14 +327,24 @@ fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
             log_interval: config.log_interval,
             steps_per_epoch,
             run_log: run_log.clone(),
+            running: running.clone(),
         },
     );
     training = training.renderer(Box::new(renderer));
-    if let Some(epoch) = prepared.resume_from {
-        console.line(format_args!(
+    match (prepared.from.after_epoch, within) {
+        (_, Some(progress)) => console.line(format_args!(
+            "resuming epoch {} after step {steps_done}/{steps_per_epoch} from {}",
+            progress.epoch,
+            run_dir.root().display()
+        )),
+        (Some(epoch), None) => console.line(format_args!(
             "resuming after epoch {epoch} from {}",
             run_dir.root().display()
-        ));
+        )),
+        (None, None) => {}
+    }
+    if let Some(epoch) = prepared.from.after_epoch {
+        // Burn loads this epoch's checkpoint; a checkpoint within the next replaces it.
         training = training.checkpoint(epoch);
     }
     let learner = Learner::new(classifier, config.optimizer.init(), schedule);
@@ -400,6 +426,7 @@ fn finish(
     info.valid_accuracy = kept.map(|e| e.valid_accuracy);
     run_dir.save_info(&info)?;
     run_dir.save_model(&model)?;
+    step_checkpoint::discard(&run_dir)?;
 
     let test_scores = if prepared.run_test {
         let scores = evaluate(

@@ -10,6 +10,7 @@ use crate::TrainerError;
 use crate::config::{ConfigSource, Overrides};
 use crate::console::Console;
 use crate::run_dir::RunDir;
+use crate::stop::StopSignals;
 
 /// A training run as the user describes it.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +54,7 @@ impl TrainOptions {
                 overwrite: self.overwrite,
                 test: self.test,
                 console,
+                stop: StopSignals::default(),
             });
         };
         if !run.config_path().exists() {
@@ -96,6 +98,7 @@ impl TrainOptions {
             overwrite: false,
             test: self.test,
             console,
+            stop: StopSignals::default(),
         })
     }
 }

@@ -18,7 +18,7 @@ use burn::train::renderer::{
 use burn::train::{Interrupter, LearnerSummary};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::history::{EpochRecorder, EpochSummary};
+use super::history::{EpochRecorder, EpochSummary, SharedRunningMetrics};
 use super::run_log::SharedRunLog;
 use crate::console::Console;
 use crate::report::thousands;
@@ -51,6 +51,8 @@ pub struct StepReporting {
     pub log_interval: usize,
     pub steps_per_epoch: usize,
     pub run_log: SharedRunLog,
+    /// The epoch's training metrics so far, which the recorded epoch reports.
+    pub running: SharedRunningMetrics,
 }
 
 /// Prints a line per epoch and hands it to the [`EpochRecorder`]; stops training
@@ -218,20 +220,46 @@ impl EpochRenderer {
         }
     }
 
-    /// Keeps the epoch-level value Burn sends when a split ends; per-batch values
-    /// only serve the progress bar.
+    /// Keeps the epoch-level values: for validation those Burn sends when the split
+    /// ends; for training the sums of its batches, which include those of an earlier
+    /// process when the epoch was resumed from within.
     fn record(&mut self, split: Split, state: MetricState) {
-        let MetricState::Numeric(entry, Some(NumericEntry::Final(value))) = state else {
+        let MetricState::Numeric(entry, Some(value)) = state else {
             return;
         };
-        let slot = match (split, self.metric_ids.get(&entry.metric_id)) {
-            (Split::Train, Some(Metric::Loss)) => &mut self.current.train_loss,
-            (Split::Train, Some(Metric::Accuracy)) => &mut self.current.train_accuracy,
-            (Split::Valid, Some(Metric::Loss)) => &mut self.current.valid_loss,
-            (Split::Valid, Some(Metric::Accuracy)) => &mut self.current.valid_accuracy,
-            _ => return,
-        };
-        *slot = value;
+        let metric = self.metric_ids.get(&entry.metric_id).copied();
+        match (split, metric, value) {
+            (Split::Train, Some(metric @ (Metric::Loss | Metric::Accuracy)), value) => {
+                let Ok(mut running) = self.steps.running.lock() else {
+                    return;
+                };
+                let mean = match metric {
+                    Metric::Loss => &mut running.loss,
+                    _ => &mut running.accuracy,
+                };
+                match value {
+                    NumericEntry::Aggregated {
+                        aggregated_value,
+                        count,
+                    } => mean.add(aggregated_value, count),
+                    NumericEntry::Final(_) => {
+                        let slot = match metric {
+                            Metric::Loss => &mut self.current.train_loss,
+                            _ => &mut self.current.train_accuracy,
+                        };
+                        *slot = mean.mean();
+                    }
+                    NumericEntry::Value(_) => {}
+                }
+            }
+            (Split::Valid, Some(Metric::Loss), NumericEntry::Final(value)) => {
+                self.current.valid_loss = value;
+            }
+            (Split::Valid, Some(Metric::Accuracy), NumericEntry::Final(value)) => {
+                self.current.valid_accuracy = value;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -300,7 +328,7 @@ impl TrainingProgressLogger for EpochRenderer {
 
     fn start_split(&mut self, split: &str, total_items: usize) {
         if split == "train" {
-            self.train_steps = 0;
+            self.train_steps = self.steps.running.lock().map_or(0, |running| running.steps);
             self.reported_step = 0;
             self.train_started = Some(Instant::now());
         }

@@ -1,6 +1,7 @@
-//! Whether a run may write into its directory, and from which epoch it continues:
-//! a new run, a replaced one, or a resumed one whose checkpoints are checked before
-//! Burn loads them (and panics on a bad one).
+//! Whether a run may write into its directory, and from where it continues: a new
+//! run, a replaced one, or a resumed one (after an epoch, or from a step within the
+//! next) whose checkpoints are checked before Burn loads them (and panics on a bad
+//! one).
 
 use std::path::PathBuf;
 
@@ -10,31 +11,54 @@ use burn::prelude::*;
 use model::Network;
 
 use super::classifier::CrossEntropyClassifier;
+use super::step_checkpoint::{self, EpochProgress};
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::console::Console;
 use crate::run_dir::RunDir;
 
-/// Decides whether training may write into `run_dir`, and after which epoch it
-/// continues (`None`: from the start).
+/// Where a run continues from.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ResumePoint {
+    /// The last finished epoch's checkpoint (`None`: none, the run starts at epoch 1).
+    pub after_epoch: Option<usize>,
+    /// A checkpoint taken within the epoch after it.
+    pub within: Option<EpochProgress>,
+}
+
+impl ResumePoint {
+    pub fn epochs_done(&self) -> usize {
+        self.after_epoch.unwrap_or(0)
+    }
+}
+
+/// Decides whether training may write into `run_dir`, and where it continues.
 pub fn prepare_run_dir(
     run_dir: &RunDir,
     config: &TrainingConfig,
     resume: bool,
     overwrite: bool,
     console: Console,
-) -> Result<Option<usize>, TrainerError> {
+) -> Result<ResumePoint, TrainerError> {
     if resume {
-        let Some(last) = run_dir.last_checkpoint() else {
+        let after_epoch = run_dir.last_checkpoint();
+        let within = step_checkpoint::find(run_dir, after_epoch.unwrap_or(0))?;
+        let Some(last) = after_epoch else {
             if !run_dir.config_path().is_file() {
                 return Err(TrainerError::NothingToResume(run_dir.root().to_path_buf()));
+            }
+            if within.is_some() {
+                return Ok(ResumePoint {
+                    after_epoch,
+                    within,
+                });
             }
             // The run died within its first epoch: continuing it is starting it over.
             console.line(format_args!(
                 "{} holds no complete checkpoint yet; starting the run over",
                 run_dir.root().display()
             ));
-            return Ok(None);
+            return Ok(ResumePoint::default());
         };
         // A run killed after its last checkpoint but before saving its model resumes
         // with no epoch left to train, and just finishes.
@@ -44,7 +68,10 @@ pub fn prepare_run_dir(
                 epochs: last,
             });
         }
-        return Ok(Some(last));
+        return Ok(ResumePoint {
+            after_epoch,
+            within,
+        });
     }
     if run_dir.holds_run() {
         if !overwrite {
@@ -53,15 +80,15 @@ pub fn prepare_run_dir(
         run_dir.clear()?;
     }
     run_dir.create()?;
-    Ok(None)
+    Ok(ResumePoint::default())
 }
 
-/// Checks that the checkpoint records of `epoch` are readable and that the model they
-/// hold is the one `config` describes.
+/// Checks that the checkpoint records to resume from are readable and that the model
+/// they hold is the one `config` describes.
 pub fn check_resumable(
     run_dir: &RunDir,
     config: &TrainingConfig,
-    epoch: usize,
+    from: &ResumePoint,
     device: &Device,
 ) -> Result<(), TrainerError> {
     let saved = run_dir.load_config()?;
@@ -72,6 +99,12 @@ pub fn check_resumable(
             config: config.model.architecture(),
         });
     }
+    if let Some(within) = &from.within {
+        step_checkpoint::check(run_dir, config, within, device)?;
+    }
+    let Some(epoch) = from.after_epoch else {
+        return Ok(());
+    };
     let unreadable = |path: PathBuf, reason: String| TrainerError::BadCheckpoint { path, reason };
     load_checkpoint_model(run_dir, config, epoch, device)?;
     let optim_path = run_dir.checkpoint_path("optim", epoch);

@@ -106,6 +106,7 @@ pub fn quick_run(data_dir: &Path, run_dir: &Path) -> trainer::train::TrainReques
         overwrite: false,
         test: true,
         console: trainer::console::Console::Stdout,
+        stop: trainer::stop::StopSignals::default(),
     }
 }
 
@@ -183,40 +184,57 @@ pub fn test_logits(run: &Path, data_dir: &Path) -> burn::tensor::TensorData {
         .into_data()
 }
 
-/// Runs `trainer` with `args` and kills it (SIGKILL) as soon as it prints a progress
-/// line starting with `inside` (e.g. `epoch 2/3 [`), returning the lines it printed.
-/// Panics unless the kill landed there, before the run's end.
-pub fn kill_at(args: &[String], inside: &str) -> Vec<String> {
-    use std::io::{BufRead, BufReader};
+pub use rustix::process::Signal;
+
+/// Runs `trainer` with `args` and sends it `signal` as soon as it prints a progress
+/// line starting with `inside` (e.g. `epoch 2/3 [`), returning the lines it printed
+/// and its standard error. Panics unless the signal landed there, before the run's
+/// end, and ended the run: at once for SIGKILL, with a failing status otherwise.
+pub fn signal_at(args: &[String], inside: &str, signal: Signal) -> (Vec<String>, String) {
+    use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("trainer starts");
     let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
     let mut seen = Vec::new();
-    for line in lines {
-        let line = line.expect("a line");
+    let mut lines = lines.map_while(Result::ok);
+    for line in lines.by_ref() {
         let there = line.starts_with(inside);
         seen.push(line);
         if there {
             break;
         }
     }
-    child.kill().expect("SIGKILL");
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), signal)
+        .expect("signal sent");
+    seen.extend(lines);
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).expect("stderr read");
+    }
     let status = child.wait().expect("reaped");
-    assert_eq!(
-        status.code(),
-        None,
-        "killed by a signal, not finished: {seen:?}"
-    );
+    if signal == Signal::KILL {
+        assert_eq!(status.code(), None, "killed, not finished: {seen:?}");
+    } else {
+        assert!(
+            status.code().is_some_and(|code| code != 0),
+            "stopped with a failing status, not finished ({status}): {seen:?} {stderr}"
+        );
+    }
     assert!(
-        seen.last().is_some_and(|l| l.starts_with(inside)),
+        seen.iter().any(|l| l.starts_with(inside)),
         "the run ended before `{inside}`: {seen:?}"
     );
-    seen
+    (seen, stderr)
+}
+
+/// [`signal_at`] with SIGKILL: the lines printed before the kill.
+pub fn kill_at(args: &[String], inside: &str) -> Vec<String> {
+    signal_at(args, inside, Signal::KILL).0
 }
 
 /// `trainer` with owned arguments.
@@ -238,14 +256,15 @@ pub fn leaderboard_scores(dir: &Path) -> Vec<String> {
 pub const FOUR_TRIALS: &str = r#"{"base": {"epochs": 1, "limit_train": 2000, "split": {"valid_size": 500, "seed": 3}},
     "method": "grid", "parameters": {"lr": [0.001, 0.003], "batch_size": [32, 64]}}"#;
 
-/// Trains a run in `dir/killed` with `args(run)`, kills it at the progress line
-/// starting with `inside`, resumes it, and trains the same run uninterrupted in
+/// Trains a run in `dir/killed` with `args(run)`, sends it `signal` at the progress
+/// line starting with `inside` (a stop signal must make it checkpoint where it is),
+/// resumes it, and trains the same run uninterrupted in
 /// `dir/whole`: both must end with the same logits, bit for bit, and the same
 /// metrics (but the wall time). Returns the killed run's directory.
 pub fn assert_resume_is_exact(
     args: &dyn Fn(&Path) -> Vec<String>,
     dir: &Path,
-    inside: &str,
+    (inside, signal): (&str, Signal),
     data_dir: &Path,
 ) -> PathBuf {
     let (killed, whole) = (dir.join("killed"), dir.join("whole"));
@@ -253,7 +272,10 @@ pub fn assert_resume_is_exact(
         .into_iter()
         .chain(["--log-interval".into(), "10".into()])
         .collect();
-    kill_at(&logged, inside);
+    let (_, said) = signal_at(&logged, inside, signal);
+    if signal != Signal::KILL {
+        assert!(said.contains("checkpointed there"), "{said}");
+    }
     assert!(!killed.join("model.bpk").exists(), "killed before the end");
     let resume: Vec<String> = args(&killed)
         .into_iter()

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use trainer::console::Console;
 use trainer::run_dir::RunDir;
+use trainer::stop::StopSignals;
 use trainer::sweep::{
     Outcome, SlurmOptions, SweepRequest, collect_sweep, plan_sweep, run_sweep, submit_to_slurm,
     train_trial,
@@ -75,6 +76,7 @@ pub fn exec(args: SweepArgs) -> anyhow::Result<()> {
         data_dir: args.common.data_dir,
         device: args.common.device,
         console,
+        stop: StopSignals::install()?,
     };
     if args.plan {
         let trials = plan_sweep(&request)?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use trainer::config::Overrides;
 use trainer::console::Console;
+use trainer::stop::StopSignals;
 use trainer::train::{TrainOptions, dry_run, train};
 
 use crate::cli::CommonArgs;
@@ -79,7 +80,7 @@ pub struct TrainArgs {
 
 pub fn exec(args: TrainArgs) -> anyhow::Result<()> {
     let console = Console::Stdout;
-    let request = TrainOptions {
+    let mut request = TrainOptions {
         config: args.config,
         overrides: Overrides {
             settings: args.settings,
@@ -105,6 +106,7 @@ pub fn exec(args: TrainArgs) -> anyhow::Result<()> {
     if args.dry_run {
         dry_run(request, &backend)?;
     } else {
+        request.stop = StopSignals::install()?;
         train(request, &backend)?;
     }
     Ok(())

@@ -1,0 +1,62 @@
+//! Requests from outside to stop: SIGINT, SIGTERM and SIGUSR1 (the warning Slurm
+//! sends before a time limit) ask a run to stop where it is and keep its place; a
+//! second SIGINT ends the process at once, as a user pressing Ctrl-C twice expects.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+
+use crate::TrainerError;
+
+const SIGNALS: [(i32, &str); 3] = [
+    (SIGINT, "SIGINT"),
+    (SIGTERM, "SIGTERM"),
+    (SIGUSR1, "SIGUSR1"),
+];
+
+/// Whether a stop was asked for, and by which signal. The default asks for none, ever.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignals {
+    received: Arc<[(&'static str, Arc<AtomicBool>)]>,
+}
+
+impl StopSignals {
+    /// Catches the stop signals for the rest of the process's life.
+    pub fn install() -> Result<Self, TrainerError> {
+        let any = Arc::new(AtomicBool::new(false));
+        let mut received = Vec::with_capacity(SIGNALS.len());
+        for (signal, name) in SIGNALS {
+            let failed = |error: std::io::Error| TrainerError::Signals(format!("{name}: {error}"));
+            if signal == SIGINT {
+                // Registered first, so that it sees whether any stop came before this one.
+                signal_hook::flag::register_conditional_shutdown(signal, 130, any.clone())
+                    .map_err(failed)?;
+            }
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal, flag.clone()).map_err(failed)?;
+            signal_hook::flag::register(signal, any.clone()).map_err(failed)?;
+            received.push((name, flag));
+        }
+        Ok(Self {
+            received: received.into(),
+        })
+    }
+
+    /// Whether a signal other than SIGINT came: those are sent to one process, which
+    /// passes them on to the runs it started, while a terminal's SIGINT reaches them
+    /// all at once.
+    pub fn sent_to_this_process(&self) -> bool {
+        self.received
+            .iter()
+            .any(|(name, flag)| *name != "SIGINT" && flag.load(Ordering::SeqCst))
+    }
+
+    /// The first stop signal received, if any.
+    pub fn received(&self) -> Option<&'static str> {
+        self.received
+            .iter()
+            .find(|(_, flag)| flag.load(Ordering::SeqCst))
+            .map(|(name, _)| *name)
+    }
+}
