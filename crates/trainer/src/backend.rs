@@ -11,6 +11,15 @@ pub struct Backend {
     pub device: Device,
 }
 
+impl Backend {
+    /// Whether the backend syncs gradients between devices with collective operations
+    /// (all-reduce), for Burn's DDP: in Burn 0.22.1 only cuda does, through NCCL; the
+    /// servers of wgpu and flex have no device transport.
+    pub fn has_collectives(&self) -> bool {
+        self.name == "cuda"
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "backend {}, device {:?}", self.name, self.device)

@@ -3,12 +3,13 @@
 //! checkpoint and the training curves every epoch, optional early stopping, and at the
 //! end the final model, its configuration and its test-set scores in the run directory.
 //! [`train`] runs in three steps: [`prepare`] (data, config, run directory), [`launch`]
-//! (the Learner) and [`finish`] (the kept model, saved and tested).
+//! (the Learner, in its own module) and [`finish`] (the kept model, saved and tested).
 
 mod classifier;
 mod dry_run;
 mod early_stopping;
 mod history;
+mod launch;
 mod loading;
 pub mod optimizer;
 mod options;
@@ -20,34 +21,24 @@ mod step_checkpoint;
 mod strategy;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use burn::data::dataset::Dataset;
-use burn::train::checkpoint::KeepLastNCheckpoints;
-use burn::train::logger::InMemoryMetricLogger;
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, Metric};
-use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
-use data::{EpochLoader, MnistDataset};
+use data::MnistDataset;
 use model::Network;
 
-use self::classifier::CrossEntropyClassifier;
 pub use self::dry_run::{DryRun, dry_run};
-use self::early_stopping::{Patience, best_epoch, stops_after};
+use self::early_stopping::{best_epoch, stops_after};
 pub use self::history::EpochSummary;
-use self::history::{EpochHook, EpochRecorder, History, SharedRunningMetrics};
+use self::launch::{Launched, launch};
 use self::loading::{Loaded, load};
 pub use self::options::TrainOptions;
-use self::renderer::{DivergenceSlot, EpochRenderer, FirstStep, MetricNames, StepReporting};
 use self::resume::{ResumePoint, check_resumable, load_checkpoint_model, prepare_run_dir};
-use self::run_log::{RunLog, SharedRunLog};
-use self::strategy::ResumableTraining;
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
 use crate::console::Console;
 use crate::infer::{Evaluation, evaluate};
-use crate::report::training_curves;
 use crate::run_dir::{RunDir, RunInfo};
 use crate::stop::StopSignals;
 
@@ -110,6 +101,8 @@ struct Prepared {
     config: TrainingConfig,
     /// Where training runs: the first device steps the optimizer.
     devices: Vec<burn::prelude::Device>,
+    /// Train with Burn's DDP, the devices syncing gradients with collectives.
+    ddp: bool,
     run_dir: RunDir,
     console: Console,
     run_test: bool,
@@ -193,6 +186,7 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
     }
     Ok(Prepared {
         config,
+        ddp: devices.len() > 1 && backend.has_collectives(),
         devices,
         run_dir,
         console,
@@ -207,172 +201,6 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         earlier_epochs,
         info,
         stop,
-    })
-}
-
-/// What the Learner left: the last epoch's model and every epoch's record.
-struct Launched {
-    model: Network,
-    all_epochs: Vec<EpochSummary>,
-    first_step: Option<Instant>,
-    run_log: SharedRunLog,
-    steps_per_epoch: usize,
-}
-
-/// Assembles Burn's Learner for the prepared run and trains.
-fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
-    let Prepared {
-        config,
-        run_dir,
-        console,
-        ..
-    } = prepared;
-    let devices = &prepared.devices;
-    let main_device = devices[0].clone();
-    main_device.seed(config.seed);
-    let classifier = CrossEntropyClassifier {
-        mlp: config.model.init(&main_device.clone().autodiff()),
-    };
-    let steps_per_epoch = config.steps_per_epoch(prepared.train_set.len());
-    let within = prepared.from.within;
-    let steps_done = within.map_or(0, |progress| progress.running.steps);
-    // Each device takes a contiguous share of the epoch and a batch from it per step:
-    // `batch_size / N` each keeps a step `batch_size` images, as on one device.
-    let train_loader = EpochLoader::new(
-        prepared.train_set.clone(),
-        config.batch_size / devices.len(),
-        main_device.clone(),
-    )
-    .shuffled(config.seed)
-    .starting_after(prepared.epochs_done)
-    .skipping_batches(steps_done);
-    let valid_loader = EpochLoader::new(
-        prepared.valid_set.clone(),
-        config.eval_batch_size(),
-        main_device.clone(),
-    );
-
-    let history: History = Arc::new(Mutex::new(prepared.earlier_epochs.clone()));
-    let run_log: SharedRunLog = Arc::new(Mutex::new(RunLog::open(
-        run_dir,
-        (prepared.epochs_done * steps_per_epoch + steps_done) as u64,
-    )));
-    let metrics_dir = run_dir.clone();
-    let epoch_log = run_log.clone();
-    let persist: EpochHook = Box::new(move |epochs| {
-        metrics_dir.save_metrics(epochs)?;
-        if let (Some(last), Ok(mut log)) = (epochs.last(), epoch_log.lock()) {
-            log.epoch((last.epoch * steps_per_epoch) as u64, last);
-        }
-        // The picture only shows what metrics.csv holds: failing to draw it is no
-        // reason to stop training.
-        if let Err(error) = training_curves(epochs, &metrics_dir.curves_path()) {
-            Console::warn(error);
-        }
-        Ok(())
-    });
-    let (accuracy, loss, learning_rate) = (
-        AccuracyMetric::new(),
-        LossMetric::new(),
-        LearningRateMetric::new(),
-    );
-    let names = MetricNames {
-        loss: loss.name(),
-        accuracy: accuracy.name(),
-        learning_rate: learning_rate.name(),
-    };
-    let mut training = SupervisedTraining::new(
-        run_dir.root(),
-        Arc::new(train_loader),
-        Arc::new(valid_loader),
-    )
-    .metrics((accuracy, loss))
-    .metric_train_numeric(learning_rate)
-    // Per-epoch metrics go to metrics.csv, written atomically; Burn's file logger
-    // appends per batch and its application logger installs a process-wide panic
-    // hook, so neither is used.
-    .with_metric_logger(InMemoryMetricLogger::default())
-    .with_application_logger(None)
-    .with_default_checkpointers()
-    .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
-    .num_epochs(prepared.epochs_to_train);
-    if let Some(patience) = config.patience {
-        training = training.early_stopping(Patience::new(history.clone(), patience));
-    }
-    let running = SharedRunningMetrics::default();
-    training =
-        training.with_training_strategy(TrainingStrategy::Custom(Arc::new(ResumableTraining {
-            devices: devices
-                .iter()
-                .map(|device| device.clone().autodiff())
-                .collect(),
-            stop: prepared.stop.clone(),
-            run_dir: run_dir.clone(),
-            resume: within,
-            running: running.clone(),
-        })));
-    let first_step = FirstStep::default();
-    let divergence = DivergenceSlot::default();
-    let schedule = config
-        .lr_schedule
-        .init(config.lr, steps_per_epoch, config.epochs);
-    let renderer = EpochRenderer::new(
-        EpochRecorder::new(history.clone(), persist),
-        training.interrupter(),
-        names,
-        divergence.clone(),
-        first_step.clone(),
-        *console,
-        StepReporting {
-            log_interval: config.log_interval,
-            steps_per_epoch,
-            run_log: run_log.clone(),
-            running: running.clone(),
-        },
-    );
-    training = training.renderer(Box::new(renderer));
-    match (prepared.from.after_epoch, within) {
-        (_, Some(progress)) => console.line(format_args!(
-            "resuming epoch {} after step {steps_done}/{steps_per_epoch} from {}",
-            progress.epoch,
-            run_dir.root().display()
-        )),
-        (Some(epoch), None) => console.line(format_args!(
-            "resuming after epoch {epoch} from {}",
-            run_dir.root().display()
-        )),
-        (None, None) => {}
-    }
-    if let Some(epoch) = prepared.from.after_epoch {
-        // Burn loads this epoch's checkpoint; a checkpoint within the next replaces it.
-        training = training.checkpoint(epoch);
-    }
-    let learner = Learner::new(classifier, config.optimizer.init(), schedule);
-    let result = training.launch(learner);
-    if let Some(error) = result.error {
-        return Err(TrainerError::Training(error.to_string()));
-    }
-    if let Some(interruption) = result.interrupted {
-        if let Some(divergence) = divergence.lock().ok().and_then(|slot| *slot) {
-            return Err(TrainerError::Diverged {
-                loss: divergence.loss,
-                epoch: divergence.epoch,
-                step: divergence.step,
-                dir: run_dir.root().to_path_buf(),
-            });
-        }
-        return Err(TrainerError::Interrupted {
-            reason: interruption.reason.unwrap_or_else(|| "interrupted".into()),
-            dir: run_dir.root().to_path_buf(),
-        });
-    }
-    let all_epochs = history.lock().map(|all| all.clone()).unwrap_or_default();
-    Ok(Launched {
-        model: result.model.mlp,
-        all_epochs,
-        first_step: first_step.get().copied(),
-        run_log,
-        steps_per_epoch,
     })
 }
 

@@ -18,7 +18,7 @@ use burn::train::renderer::{
 use burn::train::{Interrupter, LearnerSummary};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::history::{EpochRecorder, EpochSummary, SharedRunningMetrics};
+use super::history::{EpochRecorder, EpochSummary, RunningMetrics, SharedRunningMetrics};
 use super::run_log::SharedRunLog;
 use crate::console::Console;
 use crate::report::thousands;
@@ -318,6 +318,9 @@ impl TrainingProgressLogger for EpochRenderer {
         ));
         if let Err(error) = self.recorder.record(self.current.clone()) {
             self.interrupter.stop(Some(&error.to_string()));
+        }
+        if let Ok(mut running) = self.steps.running.lock() {
+            *running = RunningMetrics::default();
         }
         self.current = EpochSummary {
             epoch: epoch + 1,
