@@ -3,9 +3,11 @@
 //! [`Module`](burn::module::Module), [`Network`], built from a [`NetworkConfig`].
 
 mod conv;
+mod dense;
 mod network;
 
 pub use conv::{BlockError, ConvBlock, ConvBlockConfig};
+pub use dense::DenseNetwork;
 pub use network::{
     Activation, Network, NetworkConfig, NetworkError, NetworkKind, Normalization, square_side,
 };

@@ -134,7 +134,7 @@ pub struct Network {
     /// plain network.
     dropout: Option<Dropout>,
     #[module(skip)]
-    activation: Activation,
+    pub(crate) activation: Activation,
     #[module(skip)]
     normalization: Normalization,
     /// The side of the square image the convolutions see; 0 in an MLP.

@@ -24,7 +24,7 @@ use model::{Network, NetworkConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use trainer::infer::preprocess::load_digit;
-use trainer::infer::{predict, predict_scaled};
+use trainer::infer::{Classifier, predict};
 use trainer::run_dir::RunDir;
 use trainer::serve::{
     BODY_LIMIT, MAX_BATCH, MAX_IMAGE_SIDE, Metrics, Predictor, ServeConfig, router,
@@ -118,7 +118,8 @@ async fn pixels_get_the_answer_predict_gives() {
     let (model, app) = untrained();
     let (status, answer) = post_json(&app, &json!({ "pixels": pixels(1) })).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let expected = predict_scaled(&model, &[pixels(1)], &Device::flex())
+    let expected = Classifier::new(model, &Device::flex())
+        .predict_scaled(&[pixels(1)])
         .expect("predicts")
         .remove(0);
     assert_eq!(floats(&answer["probabilities"]), expected.probabilities);

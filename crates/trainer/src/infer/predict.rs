@@ -1,9 +1,9 @@
 //! Predicting digits with a trained model.
 
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use model::Network;
 
+use super::Classifier;
 use crate::TrainerError;
 
 /// The model's belief about one image.
@@ -51,7 +51,7 @@ pub fn predict(
     device: &Device,
 ) -> Result<Vec<Prediction>, TrainerError> {
     let scaled: Vec<Vec<f32>> = images.iter().map(|image| scale_pixels(image)).collect();
-    predict_scaled(model, &scaled, device)
+    Classifier::new(model.clone(), device).predict_scaled(&scaled)
 }
 
 /// Pixel bytes (0-255) as the network takes them, in [0, 1], like the training batches.
@@ -59,31 +59,12 @@ pub fn scale_pixels(image: &[u8]) -> Vec<f32> {
     image.iter().map(|&p| data::pixel_value(p)).collect()
 }
 
-/// Predicts the class of each image, given as pixels already scaled to 0..1 the way
-/// the network takes them, each of the model's input size. [`predict`] runs this after
-/// scaling bytes; the HTTP API runs it on the pixels clients send, so no rounding to
-/// bytes comes between a client and the model.
-pub fn predict_scaled(
-    model: &Network,
-    images: &[Vec<f32>],
-    device: &Device,
-) -> Result<Vec<Prediction>, TrainerError> {
-    let Some(first) = images.first() else {
-        return Ok(Vec::new());
-    };
-    let pixels: Vec<f32> = images.concat();
-    let input =
-        Tensor::<2>::from_data(TensorData::new(pixels, [images.len(), first.len()]), device);
-    // [batch, pixels] -> [batch, classes]
-    let probabilities = softmax(model.forward(input), 1);
-    let classes = probabilities.dims()[1];
-    let flat = probabilities.try_into_vec_as::<f32>()?;
-    Ok(flat
-        .chunks(classes)
-        .map(|row| Prediction {
-            probabilities: row.to_vec(),
-        })
-        .collect())
+/// `exp(x - max) / sum`, as Burn's softmax computes it.
+pub(super) fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.iter().map(|&e| e / sum).collect()
 }
 
 #[cfg(test)]
@@ -104,16 +85,34 @@ mod tests {
     }
 
     #[test]
-    fn predictions_are_distributions_one_per_image() {
+    fn predictions_are_burns_softmax_of_the_logits_one_per_image() {
         let device = Device::flex();
         let model = model::NetworkConfig::new().init(&device);
-        let predictions =
-            predict(&model, &[vec![0; 784], vec![255; 784]], &device).expect("predicts");
-        assert_eq!(predictions.len(), 2);
-        for prediction in predictions {
+        let images = [
+            vec![0; 784],
+            vec![255; 784],
+            (0..784).map(|i| (i * 7 % 256) as u8).collect(),
+        ];
+        let predictions = predict(&model, &images, &device).expect("predicts");
+        let pixels: Vec<f32> = images
+            .iter()
+            .flat_map(|image| scale_pixels(image))
+            .collect();
+        let input = Tensor::<2>::from_data(TensorData::new(pixels, [3, 784]), &device);
+        let burn = burn::tensor::activation::softmax(model.forward(input), 1)
+            .try_into_vec_as::<f32>()
+            .expect("floats");
+        assert_eq!(predictions.len(), 3);
+        for (prediction, expected) in predictions.iter().zip(burn.chunks(10)) {
             assert_eq!(prediction.probabilities.len(), 10);
             let sum: f32 = prediction.probabilities.iter().sum();
             assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+            for (p, e) in prediction.probabilities.iter().zip(expected) {
+                assert!(
+                    (p - e).abs() <= 1e-5 * e.max(1e-3),
+                    "{p} against Burn's {e}"
+                );
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::api::{Answer, BodyKind, Guess, Input, Item, MAX_BATCH, MAX_IMAGE_SIDE, RequestError};
 use crate::infer::preprocess::{decoding_limits, mnist_style, square_side};
-use crate::infer::{predict_scaled, scale_pixels};
+use crate::infer::{Classifier, scale_pixels};
 
 /// A request read from its body, its images not yet decoded.
 #[derive(Debug)]
@@ -55,8 +55,7 @@ fn in_batch(batch: bool, index: usize, source: RequestError) -> RequestError {
 /// A trained model ready to answer requests.
 #[derive(Debug)]
 pub struct Predictor {
-    model: Network,
-    device: Device,
+    classifier: Classifier,
     input_size: usize,
     /// The side of the square image the model takes; `None` if its input is not a
     /// square, and then only pixel arrays can be classified.
@@ -67,8 +66,7 @@ impl Predictor {
     /// Wraps `model`, built from `config`, computing on `device`.
     pub fn new(model: Network, config: &NetworkConfig, device: Device) -> Self {
         Self {
-            model,
-            device,
+            classifier: Classifier::new(model, &device),
             input_size: config.input_size,
             side: square_side(config.input_size),
         }
@@ -131,7 +129,9 @@ impl Predictor {
             .into_iter()
             .map(|input| (input.pixels, input.from_image))
             .unzip();
-        let predictions = predict_scaled(&self.model, &rows, &self.device)
+        let predictions = self
+            .classifier
+            .predict_scaled(&rows)
             .map_err(|e| RequestError::Internal(e.to_string()))?;
         let mut guesses = predictions
             .into_iter()
