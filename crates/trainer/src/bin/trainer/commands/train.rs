@@ -63,8 +63,9 @@ pub struct TrainArgs {
     /// Run directory for checkpoints, logs and the final model [default: artifacts/<config name>].
     #[arg(long, value_name = "DIR")]
     artifacts: Option<PathBuf>,
-    /// Continue the run in --artifacts from its last checkpoint (epoch, model and
-    /// optimizer state), with its saved config.
+    /// Continue the run in --artifacts from its last checkpoint (model, optimizer and
+    /// schedule state: an epoch's, or the step where SIGINT, SIGTERM or SIGUSR1
+    /// stopped it), with its saved config.
     #[arg(long, requires = "artifacts")]
     resume: bool,
     /// With --resume: continue the run as a new run in DIR, where flags and --set may
