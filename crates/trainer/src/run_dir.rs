@@ -33,8 +33,8 @@ const CONFUSION: &str = "confusion.png";
 const MODEL: &str = "model.bpk";
 const CHECKPOINTS: &str = "checkpoint";
 const TENSORBOARD: &str = "tensorboard";
-/// Burn's file checkpointer writes these three records per epoch.
-const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
+/// Burn's file checkpointer writes these three records per checkpoint.
+pub const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
 /// Facts about a run that are not part of its configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -71,6 +71,25 @@ fn sweep(spec: &Path, data: &Path, dir: &Path, stage: &[&str]) -> std::process::
     trainer(&[&args[..], stage].concat())
 }
 
+/// Submits the sweep with `--slurm` and `flags` and waits for its collect job: the
+/// array's job id and the seconds it all took.
+fn swept_on_slurm(spec: &Path, data: &Path, dir: &Path, flags: &[&str]) -> (String, f64) {
+    let started = Instant::now();
+    let submitted = sweep(spec, data, dir, &[&["--slurm"], flags].concat());
+    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
+    let (array, collect) = job_ids(&stdout(&submitted));
+    wait_for(&collect);
+    (array, started.elapsed().as_secs_f64())
+}
+
+/// Runs the sweep locally: the seconds it took.
+fn swept_locally(spec: &Path, data: &Path, dir: &Path) -> f64 {
+    let started = Instant::now();
+    let plain = sweep(spec, data, dir, &[]);
+    assert!(plain.status.success(), "{}", common::stderr(&plain));
+    started.elapsed().as_secs_f64()
+}
+
 #[test]
 fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
     let Some(data_dir) = mnist_dir() else { return };
@@ -85,23 +104,15 @@ fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
     std::fs::write(&spec, common::FOUR_TRIALS).expect("sweep file");
     let (on_slurm, local) = (tmp.path().join("slurm"), tmp.path().join("local"));
 
-    let started = Instant::now();
-    let submitted = sweep(
+    let (array, slurm_seconds) = swept_on_slurm(
         &spec,
         &data_dir,
         &on_slurm,
-        &["--slurm", "--max-parallel", "2", "--cpus-per-trial", "1"],
+        &["--max-parallel", "2", "--cpus-per-trial", "1"],
     );
-    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
-    let (array, collect) = job_ids(&stdout(&submitted));
-    wait_for(&collect);
-    let slurm_seconds = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let plain = sweep(&spec, &data_dir, &local, &[]);
-    assert!(plain.status.success(), "{}", common::stderr(&plain));
+    let local_seconds = swept_locally(&spec, &data_dir, &local);
     println!(
-        "4 trials: {slurm_seconds:.1} s on Slurm (array {array}, collect {collect}), {:.1} s locally",
-        started.elapsed().as_secs_f64()
+        "4 trials: {slurm_seconds:.1} s on Slurm (array {array}), {local_seconds:.1} s locally"
     );
     assert!(
         on_slurm.join("best.json").is_file(),
@@ -188,17 +199,12 @@ fn a_trial_longer_than_its_time_limit_requeues_itself_and_ends_as_if_uninterrupt
     )
     .expect("sweep file");
     let (on_slurm, local) = (tmp.path().join("slurm"), tmp.path().join("local"));
-    let started = Instant::now();
-    let submitted = sweep(
+    let (array, slurm_seconds) = swept_on_slurm(
         &spec,
         &data_dir,
         &on_slurm,
-        &["--slurm", "--time", "1", "--requeue-before", "50"],
+        &["--time", "1", "--requeue-before", "50"],
     );
-    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
-    let (array, collect) = job_ids(&stdout(&submitted));
-    wait_for(&collect);
-    let slurm_seconds = started.elapsed().as_secs_f64();
     let log = std::fs::read_to_string(on_slurm.join("trial-001/train.log")).expect("train.log");
     let stops = log.matches("SIGTERM received").count();
     let within = log.matches("checkpointed there").count();
@@ -209,12 +215,9 @@ fn a_trial_longer_than_its_time_limit_requeues_itself_and_ends_as_if_uninterrupt
         "each stop resumed: {log}"
     );
 
-    let started = Instant::now();
-    let plain = sweep(&spec, &data_dir, &local, &[]);
-    assert!(plain.status.success(), "{}", common::stderr(&plain));
+    let local_seconds = swept_locally(&spec, &data_dir, &local);
     println!(
-        "time-limited trial: {stops} stops ({within} within an epoch), {slurm_seconds:.1} s on Slurm (array {array}), {:.1} s locally",
-        started.elapsed().as_secs_f64()
+        "time-limited trial: {stops} stops ({within} within an epoch), {slurm_seconds:.1} s on Slurm (array {array}), {local_seconds:.1} s locally"
     );
     assert_eq!(leaderboard_scores(&on_slurm), leaderboard_scores(&local));
 }

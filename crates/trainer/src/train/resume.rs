@@ -102,16 +102,29 @@ pub fn check_resumable(
     if let Some(within) = &from.within {
         step_checkpoint::check(run_dir, config, within, device)?;
     }
-    let Some(epoch) = from.after_epoch else {
-        return Ok(());
-    };
-    let unreadable = |path: PathBuf, reason: String| TrainerError::BadCheckpoint { path, reason };
-    load_checkpoint_model(run_dir, config, epoch, device)?;
-    let optim_path = run_dir.checkpoint_path("optim", epoch);
-    OptimizerRecord::load(optim_path.clone()).map_err(|e| unreadable(optim_path, e.to_string()))?;
-    let scheduler_path = run_dir.checkpoint_path("scheduler", epoch);
-    LrSchedulerRecord::load(scheduler_path.clone())
-        .map_err(|e| unreadable(scheduler_path, e.to_string()))?;
+    if let Some(epoch) = from.after_epoch {
+        let unreadable = |path, reason| TrainerError::BadCheckpoint { path, reason };
+        let path = |record: &str| run_dir.checkpoint_path(record, epoch);
+        check_records(config, device, path, unreadable)?;
+    }
+    Ok(())
+}
+
+/// Reads the model, optimizer and scheduler records of one checkpoint (`path` names
+/// each record's file), checking that the model is the network `config` describes;
+/// `unreadable` makes the error for a file that is not.
+pub fn check_records(
+    config: &TrainingConfig,
+    device: &Device,
+    path: impl Fn(&str) -> PathBuf,
+    unreadable: impl Fn(PathBuf, String) -> TrainerError,
+) -> Result<(), TrainerError> {
+    let model = path("model");
+    load_model_record(config, &model, device).map_err(|reason| unreadable(model, reason))?;
+    let optim = path("optim");
+    OptimizerRecord::load(optim.clone()).map_err(|e| unreadable(optim, e.to_string()))?;
+    let scheduler = path("scheduler");
+    LrSchedulerRecord::load(scheduler.clone()).map_err(|e| unreadable(scheduler, e.to_string()))?;
     Ok(())
 }
 
@@ -123,15 +136,21 @@ pub fn load_checkpoint_model(
     device: &Device,
 ) -> Result<Network, TrainerError> {
     let path = run_dir.checkpoint_path("model", epoch);
+    load_model_record(config, &path, device)
+        .map_err(|reason| TrainerError::BadCheckpoint { path, reason })
+}
+
+fn load_model_record(
+    config: &TrainingConfig,
+    path: &std::path::Path,
+    device: &Device,
+) -> Result<Network, String> {
     CrossEntropyClassifier {
         mlp: config.model.init(device),
     }
-    .try_load_file(&path)
+    .try_load_file(path)
     .map(|classifier| classifier.mlp)
-    .map_err(|e| TrainerError::BadCheckpoint {
-        path,
-        reason: e.to_string(),
-    })
+    .map_err(|e| e.to_string())
 }
 
 /// Starts `target` as a copy of `source` at its last checkpoint: the config it was

@@ -8,8 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::lr_scheduler::LrSchedulerRecord;
-use burn::optim::OptimizerRecord;
 use burn::prelude::*;
 use burn::train::checkpoint::{
     AsyncCheckpointer, Checkpoint, CheckpointingAction, CheckpointingStrategy, FileCheckpointer,
@@ -20,12 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use super::classifier::CrossEntropyClassifier;
 use super::history::RunningMetrics;
+use super::resume::check_records;
 use crate::TrainerError;
 use crate::config::TrainingConfig;
-use crate::run_dir::RunDir;
+use crate::run_dir::{CHECKPOINT_RECORDS, RunDir};
 
 const PROGRESS: &str = "progress.json";
-const RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
 /// Where within an epoch a step checkpoint was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -58,19 +56,9 @@ pub fn check(
     progress: &EpochProgress,
     device: &Device,
 ) -> Result<(), TrainerError> {
-    let path = |record| record_path(&run_dir.step_checkpoint_dir(), record, progress.epoch);
-    let model = path("model");
-    CrossEntropyClassifier {
-        mlp: config.model.init(device),
-    }
-    .try_load_file(&model)
-    .map_err(|error| unreadable(model, error.to_string()))?;
-    let optim = path("optim");
-    OptimizerRecord::load(optim.clone()).map_err(|error| unreadable(optim, error.to_string()))?;
-    let scheduler = path("scheduler");
-    LrSchedulerRecord::load(scheduler.clone())
-        .map_err(|error| unreadable(scheduler, error.to_string()))?;
-    Ok(())
+    let dir = run_dir.step_checkpoint_dir();
+    let path = |record: &str| record_path(&dir, record, progress.epoch);
+    check_records(config, device, path, unreadable)
 }
 
 /// Saves `learner` as it stands `progress` into its epoch, replacing any step
@@ -140,7 +128,7 @@ fn checkpointer(
     dir: &Path,
     failures: Option<&Interrupter>,
 ) -> LearningCheckpointer<CrossEntropyClassifier> {
-    let [model, optim, scheduler] = RECORDS;
+    let [model, optim, scheduler] = CHECKPOINT_RECORDS;
     LearningCheckpointer::new(
         writer(dir, model, failures),
         writer(dir, optim, failures),
