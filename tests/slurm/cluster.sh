@@ -3,6 +3,7 @@
 # munge, a generated slurm.conf, munged, slurmctld and slurmd, run as root.
 #
 #   tests/slurm/cluster.sh start   # idempotent; waits until the node takes jobs
+#                                  # (restarts daemons running an older slurm.conf)
 #   tests/slurm/cluster.sh stop
 set -euo pipefail
 state=${SLURM_TEST_STATE:-/var/tmp/mnist-burn-slurm}
@@ -16,13 +17,10 @@ stop() {
 start() {
   command -v slurmctld >/dev/null && command -v munged >/dev/null || {
     echo "no slurmctld or munged: apt-get install slurm-wlm munge" >&2; exit 1; }
-  if sinfo -h -o %T 2>/dev/null | grep -qx idle; then return; fi
-  stop
-  mkdir -p "$state"/{spool,state,log} /etc/slurm /run/munge
   host=$(hostname -s)
   cpus=$(nproc)
   memory=$(awk '/MemTotal/ {print int($2 / 1024 * 0.8)}' /proc/meminfo)
-  cat >"$conf" <<CONF
+  wanted=$(cat <<CONF
 ClusterName=local
 SlurmctldHost=$host
 AuthType=auth/munge
@@ -46,6 +44,16 @@ MpiDefault=none
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
+)
+  # Daemons left running by an earlier run keep the slurm.conf they started with:
+  # reuse them only if it is this one.
+  if [ "$(cat "$conf" 2>/dev/null)" = "$wanted" ] && sinfo -h -o %T 2>/dev/null | grep -qx idle; then
+    return
+  fi
+  stop
+  for _ in $(seq 20); do pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || break; sleep 0.5; done
+  mkdir -p "$state"/{spool,state,log} /etc/slurm /run/munge
+  printf '%s\n' "$wanted" >"$conf"
   [ -s /etc/munge/munge.key ] || mungekey --create --keyfile /etc/munge/munge.key
   chown munge:munge /etc/munge/munge.key /run/munge
   chmod 400 /etc/munge/munge.key

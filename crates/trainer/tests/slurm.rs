@@ -55,7 +55,14 @@ fn wait_for(job: &str) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    panic!("job {job} still queued after 10 minutes");
+    let shown = Command::new("scontrol")
+        .args(["show", "job", job])
+        .output()
+        .expect("scontrol runs");
+    panic!(
+        "job {job} still queued after 10 minutes:\n{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
 }
 
 fn sweep(spec: &Path, data: &Path, dir: &Path, stage: &[&str]) -> std::process::Output {
