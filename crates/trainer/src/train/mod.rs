@@ -8,6 +8,7 @@
 mod classifier;
 mod dry_run;
 mod early_stopping;
+mod fused_adam;
 mod history;
 mod launch;
 mod loading;

@@ -4,15 +4,17 @@
 use burn::config::Config;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
+
+use super::fused_adam::FusedAdam;
 
 /// Which update rule to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerName {
     /// Adam, with `weight_decay` as an L2 penalty added to the gradient (PyTorch's
-    /// `Adam(weight_decay=..)`).
+    /// `Adam(weight_decay=..)`), stepped in one pass per parameter ([`FusedAdam`]).
     #[default]
     Adam,
     /// Adam with decoupled weight decay (PyTorch's `AdamW`).
@@ -56,12 +58,12 @@ impl OptimizerConfig {
             penalty: self.weight_decay,
         });
         match self.name {
-            OptimizerName::Adam => AdamConfig::new()
-                .with_beta_1(self.beta_1)
-                .with_beta_2(self.beta_2)
-                .with_epsilon(self.epsilon)
-                .with_weight_decay(penalty)
-                .init(),
+            OptimizerName::Adam => ModuleOptimizer::from(FusedAdam {
+                beta_1: self.beta_1,
+                beta_2: self.beta_2,
+                epsilon: self.epsilon,
+                penalty: penalty.map(|decay| decay.penalty),
+            }),
             OptimizerName::Adamw => AdamWConfig::new()
                 .with_beta_1(self.beta_1)
                 .with_beta_2(self.beta_2)

@@ -1,0 +1,280 @@
+//! Adam in one pass: a Burn backend extension whose flex kernel reads a parameter, its
+//! gradient and both moments once and writes all three back, where Burn's `Adam` runs
+//! about 13 tensor ops per parameter (each a pass and, mostly, an allocation). Other
+//! backends get the same arithmetic op by op, which their fusion can merge. The result
+//! is bit-identical to Burn's `Adam`, and its state is Burn's `AdamState`, so
+//! checkpoints of either optimizer load into the other.
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Scalar, backend_extension};
+use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// The per-step constants of one Adam update, computed once per parameter tensor as
+/// Burn's `Adam` computes them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    /// The first step of this parameter: the moments start from the gradient alone.
+    pub first: bool,
+    /// The L2 penalty folded into the gradient (`param * penalty + grad`), if any.
+    pub penalty: Option<f32>,
+    pub beta_1: f32,
+    pub beta_2: f32,
+    /// `sqrt(1 - beta_2^t) / (1 - beta_1^t)`.
+    pub combined_factor: f32,
+    /// `epsilon * sqrt(1 - beta_2^t)`, added to `sqrt(moment_2)`.
+    pub guard: f32,
+    pub lr: f32,
+}
+
+/// One Adam update of a parameter tensor: `(param, moment_1, moment_2)` after it.
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+)]
+pub trait AdamStepOps: Backend {
+    /// The update by Burn's tensor ops, in `Adam`'s order: where no kernel is written.
+    ///
+    /// # Shapes
+    /// - all four inputs and the three outputs: the parameter's shape
+    #[allow(clippy::too_many_arguments)]
+    fn adam_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        first: bool,
+        penalty: Option<f32>,
+        beta_1: f32,
+        beta_2: f32,
+        combined_factor: f32,
+        guard: f32,
+        lr: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let step = AdamStep {
+            first,
+            penalty,
+            beta_1,
+            beta_2,
+            combined_factor,
+            guard,
+            lr,
+        };
+        composed::<Self>(param, grad, moment_1, moment_2, step)
+    }
+}
+
+/// Burn's `Adam::step` and `AdaptiveMomentum::transform`, op for op.
+fn composed<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    moment_1: FloatTensor<B>,
+    moment_2: FloatTensor<B>,
+    step: AdamStep,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let scalar = |value: f32| Scalar::from(value);
+    let grad = match step.penalty {
+        Some(penalty) => B::float_add(B::float_mul_scalar(param.clone(), scalar(penalty)), grad),
+        None => grad,
+    };
+    let grad_share = B::float_mul_scalar(grad.clone(), scalar(1.0 - step.beta_1));
+    let square_share = B::float_mul_scalar(B::float_mul(grad.clone(), grad), scalar(1.0 - step.beta_2));
+    let (moment_1, moment_2) = if step.first {
+        (grad_share, square_share)
+    } else {
+        (
+            B::float_add(B::float_mul_scalar(moment_1, scalar(step.beta_1)), grad_share),
+            B::float_add(B::float_mul_scalar(moment_2, scalar(step.beta_2)), square_share),
+        )
+    };
+    let update = B::float_div(
+        B::float_mul_scalar(moment_1.clone(), scalar(step.combined_factor)),
+        B::float_add_scalar(B::float_sqrt(moment_2.clone()), scalar(step.guard)),
+    );
+    let param = B::float_sub(param, B::float_mul_scalar(update, scalar(step.lr)));
+    (param, moment_1, moment_2)
+}
+
+#[cfg(feature = "ndarray")]
+impl AdamStepOps for burn::backend::NdArray {}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl AdamStepOps for burn::backend::Cube {}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::Flex;
+
+    use super::*;
+
+    impl AdamStepOps for Flex {
+        fn adam_step(
+            param: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            moment_1: FloatTensor<Self>,
+            moment_2: FloatTensor<Self>,
+            first: bool,
+            penalty: Option<f32>,
+            beta_1: f32,
+            beta_2: f32,
+            combined_factor: f32,
+            guard: f32,
+            lr: f32,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+            let step = AdamStep {
+                first,
+                penalty,
+                beta_1,
+                beta_2,
+                combined_factor,
+                guard,
+                lr,
+            };
+            let len = param.layout().shape().num_elements();
+            let fits = [&param, &grad, &moment_1, &moment_2]
+                .iter()
+                .all(|t| t.dtype() == DType::F32 && t.layout().shape().num_elements() == len);
+            if !fits {
+                return composed::<Self>(param, grad, moment_1, moment_2, step);
+            }
+            let (mut param, grad) = (dense(param), dense(grad));
+            let (mut moment_1, mut moment_2) = (dense(moment_1), dense(moment_2));
+            let Some(grad_values) = grad.as_slice::<f32>() else {
+                return composed::<Self>(param, grad, moment_1, moment_2, step);
+            };
+            let (param_values, moment_1_values, moment_2_values) = (
+                values_mut(&mut param),
+                values_mut(&mut moment_1),
+                values_mut(&mut moment_2),
+            );
+            // Compiled again for each instruction set pulp detects at run time, so
+            // that the loop runs in the widest vectors the CPU has.
+            pulp::Arch::new().dispatch(|| {
+                update(param_values, grad_values, moment_1_values, moment_2_values, step)
+            });
+            (param, moment_1, moment_2)
+        }
+    }
+
+    type FlexTensor = FloatTensor<Flex>;
+
+    fn dense(tensor: FlexTensor) -> FlexTensor {
+        if tensor.layout().contiguous_offsets().is_some() {
+            tensor
+        } else {
+            tensor.to_contiguous()
+        }
+    }
+
+    /// The elements of a contiguous tensor, copied first if another tensor shares them.
+    fn values_mut(tensor: &mut FlexTensor) -> &mut [f32] {
+        let (start, end) = tensor.layout().contiguous_offsets().unwrap_or_default();
+        &mut tensor.storage_mut::<f32>()[start..end]
+    }
+
+    /// The loop of the kernel; the branches on the step's kind are taken outside it,
+    /// so that each variant vectorises.
+    #[inline(always)]
+    fn update(
+        param: &mut [f32],
+        grad: &[f32],
+        moment_1: &mut [f32],
+        moment_2: &mut [f32],
+        step: AdamStep,
+    ) {
+        let elements = param
+            .iter_mut()
+            .zip(grad)
+            .zip(moment_1.iter_mut().zip(moment_2.iter_mut()));
+        let (keep_1, keep_2) = (1.0 - step.beta_1, 1.0 - step.beta_2);
+        let apply = |p: &mut f32, m_1: f32, m_2: f32| {
+            let update = (m_1 * step.combined_factor) / (m_2.sqrt() + step.guard);
+            *p -= update * step.lr;
+        };
+        match (step.first, step.penalty) {
+            (true, None) => {
+                for ((p, &g), (m_1, m_2)) in elements {
+                    (*m_1, *m_2) = (g * keep_1, (g * g) * keep_2);
+                    apply(p, *m_1, *m_2);
+                }
+            }
+            (false, None) => {
+                for ((p, &g), (m_1, m_2)) in elements {
+                    *m_1 = *m_1 * step.beta_1 + g * keep_1;
+                    *m_2 = *m_2 * step.beta_2 + (g * g) * keep_2;
+                    apply(p, *m_1, *m_2);
+                }
+            }
+            (first, Some(penalty)) => {
+                for ((p, &g), (m_1, m_2)) in elements {
+                    let g = *p * penalty + g;
+                    if first {
+                        (*m_1, *m_2) = (g * keep_1, (g * g) * keep_2);
+                    } else {
+                        *m_1 = *m_1 * step.beta_1 + g * keep_1;
+                        *m_2 = *m_2 * step.beta_2 + (g * g) * keep_2;
+                    }
+                    apply(p, *m_1, *m_2);
+                }
+            }
+        }
+    }
+}
+
+/// Adam (with an optional L2 penalty, as PyTorch's `Adam(weight_decay=..)`) stepping
+/// each parameter tensor through [`AdamStepOps::adam_step`].
+#[derive(Debug, Clone)]
+pub struct FusedAdam {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    pub penalty: Option<f32>,
+}
+
+impl Optimizer for FusedAdam {
+    type State<const D: usize> = AdamState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let (time, moment_1, moment_2) = match state {
+            Some(AdamState { momentum }) => {
+                (momentum.time + 1, momentum.moment_1, momentum.moment_2)
+            }
+            None => (1, tensor.zeros_like(), tensor.zeros_like()),
+        };
+        // Burn's `Adam` counts steps in an i32 power; so does this.
+        let power = i32::try_from(time).unwrap_or(i32::MAX);
+        let bias_correction2_sqrt = (1.0 - self.beta_2.powi(power)).sqrt();
+        let (param, moment_1, moment_2) = <Dispatch as AdamStepOps>::adam_step(
+            tensor.into_dispatch(),
+            grad.into_dispatch(),
+            moment_1.into_dispatch(),
+            moment_2.into_dispatch(),
+            time == 1,
+            self.penalty,
+            self.beta_1,
+            self.beta_2,
+            bias_correction2_sqrt / (1.0 - self.beta_1.powi(power)),
+            self.epsilon * bias_correction2_sqrt,
+            lr as f32,
+        );
+        let momentum = AdaptiveMomentumState::new(
+            time,
+            Tensor::from_dispatch(moment_1),
+            Tensor::from_dispatch(moment_2),
+        );
+        (Tensor::from_dispatch(param), Some(AdamState::new(momentum)))
+    }
+
+    fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device) -> Self::State<D> {
+        state.momentum = state.momentum.to_device(device);
+        state
+    }
+}
