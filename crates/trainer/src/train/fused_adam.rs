@@ -149,10 +149,12 @@ mod flex {
                 values_mut(&mut moment_1),
                 values_mut(&mut moment_2),
             );
-            // Compiled again for each instruction set pulp detects at run time, so
-            // that the loop runs in the widest vectors the CPU has.
-            pulp::Arch::new().dispatch(|| {
-                update(param_values, grad_values, moment_1_values, moment_2_values, step)
+            pulp::Arch::new().dispatch(Update {
+                param: param_values,
+                grad: grad_values,
+                moment_1: moment_1_values,
+                moment_2: moment_2_values,
+                step,
             });
             (param, moment_1, moment_2)
         }
@@ -174,8 +176,29 @@ mod flex {
         &mut tensor.storage_mut::<f32>()[start..end]
     }
 
-    /// The loop of the kernel; the branches on the step's kind are taken outside it,
-    /// so that each variant vectorises.
+    /// The kernel's loop over one parameter tensor, compiled again for each
+    /// instruction set pulp detects at run time (inlined into its `#[target_feature]`
+    /// functions, which a closure this large is not), so that it runs in the widest
+    /// vectors the CPU has.
+    struct Update<'a> {
+        param: &'a mut [f32],
+        grad: &'a [f32],
+        moment_1: &'a mut [f32],
+        moment_2: &'a mut [f32],
+        step: AdamStep,
+    }
+
+    impl pulp::WithSimd for Update<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, _: S) {
+            update(self.param, self.grad, self.moment_1, self.moment_2, self.step);
+        }
+    }
+
+    /// The branches on the step's kind are taken outside the loop, so that each
+    /// variant vectorises.
     #[inline(always)]
     fn update(
         param: &mut [f32],
@@ -189,22 +212,18 @@ mod flex {
             .zip(grad)
             .zip(moment_1.iter_mut().zip(moment_2.iter_mut()));
         let (keep_1, keep_2) = (1.0 - step.beta_1, 1.0 - step.beta_2);
-        let apply = |p: &mut f32, m_1: f32, m_2: f32| {
-            let update = (m_1 * step.combined_factor) / (m_2.sqrt() + step.guard);
-            *p -= update * step.lr;
-        };
         match (step.first, step.penalty) {
             (true, None) => {
                 for ((p, &g), (m_1, m_2)) in elements {
                     (*m_1, *m_2) = (g * keep_1, (g * g) * keep_2);
-                    apply(p, *m_1, *m_2);
+                    *p = stepped(*p, *m_1, *m_2, step);
                 }
             }
             (false, None) => {
                 for ((p, &g), (m_1, m_2)) in elements {
                     *m_1 = *m_1 * step.beta_1 + g * keep_1;
                     *m_2 = *m_2 * step.beta_2 + (g * g) * keep_2;
-                    apply(p, *m_1, *m_2);
+                    *p = stepped(*p, *m_1, *m_2, step);
                 }
             }
             (first, Some(penalty)) => {
@@ -216,10 +235,18 @@ mod flex {
                         *m_1 = *m_1 * step.beta_1 + g * keep_1;
                         *m_2 = *m_2 * step.beta_2 + (g * g) * keep_2;
                     }
-                    apply(p, *m_1, *m_2);
+                    *p = stepped(*p, *m_1, *m_2, step);
                 }
             }
         }
+    }
+
+    /// The parameter after its update. A function, not a closure, so that it is
+    /// inlined into the vectorised loops (a closure was compiled apart, for SSE2).
+    #[inline(always)]
+    fn stepped(param: f32, moment_1: f32, moment_2: f32, step: AdamStep) -> f32 {
+        let update = (moment_1 * step.combined_factor) / (moment_2.sqrt() + step.guard);
+        param - update * step.lr
     }
 }
 
