@@ -39,7 +39,10 @@ fn either_adams_record_continues_in_the_other_as_it_would_have() {
     let device = device();
     let config = OptimizerConfig::new();
     let (layer, [inputs, _]) = random_layer(7, &device);
-    for (first, second) in [(config.init(), burns_adam(&config)), (burns_adam(&config), config.init())] {
+    for (first, second) in [
+        (config.init(), burns_adam(&config)),
+        (burns_adam(&config), config.init()),
+    ] {
         let mut trained = layer.clone();
         let mut before = first;
         for seed in 0..3 {

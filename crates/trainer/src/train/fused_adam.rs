@@ -80,13 +80,20 @@ fn composed<B: Backend>(
         None => grad,
     };
     let grad_share = B::float_mul_scalar(grad.clone(), scalar(1.0 - step.beta_1));
-    let square_share = B::float_mul_scalar(B::float_mul(grad.clone(), grad), scalar(1.0 - step.beta_2));
+    let square_share =
+        B::float_mul_scalar(B::float_mul(grad.clone(), grad), scalar(1.0 - step.beta_2));
     let (moment_1, moment_2) = if step.first {
         (grad_share, square_share)
     } else {
         (
-            B::float_add(B::float_mul_scalar(moment_1, scalar(step.beta_1)), grad_share),
-            B::float_add(B::float_mul_scalar(moment_2, scalar(step.beta_2)), square_share),
+            B::float_add(
+                B::float_mul_scalar(moment_1, scalar(step.beta_1)),
+                grad_share,
+            ),
+            B::float_add(
+                B::float_mul_scalar(moment_2, scalar(step.beta_2)),
+                square_share,
+            ),
         )
     };
     let update = B::float_div(
@@ -193,7 +200,13 @@ mod flex {
 
         #[inline(always)]
         fn with_simd<S: pulp::Simd>(self, _: S) {
-            update(self.param, self.grad, self.moment_1, self.moment_2, self.step);
+            update(
+                self.param,
+                self.grad,
+                self.moment_1,
+                self.moment_2,
+                self.step,
+            );
         }
     }
 

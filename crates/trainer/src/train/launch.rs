@@ -62,7 +62,8 @@ pub fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     )
     .shuffled(config.seed)
     .starting_after(prepared.epochs_done)
-    .skipping_batches(steps_done);
+    .skipping_batches(steps_done)
+    .gathered_ahead();
     let valid_loader = EpochLoader::new(
         prepared.valid_set.clone(),
         config.eval_batch_size(),

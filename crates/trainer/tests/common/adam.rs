@@ -31,12 +31,7 @@ pub fn burns_adam(config: &OptimizerConfig) -> ModuleOptimizer {
 }
 
 /// One step of `optimizer` on `layer` for the loss `sum(layer(input)^2)`.
-pub fn step(
-    optimizer: &mut ModuleOptimizer,
-    layer: Linear,
-    input: Tensor<2>,
-    lr: f64,
-) -> Linear {
+pub fn step(optimizer: &mut ModuleOptimizer, layer: Linear, input: Tensor<2>, lr: f64) -> Linear {
     let loss = layer.forward(input).powi_scalar(2).sum();
     let grads = GradientsParams::from_grads(loss.backward(), &layer);
     optimizer.step(lr, layer, grads)
@@ -51,7 +46,12 @@ pub fn values(layer: &Linear) -> Vec<f32> {
         .try_to_vec::<f32>()
         .expect("f32 weights");
     if let Some(bias) = &layer.bias {
-        values.extend(bias.val().into_data().try_to_vec::<f32>().expect("f32 bias"));
+        values.extend(
+            bias.val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32 bias"),
+        );
     }
     values
 }
@@ -72,7 +72,8 @@ pub fn side_by_side(
     let batch = rng.random_range(1..40);
     (0..steps)
         .map(|_| {
-            let input = Tensor::<2>::random([batch, inputs], Distribution::Normal(0.0, 1.0), device);
+            let input =
+                Tensor::<2>::random([batch, inputs], Distribution::Normal(0.0, 1.0), device);
             let lr = rng.random_range(1e-4..1e-1);
             ours = step(&mut fused, ours.clone(), input.clone(), lr);
             theirs = step(&mut reference, theirs.clone(), input, lr);
