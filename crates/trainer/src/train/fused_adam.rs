@@ -4,12 +4,14 @@
 //! backends get the same arithmetic op by op, which their fusion can merge. The result
 //! is bit-identical to Burn's `Adam`, and its state is Burn's `AdamState`, so
 //! checkpoints of either optimizer load into the other.
+// Burn 0.22.1 deprecates ndarray, which the `ndarray` feature keeps for users
+// comparing against it; the code generated for it names it too.
+#![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Scalar, backend_extension};
 use burn::optim::{AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::prelude::*;
-use burn::tensor::DType;
 
 /// The per-step constants of one Adam update, computed once per parameter tensor as
 /// Burn's `Adam` computes them.
@@ -113,6 +115,7 @@ impl AdamStepOps for burn::backend::Cube {}
 #[cfg(feature = "flex")]
 mod flex {
     use burn::backend::Flex;
+    use burn::tensor::DType;
 
     use super::*;
 
