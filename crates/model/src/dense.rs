@@ -209,38 +209,3 @@ mod tests {
         assert!(DenseNetwork::of(&cnn).is_none());
     }
 }
-#[cfg(test)]
-mod timing_probe {
-    use super::*;
-    use crate::NetworkConfig;
-    use burn::prelude::*;
-    #[test]
-    fn probe() {
-        let device = Device::flex();
-        let network = NetworkConfig::new().init(&device);
-        let dense = DenseNetwork::of(&network).unwrap();
-        let image: Vec<f32> = (0..784)
-            .map(|i| if (i * 7919) % 5 == 0 { 0.5 } else { 0.0 })
-            .collect();
-        for _ in 0..1000 {
-            std::hint::black_box(dense.forward(&image));
-        }
-        let t = std::time::Instant::now();
-        for _ in 0..100000 {
-            std::hint::black_box(dense.forward(std::hint::black_box(&image)));
-        }
-        println!(
-            "per call {:.3} us",
-            t.elapsed().as_secs_f64() * 1e6 / 100000.0
-        );
-        let batch: Vec<f32> = (0..1000).flat_map(|_| image.clone()).collect();
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            std::hint::black_box(dense.forward(&batch));
-        }
-        println!(
-            "batch 1000: {:.0} img/s",
-            20000.0 / t.elapsed().as_secs_f64()
-        );
-    }
-}
