@@ -41,29 +41,13 @@ pub trait AdamStepOps: Backend {
     ///
     /// # Shapes
     /// - all four inputs and the three outputs: the parameter's shape
-    #[allow(clippy::too_many_arguments)]
     fn adam_step(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
-        first: bool,
-        penalty: Option<f32>,
-        beta_1: f32,
-        beta_2: f32,
-        combined_factor: f32,
-        guard: f32,
-        lr: f32,
+        step: AdamStep,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        let step = AdamStep {
-            first,
-            penalty,
-            beta_1,
-            beta_2,
-            combined_factor,
-            guard,
-            lr,
-        };
         composed::<Self>(param, grad, moment_1, moment_2, step)
     }
 }
@@ -125,23 +109,8 @@ mod flex {
             grad: FloatTensor<Self>,
             moment_1: FloatTensor<Self>,
             moment_2: FloatTensor<Self>,
-            first: bool,
-            penalty: Option<f32>,
-            beta_1: f32,
-            beta_2: f32,
-            combined_factor: f32,
-            guard: f32,
-            lr: f32,
+            step: AdamStep,
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            let step = AdamStep {
-                first,
-                penalty,
-                beta_1,
-                beta_2,
-                combined_factor,
-                guard,
-                lr,
-            };
             let len = param.layout().shape().num_elements();
             let fits = [&param, &grad, &moment_1, &moment_2]
                 .iter()
@@ -300,13 +269,15 @@ impl Optimizer for FusedAdam {
             grad.into_dispatch(),
             moment_1.into_dispatch(),
             moment_2.into_dispatch(),
-            time == 1,
-            self.penalty,
-            self.beta_1,
-            self.beta_2,
-            bias_correction2_sqrt / (1.0 - self.beta_1.powi(power)),
-            self.epsilon * bias_correction2_sqrt,
-            lr as f32,
+            AdamStep {
+                first: time == 1,
+                penalty: self.penalty,
+                beta_1: self.beta_1,
+                beta_2: self.beta_2,
+                combined_factor: bias_correction2_sqrt / (1.0 - self.beta_1.powi(power)),
+                guard: self.epsilon * bias_correction2_sqrt,
+                lr: lr as f32,
+            },
         );
         let momentum = AdaptiveMomentumState::new(
             time,
