@@ -27,6 +27,24 @@ pub struct MnistBatch {
     pub targets: Tensor<1, Int>,
 }
 
+/// The pixels of `images`, each `image_len` bytes, one image after the other and
+/// scaled by [`pixel_value`].
+pub fn scaled_pixels<'a>(
+    images: impl ExactSizeIterator<Item = &'a [u8]>,
+    image_len: usize,
+) -> Vec<f32> {
+    let mut pixels = Vec::with_capacity(images.len() * image_len);
+    // Compiled again for each instruction set pulp detects at run time: a map over
+    // each image's bytes, which the compiler vectorises in the widest vectors the CPU
+    // has (AVX-512 here: a third faster than SSE2's).
+    pulp::Arch::new().dispatch(|| {
+        for image in images {
+            pixels.extend(image.iter().map(|&p| pixel_value(p)));
+        }
+    });
+    pixels
+}
+
 impl MnistBatch {
     /// The batch of `images`, each its `image_len` pixel bytes (row-major) and label.
     pub fn from_images<'a>(
@@ -35,17 +53,9 @@ impl MnistBatch {
         device: &Device,
     ) -> Self {
         let count = images.len();
-        let mut pixels = Vec::with_capacity(count * image_len);
-        let mut targets = Vec::with_capacity(count);
-        // Compiled again for each instruction set pulp detects at run time: a map
-        // over each image's bytes, which the compiler vectorises in the widest
-        // vectors the CPU has (AVX-512 here: a third faster than SSE2's).
-        pulp::Arch::new().dispatch(|| {
-            for (image, label) in images {
-                pixels.extend(image.iter().map(|&p| pixel_value(p)));
-                targets.push(i64::from(label));
-            }
-        });
+        let (images, labels): (Vec<&[u8]>, Vec<u8>) = images.unzip();
+        let pixels = scaled_pixels(images.into_iter(), image_len);
+        let targets: Vec<i64> = labels.into_iter().map(i64::from).collect();
         Self {
             images: Tensor::from_data(TensorData::new(pixels, [count, image_len]), device),
             targets: Tensor::from_data(TensorData::new(targets, [count]), device),

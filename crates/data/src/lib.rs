@@ -13,7 +13,7 @@ mod loader;
 mod mnist;
 mod source;
 
-pub use batcher::{MnistBatch, MnistBatcher, pixel_value};
+pub use batcher::{MnistBatch, MnistBatcher, pixel_value, scaled_pixels};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig};
 pub use error::{DataError, IndexOutOfRange};
 pub use idx::{

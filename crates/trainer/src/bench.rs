@@ -7,16 +7,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use burn::data::dataset::Dataset;
-use burn::prelude::*;
-use data::{MnistBatcher, MnistDataset};
-use model::Network;
+use data::{MnistDataset, scaled_pixels};
 use serde::Serialize;
 
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
 use crate::console::Console;
-use crate::infer::{Classifier, scale_pixels};
+use crate::infer::{Classifier, most_likely, scale_pixels};
 use crate::run_dir::RunDir;
 use crate::stats::median;
 use crate::stop::StopSignals;
@@ -89,9 +87,9 @@ pub fn run_bench(
     // Prediction is timed on the saved model, loaded as `predict` and `serve` load it.
     let (_, model) = run_dir.load_model(&backend.device)?;
     let test = &report.test_set;
-    let eval_images_per_second = eval_throughput(&model, test, &backend.device)?;
-    let first_image = test.item(0).map(|item| item.pixels).unwrap_or_default();
     let classifier = Classifier::new(model, &backend.device);
+    let eval_images_per_second = eval_throughput(&classifier, test)?;
+    let first_image = test.item(0).map(|item| item.pixels).unwrap_or_default();
     let (latency_median, latency_p99) = latency(&classifier, &first_image)?;
     Ok(BenchReport {
         implementation: format!("burn-{}", backend.name),
@@ -109,26 +107,24 @@ pub fn run_bench(
     })
 }
 
-/// Images per second classifying `test` in batches of 1000 already on the device, as
-/// `eval` classifies: the median of [`EVAL_PASSES`] passes.
-fn eval_throughput(
-    model: &Network,
-    test: &MnistDataset,
-    device: &Device,
-) -> Result<f64, TrainerError> {
+/// Images per second classifying `test` in batches of 1000 whose pixels are already
+/// scaled in memory, as `eval` classifies (see [`Classifier`]): logits and their argmax,
+/// the median of [`EVAL_PASSES`] passes.
+fn eval_throughput(classifier: &Classifier, test: &MnistDataset) -> Result<f64, TrainerError> {
     let positions: Vec<usize> = (0..test.len()).collect();
-    let batches: Vec<Tensor<2>> = positions
+    let batches: Vec<(Vec<f32>, usize)> = positions
         .chunks(EVAL_BATCH)
-        .filter_map(|chunk| MnistBatcher.gather(test, chunk, device))
-        .map(|batch| batch.images)
+        .filter_map(|chunk| {
+            let items = test.items_at(chunk)?;
+            let images = items.iter().map(|&(image, _)| image);
+            Some((scaled_pixels(images, test.image_len()), chunk.len()))
+        })
         .collect();
     let mut seconds = Vec::with_capacity(EVAL_PASSES);
     for _ in 0..EVAL_PASSES {
         let started = Instant::now();
-        for batch in &batches {
-            // [batch, pixels] -> [batch, classes] -> [batch, 1]
-            let predicted = model.forward(batch.clone()).argmax(1);
-            predicted.try_into_vec_as::<i64>()?;
+        for (pixels, count) in &batches {
+            std::hint::black_box(classes(&classifier.logits(pixels, *count)?, *count));
         }
         seconds.push(started.elapsed().as_secs_f64());
     }
@@ -156,11 +152,7 @@ fn latency(classifier: &Classifier, image: &[u8]) -> Result<(f64, f64), TrainerE
 fn classes(logits: &[f32], count: usize) -> Vec<usize> {
     logits
         .chunks(logits.len() / count.max(1))
-        .map(|row| {
-            (0..row.len())
-                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-                .unwrap_or(0)
-        })
+        .map(most_likely)
         .collect()
 }
 

@@ -50,7 +50,13 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
     kill_at(&logged, "epoch 2/3 [");
     // The kill landed mid-epoch 2: epoch 1 is recorded and checkpointed, 2 is not.
     let checkpoints = killed.join("checkpoint");
-    assert!(checkpoints.join("optim-1.bpk").exists() && !checkpoints.join("model-2.bpk").exists());
+    let files: Vec<_> = std::fs::read_dir(&checkpoints)
+        .map(|dir| dir.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        checkpoints.join("optim-1.bpk").exists() && !checkpoints.join("model-2.bpk").exists(),
+        "{files:?}"
+    );
     let rows = std::fs::read_to_string(killed.join("metrics.csv")).expect("metrics");
     assert_eq!(rows.lines().count(), 2, "a header and epoch 1: {rows}");
     assert!(!killed.join("model.bpk").exists(), "killed before the end");

@@ -1,13 +1,12 @@
 //! Scoring a trained model on a labelled data set: loss, accuracy, per-class accuracy
 //! and the confusion matrix.
 
-use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use data::{EpochLoader, MnistDataset};
+use data::MnistDataset;
 use model::Network;
 
+use super::{Classifier, most_likely};
 use crate::TrainerError;
 
 /// How a model did on a data set.
@@ -75,31 +74,33 @@ fn percent(part: usize, whole: usize) -> f64 {
     }
 }
 
-/// Runs `model` over every image of `dataset` in batches of `batch_size`.
+/// Runs `model` over every image of `dataset` in batches of `batch_size`, through a
+/// [`Classifier`] (the fused loops on the CPU, where the network allows them).
 pub fn evaluate(
     model: &Network,
     dataset: &MnistDataset,
     batch_size: usize,
     device: &Device,
 ) -> Result<Evaluation, TrainerError> {
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let classifier = Classifier::new(model.clone(), device);
     let mut loss_sum = 0.0;
     let mut correct = 0;
     let mut confusion: Vec<Vec<usize>> = Vec::new();
-    let batches = EpochLoader::new(dataset.clone(), batch_size, device.clone());
-    for batch in batches.iter() {
-        let batch = batch.map_err(|e| TrainerError::Batch(e.to_string()))?;
-        let logits = model.forward(batch.images);
-        let [count, classes] = logits.dims();
+    let positions: Vec<usize> = (0..dataset.len()).collect();
+    for chunk in positions.chunks(batch_size.max(1)) {
+        let items = dataset.items_at(chunk).ok_or_else(|| {
+            TrainerError::Batch(format!("positions {chunk:?} are past the data set's end"))
+        })?;
+        let images = items.iter().map(|&(image, _)| image);
+        let pixels = data::scaled_pixels(images, dataset.image_len());
+        let logits = classifier.logits(&pixels, chunk.len())?;
+        let classes = logits.len() / chunk.len();
         if confusion.is_empty() {
             confusion = vec![vec![0; classes]; classes];
         }
-        let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
-        loss_sum += loss.into_scalar::<f64>() * count as f64;
-        let predicted = logits.argmax(1).reshape([count]).try_into_vec_as::<i64>()?;
-        let targets = batch.targets.try_into_vec_as::<i64>()?;
-        for (&truth, &guess) in targets.iter().zip(&predicted) {
-            let (truth, guess) = (truth as usize, guess as usize);
+        for (row, &(_, label)) in logits.chunks(classes.max(1)).zip(&items) {
+            let (truth, guess) = (usize::from(label), most_likely(row));
+            loss_sum += cross_entropy(row, truth);
             correct += usize::from(truth == guess);
             if let Some(cell) = confusion.get_mut(truth).and_then(|row| row.get_mut(guess)) {
                 *cell += 1;
@@ -117,6 +118,16 @@ pub fn evaluate(
         total,
         confusion,
     })
+}
+
+/// `-log softmax(logits)[truth]`, in `f64`; infinite for a class the logits lack.
+fn cross_entropy(logits: &[f32], truth: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = f64::from(max);
+    let sum: f64 = logits.iter().map(|&l| (f64::from(l) - max).exp()).sum();
+    logits
+        .get(truth)
+        .map_or(f64::INFINITY, |&l| sum.ln() + max - f64::from(l))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod predict;
 pub mod preprocess;
 mod test_set;
 
-pub use self::classifier::Classifier;
+pub use self::classifier::{Classifier, most_likely};
 pub use self::evaluate::{Evaluation, evaluate};
 pub use self::explain::{Explanation, explain};
 pub use self::images::{ImageInput, LoadedImage, load_images};
