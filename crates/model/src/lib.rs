@@ -4,10 +4,12 @@
 
 mod conv;
 mod dense;
+mod fused_linear;
 mod network;
 
 pub use conv::{BlockError, ConvBlock, ConvBlockConfig};
 pub use dense::DenseNetwork;
+pub use fused_linear::{FusedLinearBackward, FusedLinearOps, linear_forward};
 pub use network::{
     Activation, Network, NetworkConfig, NetworkError, NetworkKind, Normalization, square_side,
 };

@@ -9,6 +9,7 @@ use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
 
 use crate::conv::{ConvBlock, ConvBlockConfig};
+use crate::fused_linear::linear_forward;
 
 /// The side of the square image `input_size` pixels make, row by row; `None` when
 /// `input_size` is not a square.
@@ -327,14 +328,17 @@ impl Network {
         };
         let features = self.hidden.iter().fold(features, |x, layer| {
             // [batch, in] -> [batch, width]
-            let x = self.activation.apply(layer.forward(x));
+            let x = match self.activation {
+                Activation::Relu => linear_forward(layer, x, true),
+                activation => activation.apply(layer.forward(x)),
+            };
             match &self.dropout {
                 Some(dropout) => dropout.forward(x),
                 None => x,
             }
         });
         // [batch, last width] -> [batch, num_classes]
-        self.output.forward(features)
+        linear_forward(&self.output, features, false)
     }
 
     /// The same function with the input standardisation folded into the first layer,

@@ -206,3 +206,25 @@ fn the_fused_adam_steps_as_burns_adam_through_its_generic_path_on_wgpu() {
         }
     }
 }
+
+#[test]
+fn the_fused_linear_computes_as_burns_linear_and_relu_through_its_generic_path_on_wgpu() {
+    let gpu = backend::open(None).expect("a wgpu adapter");
+    let device = gpu.device.autodiff();
+    // Few shapes: llvmpipe compiles and tunes kernels for each one anew.
+    for seed in 0..2 {
+        for relu in [true, false] {
+            let [ours, burns] = common::linear::side_by_side(seed, relu, true, &device);
+            assert_close_linear(&ours, &burns, seed, relu);
+        }
+    }
+}
+
+fn assert_close_linear(
+    ours: &common::linear::Computed,
+    burns: &common::linear::Computed,
+    seed: u64,
+    relu: bool,
+) {
+    common::linear::assert_close(ours, burns, 1e-5, &format!("seed {seed}, relu {relu}"));
+}

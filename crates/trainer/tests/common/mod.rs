@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod adam;
+pub mod linear;
 pub mod served;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,87 @@
+//! The fused linear op (`model::linear_forward`) against Burn's `Linear` and `relu`:
+//! the same random layers and inputs, forward and backward.
+
+use burn::nn::LinearConfig;
+use burn::prelude::*;
+use burn::tensor::{Distribution, activation};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// What one way of computing a layer gives: its output and the gradients of
+/// `sum(output * upstream)` for the input (if tracked), the weight and the bias.
+#[derive(Debug)]
+pub struct Computed {
+    pub output: Vec<f32>,
+    pub input_grad: Option<Vec<f32>>,
+    pub weight_grad: Vec<f32>,
+    pub bias_grad: Vec<f32>,
+}
+
+/// A random layer and input for `seed` (a fifth of the inputs zero, as after a ReLU),
+/// computed by the fused op and by Burn's ops on `device` (an autodiff one).
+pub fn side_by_side(seed: u64, relu: bool, input_tracked: bool, device: &Device) -> [Computed; 2] {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (batch, inputs, outputs) = (
+        rng.random_range(1..70),
+        rng.random_range(1..200),
+        rng.random_range(1..90),
+    );
+    device.seed(seed);
+    let layer = LinearConfig::new(inputs, outputs).init(device);
+    let values = Tensor::<2>::random([batch, inputs], Distribution::Normal(0.0, 1.0), device);
+    let keep = Tensor::<2>::random([batch, inputs], Distribution::Uniform(0.0, 1.0), device)
+        .greater_elem(0.2)
+        .float();
+    let input = (values * keep).detach();
+    let upstream = Tensor::<2>::random([batch, outputs], Distribution::Normal(0.0, 1.0), device);
+    let compute = |fused: bool| {
+        let input = if input_tracked {
+            input.clone().require_grad()
+        } else {
+            input.clone()
+        };
+        let output = if fused {
+            model::linear_forward(&layer, input.clone(), relu)
+        } else {
+            let output = layer.forward(input.clone());
+            if relu { activation::relu(output) } else { output }
+        };
+        let grads = (output.clone() * upstream.clone()).sum().backward();
+        let numbers = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
+        Computed {
+            output: numbers(output),
+            input_grad: input.grad(&grads).map(|g| numbers(g)),
+            weight_grad: numbers(layer.weight.grad(&grads).expect("weight grad")),
+            bias_grad: layer
+                .bias
+                .as_ref()
+                .and_then(|b| b.grad(&grads))
+                .expect("bias grad")
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32"),
+        }
+    };
+    [compute(true), compute(false)]
+}
+
+/// Every number of `ours` within `tolerance` (relative, absolute below 1) of Burn's.
+pub fn assert_close(ours: &Computed, burns: &Computed, tolerance: f32, case: &str) {
+    let pairs = [
+        ("output", &ours.output, &burns.output),
+        ("weight gradient", &ours.weight_grad, &burns.weight_grad),
+        ("bias gradient", &ours.bias_grad, &burns.bias_grad),
+    ];
+    assert_eq!(ours.input_grad.is_some(), burns.input_grad.is_some(), "{case}");
+    let input = ours.input_grad.iter().zip(&burns.input_grad);
+    let input = input.map(|(a, b)| ("input gradient", a, b));
+    for (what, a, b) in pairs.into_iter().chain(input) {
+        assert_eq!(a.len(), b.len(), "{case}: {what}");
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!(
+                (x - y).abs() <= tolerance * y.abs().max(1.0),
+                "{case}: {what} {x} against Burn's {y}"
+            );
+        }
+    }
+}
