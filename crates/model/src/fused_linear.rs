@@ -191,12 +191,11 @@ impl FusedLinearBackward for burn::backend::Cube {}
 #[cfg(feature = "flex")]
 mod flex {
     use burn::backend::Flex;
+    use burn::backend::flex::FlexTensor;
     use burn::backend::ops::FloatTensorOps;
     use burn::tensor::{DType, TensorData};
 
     use super::*;
-
-    use burn::backend::flex::FlexTensor;
 
     impl FusedLinearOps for Flex {
         fn fused_linear(
