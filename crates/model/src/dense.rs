@@ -163,7 +163,9 @@ impl pulp::WithSimd for Forward<'_> {
                 let output = &mut next[..layer.stride];
                 layer.apply(simd, input, nonzero, output);
                 if index < last {
-                    network.activation.apply_in_place(&mut output[..layer.outputs]);
+                    network
+                        .activation
+                        .apply_in_place(&mut output[..layer.outputs]);
                 }
                 std::mem::swap(current, next);
                 input = &current[..layer.outputs];
@@ -178,10 +180,7 @@ impl DenseLayer {
         let stride = outputs.div_ceil(PADDED_TO) * PADDED_TO;
         let mut padded_weight = vec![0.0; inputs * stride];
         if outputs > 0 {
-            for (padded, row) in padded_weight
-                .chunks_mut(stride)
-                .zip(weight.chunks(outputs))
-            {
+            for (padded, row) in padded_weight.chunks_mut(stride).zip(weight.chunks(outputs)) {
                 padded[..outputs].copy_from_slice(row);
             }
         }
@@ -400,7 +399,10 @@ mod tests {
         let pixels = images(IMAGES_PER_TASK * 3 + 5, 50, &device)
             .try_into_vec_as::<f32>()
             .expect("floats");
-        let alone: Vec<f32> = pixels.chunks(50).flat_map(|image| dense.forward(image)).collect();
+        let alone: Vec<f32> = pixels
+            .chunks(50)
+            .flat_map(|image| dense.forward(image))
+            .collect();
         assert_eq!(dense.forward(&pixels), alone);
     }
 

@@ -238,9 +238,9 @@ mod flex {
             let dims = grad.layout().shape().dims::<2>();
             let fits = grad.layout().shape().num_dims() == 2
                 && grad.dtype() == DType::F32
-                && output
-                    .as_ref()
-                    .is_none_or(|o| o.dtype() == DType::F32 && o.layout().shape().dims::<2>() == dims);
+                && output.as_ref().is_none_or(|o| {
+                    o.dtype() == DType::F32 && o.layout().shape().dims::<2>() == dims
+                });
             if !fits {
                 return composed_backward::<Flex>(output, grad);
             }

@@ -26,7 +26,11 @@ fn without_autodiff_the_fused_linear_is_burns_linear_and_relu() {
     let device = Device::flex();
     device.seed(4);
     let layer = burn::nn::LinearConfig::new(30, 9).init(&device);
-    let input = Tensor::<2>::random([5, 30], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let input = Tensor::<2>::random(
+        [5, 30],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
     let ours = model::linear_forward(&layer, input.clone(), true);
     let burns = burn::tensor::activation::relu(layer.forward(input));
     assert_eq!(

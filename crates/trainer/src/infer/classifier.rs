@@ -81,7 +81,11 @@ pub fn most_likely(logits: &[f32]) -> usize {
         .iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |(best, top), (class, &score)| {
-            if score > top { (class, score) } else { (best, top) }
+            if score > top {
+                (class, score)
+            } else {
+                (best, top)
+            }
         })
         .0
 }

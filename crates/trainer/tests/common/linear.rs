@@ -44,7 +44,11 @@ pub fn side_by_side(seed: u64, relu: bool, input_tracked: bool, device: &Device)
             model::linear_forward(&layer, input.clone(), relu)
         } else {
             let output = layer.forward(input.clone());
-            if relu { activation::relu(output) } else { output }
+            if relu {
+                activation::relu(output)
+            } else {
+                output
+            }
         };
         let grads = (output.clone() * upstream.clone()).sum().backward();
         let numbers = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
@@ -72,7 +76,11 @@ pub fn assert_close(ours: &Computed, burns: &Computed, tolerance: f32, case: &st
         ("weight gradient", &ours.weight_grad, &burns.weight_grad),
         ("bias gradient", &ours.bias_grad, &burns.bias_grad),
     ];
-    assert_eq!(ours.input_grad.is_some(), burns.input_grad.is_some(), "{case}");
+    assert_eq!(
+        ours.input_grad.is_some(),
+        burns.input_grad.is_some(),
+        "{case}"
+    );
     let input = ours.input_grad.iter().zip(&burns.input_grad);
     let input = input.map(|(a, b)| ("input gradient", a, b));
     for (what, a, b) in pairs.into_iter().chain(input) {
