@@ -215,16 +215,8 @@ fn the_fused_linear_computes_as_burns_linear_and_relu_through_its_generic_path_o
     for seed in 0..2 {
         for relu in [true, false] {
             let [ours, burns] = common::linear::side_by_side(seed, relu, true, &device);
-            assert_close_linear(&ours, &burns, seed, relu);
+            let case = format!("seed {seed}, relu {relu}");
+            common::linear::assert_close(&ours, &burns, 1e-5, &case);
         }
     }
-}
-
-fn assert_close_linear(
-    ours: &common::linear::Computed,
-    burns: &common::linear::Computed,
-    seed: u64,
-    relu: bool,
-) {
-    common::linear::assert_close(ours, burns, 1e-5, &format!("seed {seed}, relu {relu}"));
 }
