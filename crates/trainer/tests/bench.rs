@@ -49,9 +49,11 @@ fn bench_prints_one_json_object_with_every_measurement() {
         "{report}"
     );
     assert!(number("startup_to_first_step_seconds") < wall, "{report}");
+    // One image is ~55k multiply-adds (fewer with the blank pixels skipped): well
+    // over 0.05 us on any CPU, and far below a second, so microseconds it is.
     let p99_seconds = number("batch1_latency_p99_us") * 1e-6;
     assert!(
-        number("batch1_latency_median_us") >= 1.0 && p99_seconds < wall,
+        number("batch1_latency_median_us") >= 0.05 && p99_seconds < wall,
         "{report}"
     );
     // The data alone (47 MB of training pixels, 8 MB of test pixels) is resident.
