@@ -1,10 +1,12 @@
 //! The fused Adam (`trainer::train::optimizer`, Adam's one-pass flex kernel) against
 //! Burn's own `Adam` on layers of random shapes: the same parameters bit for bit after
-//! every step, with and without an L2 penalty, and optimizer records that load into
-//! either optimizer and continue as the other would have.
+//! every step, with and without an L2 penalty, also where moments decay into the
+//! subnormal floats, and optimizer records that load into either optimizer and
+//! continue as the other would have.
 
 mod common;
 
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use common::adam::{burns_adam, random_layer, side_by_side, step, values};
@@ -31,6 +33,31 @@ fn the_fused_adam_steps_bit_for_bit_as_burns_adam() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn parameters_stay_burns_bit_for_bit_while_their_moments_decay_through_the_subnormals() {
+    // The first input is lit in the first batch only: its weight's gradient is zero
+    // after that, and its first moment decays by beta_1 a step, below 1.2e-38 (where
+    // the fused Adam flushes it to zero) after about 830 steps.
+    let device = device();
+    let config = OptimizerConfig::new();
+    let layer = LinearConfig::new(2, 1).init(&device);
+    let (mut fused, mut reference) = (config.init(), burns_adam(&config));
+    let (mut ours, mut theirs) = (layer.clone(), layer);
+    for index in 0..1000 {
+        let lit = if index == 0 { 1.0 } else { 0.0 };
+        let input = Tensor::from_data(TensorData::new(vec![lit, 1.0f32], [1, 2]), &device);
+        ours = step(&mut fused, ours, input.clone(), 1e-3);
+        theirs = step(&mut reference, theirs, input, 1e-3);
+        let bits = |layer: &Linear| {
+            values(layer)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&ours), bits(&theirs), "step {}", index + 1);
     }
 }
 
