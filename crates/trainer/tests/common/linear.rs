@@ -54,7 +54,7 @@ pub fn side_by_side(seed: u64, relu: bool, input_tracked: bool, device: &Device)
         let numbers = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
         Computed {
             output: numbers(output),
-            input_grad: input.grad(&grads).map(|g| numbers(g)),
+            input_grad: input.grad(&grads).map(numbers),
             weight_grad: numbers(layer.weight.grad(&grads).expect("weight grad")),
             bias_grad: layer
                 .bias
