@@ -2,13 +2,15 @@
 //! lives in training rather than in the `model` crate because Burn's training traits
 //! are a concern of training, not of the network.
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
 use model::Network;
 
-/// A [`Network`] whose steps return the cross-entropy loss with the logits.
+use super::fused_cross_entropy::cross_entropy;
+
+/// A [`Network`] whose steps return the cross-entropy loss (one fused op, see
+/// [`cross_entropy`]) with the logits.
 #[derive(Module, Debug)]
 pub struct CrossEntropyClassifier {
     /// Named so since the first checkpoints, whose records hold `mlp.*` tensors.
@@ -18,9 +20,7 @@ pub struct CrossEntropyClassifier {
 impl CrossEntropyClassifier {
     fn classify(&self, batch: MnistBatch) -> ClassificationOutput {
         let logits = self.mlp.forward(batch.images);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.targets.clone());
+        let loss = cross_entropy(logits.clone(), batch.targets.clone());
         ClassificationOutput::new(loss, logits, batch.targets)
     }
 }
