@@ -126,10 +126,12 @@ mod flex {
             else {
                 return composed::<Self>(param, grad, moment_1, moment_2, step);
             };
-            // The updated parameter goes to a buffer of its own: Burn's Learner still
-            // holds the model being stepped, so the parameter's buffer is shared, and
-            // updating it in place would first copy it whole.
-            let mut updated = Vec::new();
+            // The updated parameter goes to a buffer of its own (zero-filled: a loop
+            // over slices vectorises, `extend` from an iterator was compiled apart from
+            // the target-feature function, for SSE2): Burn's Learner still holds the
+            // model being stepped, so the parameter's buffer is shared, and updating it
+            // in place would first copy it whole.
+            let mut updated = vec![0.0; len];
             pulp::Arch::new().dispatch(Update {
                 param: param_values,
                 grad: grad_values,
@@ -170,8 +172,8 @@ mod flex {
         moment_1: &'a mut [f32],
         moment_2: &'a mut [f32],
         step: AdamStep,
-        /// Where the updated parameter goes, empty.
-        updated: &'a mut Vec<f32>,
+        /// Where the updated parameter goes, as long as `param`.
+        updated: &'a mut [f32],
     }
 
     impl pulp::WithSimd for Update<'_> {
@@ -199,11 +201,8 @@ mod flex {
         moment_1: &mut [f32],
         moment_2: &mut [f32],
         step: AdamStep,
-        updated: &mut Vec<f32>,
+        updated: &mut [f32],
     ) {
-        // Zero-filled first: a loop over slices vectorises, `extend` from an iterator
-        // was compiled apart from the target-feature function, for SSE2.
-        updated.resize(param.len(), 0.0);
         let elements = updated
             .iter_mut()
             .zip(param.iter().zip(grad))

@@ -165,18 +165,18 @@ mod flex {
 
     use super::*;
 
-    /// The logits as rows and the targets as indices, when the kernel can take them:
-    /// f32 logits, and every target a class.
-    fn rows_and_classes(
-        logits: &FlexTensor,
+    /// The logits' values, their class count and the targets as indices, when the
+    /// kernels can take them: contiguous f32 logits, and every target a class.
+    fn rows_and_classes<'a>(
+        logits: &'a FlexTensor,
         targets: &FlexTensor,
-    ) -> Option<(Vec<f32>, Vec<usize>, usize)> {
+    ) -> Option<(&'a [f32], Vec<usize>, usize)> {
         let dims = logits.layout().shape();
         if dims.num_dims() != 2 || logits.dtype() != DType::F32 {
             return None;
         }
         let [batch, classes] = dims.dims::<2>();
-        let values = logits.clone().into_data().try_to_vec::<f32>().ok()?;
+        let values = logits.as_slice::<f32>()?;
         let classes_of: Vec<usize> = targets
             .clone()
             .into_data()
@@ -218,10 +218,11 @@ mod flex {
             targets: FlexTensor,
             grad: FlexTensor,
         ) -> FlexTensor {
-            let Some((mut values, classes_of, classes)) = rows_and_classes(&logits, &targets)
-            else {
+            let Some((values, classes_of, classes)) = rows_and_classes(&logits, &targets) else {
                 return composed_backward::<Flex>(logits, targets, grad);
             };
+            // The gradient is written over a copy of the logits.
+            let mut values = values.to_vec();
             let loss_grad = (grad.dtype() == DType::F32)
                 .then(|| grad.as_slice::<f32>().and_then(|g| g.first().copied()))
                 .flatten();
