@@ -80,32 +80,35 @@ impl Predictor {
             reason,
             input_size: self.input_size,
         };
-        let (values, batch) = match kind {
-            BodyKind::Image => return Ok(Request::Image(body)),
-            BodyKind::Json => {
-                match serde_json::from_slice::<Value>(&body)
-                    .map_err(|e| json_error(e.to_string()))?
-                {
-                    Value::Array(values) => {
-                        if values.is_empty() || values.len() > MAX_BATCH {
-                            return Err(RequestError::BatchSize(values.len()));
-                        }
-                        (values, true)
-                    }
-                    value => (vec![value], false),
-                }
-            }
-        };
+        if let BodyKind::Image = kind {
+            return Ok(Request::Image(body));
+        }
+        // One image, the common request, is read straight into its item: through a
+        // `Value` first, reading was a quarter of the server's time under load.
+        if body.trim_ascii_start().first() != Some(&b'[') {
+            let item =
+                serde_json::from_slice::<Item>(&body).map_err(|e| json_error(e.to_string()))?;
+            return Ok(Request::Items {
+                items: vec![item],
+                batch: false,
+            });
+        }
+        // A batch goes through `Value`s so that a bad item's error can say which it is.
+        let values =
+            serde_json::from_slice::<Vec<Value>>(&body).map_err(|e| json_error(e.to_string()))?;
+        if values.is_empty() || values.len() > MAX_BATCH {
+            return Err(RequestError::BatchSize(values.len()));
+        }
         let items = values
             .into_iter()
             .enumerate()
             .map(|(index, value)| {
                 serde_json::from_value::<Item>(value)
                     .map_err(|e| json_error(e.to_string()))
-                    .map_err(|source| in_batch(batch, index, source))
+                    .map_err(|source| in_batch(true, index, source))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Request::Items { items, batch })
+        Ok(Request::Items { items, batch: true })
     }
 
     /// Answers a request: decodes and prepares its images, checks its pixel arrays,
