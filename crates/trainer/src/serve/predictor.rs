@@ -105,7 +105,10 @@ impl Predictor {
             .map(|(index, value)| {
                 serde_json::from_value::<Item>(value)
                     .map_err(|e| json_error(e.to_string()))
-                    .map_err(|source| in_batch(true, index, source))
+                    .map_err(|source| RequestError::Item {
+                        index,
+                        source: Box::new(source),
+                    })
             })
             .collect::<Result<_, _>>()?;
         Ok(Request::Items { items, batch: true })
