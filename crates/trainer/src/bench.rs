@@ -43,7 +43,9 @@ pub struct BenchReport {
 /// Latency calls timed, after this many untimed ones.
 const LATENCY_CALLS: usize = 2000;
 const WARM_UP_CALLS: usize = 100;
-const EVAL_PASSES: usize = 5;
+/// Passes over the test set timed for evaluation: a pass takes 5-10 ms, and the first
+/// few run slower, while caches and rayon's threads warm up.
+const EVAL_PASSES: usize = 25;
 const EVAL_BATCH: usize = 1000;
 
 /// Trains the tutorial's configuration for `epochs` epochs in a scratch directory and
