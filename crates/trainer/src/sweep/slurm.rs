@@ -101,9 +101,31 @@ pub fn submit_to_slurm(
 #SBATCH --signal=B:USR1@{warning}
 {time}{common}
 # One trial per task. Warned before its time limit, the task stops its trial (which
-# keeps the checkpoint of every finished epoch) and requeues itself; run again, the
-# trial resumes from that checkpoint.
+# checkpoints where it is) and requeues itself; run again, the trial resumes from
+# that checkpoint.
+# Slurm checks its limits every 30 s and warns up to that much early, so a task run
+# again can be warned within a second of starting: it trains on until the warning's
+# time is really there, so that every run makes progress.
+seconds_left() {{
+  local left days=0 hours=0 minutes=0 seconds=0 a b c
+  left=$(squeue -h -j "$SLURM_JOB_ID" -o %L 2>/dev/null) && [ -n "$left" ] || return 1
+  case "$left" in *-*) days=${{left%%-*}}; left=${{left#*-}} ;; esac
+  IFS=: read -r a b c <<<"$left"
+  if [ -n "$c" ]; then hours=$a minutes=$b seconds=$c
+  elif [ -n "$b" ]; then minutes=$a seconds=$b
+  else seconds=$a; fi
+  case "$days$hours$minutes$seconds" in *[!0-9]*) return 1 ;; esac
+  echo $(( ((10#$days * 24 + 10#$hours) * 60 + 10#$minutes) * 60 + 10#$seconds ))
+}}
 requeue() {{
+  local left
+  if left=$(seconds_left) && [ "$left" -gt {warning} ]; then
+    sleep $(( left - {warning} )) & wait $!
+  fi
+  if ! kill -0 "$trial" 2>/dev/null; then
+    wait "$trial"
+    exit $?
+  fi
   kill -TERM "$trial" 2>/dev/null
   wait "$trial"
   scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"
