@@ -244,9 +244,9 @@ impl<'a> Outputs<'a> {
         Self { values, stride }
     }
 
+    /// Image `image`'s first `floats` outputs, as vectors.
     #[inline(always)]
-    fn of<S: Simd>(&mut self, image: usize, vectors: usize) -> &mut [S::f32s] {
-        let floats = vectors * S::F32_LANES;
+    fn of<S: Simd>(&mut self, image: usize, floats: usize) -> &mut [S::f32s] {
         S::as_mut_simd_f32s(&mut self.values[image * self.stride..][..floats]).0
     }
 }
@@ -303,12 +303,12 @@ impl DenseLayer {
             return;
         }
         let vectors = self.stride / S::F32_LANES;
+        let (bias, _) = S::as_simd_f32s(&self.bias);
         for image in 0..count {
             let x = input.of(image, self.inputs);
             let found = list_nonzero(&[x], nonzero);
             let rows = &nonzero[..found];
-            let out = output.of::<S>(image, vectors);
-            let (bias, _) = S::as_simd_f32s(&self.bias);
+            let out = output.of::<S>(image, self.stride);
             let mut start = 0;
             while start + BLOCK <= vectors {
                 let weights = |r| &self.row::<S>(r)[start..start + BLOCK];
@@ -352,7 +352,8 @@ impl DenseLayer {
                 let weights = |r| &self.row::<S>(r)[start..start + BLOCK];
                 let sums = sum_tile::<S, BLOCK, R>(simd, &xs, rows, &bias[start..], weights);
                 for (i, sums) in sums.iter().enumerate() {
-                    output.of::<S>(first + i, vectors)[start..start + BLOCK].copy_from_slice(sums);
+                    output.of::<S>(first + i, self.stride)[start..start + BLOCK]
+                        .copy_from_slice(sums);
                 }
                 start += BLOCK;
             }
@@ -360,7 +361,7 @@ impl DenseLayer {
                 let weights = |r| &self.row::<S>(r)[start..start + 1];
                 let sums = sum_tile::<S, 1, R>(simd, &xs, rows, &bias[start..], weights);
                 for (i, sums) in sums.iter().enumerate() {
-                    output.of::<S>(first + i, vectors)[start] = sums[0];
+                    output.of::<S>(first + i, self.stride)[start] = sums[0];
                 }
                 start += 1;
             }
