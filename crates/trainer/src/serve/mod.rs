@@ -24,6 +24,7 @@ mod access;
 mod api;
 mod connections;
 mod metrics;
+mod pixel_body;
 mod predictor;
 
 use std::net::SocketAddr;

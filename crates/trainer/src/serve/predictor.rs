@@ -12,6 +12,7 @@ use model::{Network, NetworkConfig};
 use serde_json::Value;
 
 use super::api::{Answer, BodyKind, Guess, Input, Item, MAX_BATCH, MAX_IMAGE_SIDE, RequestError};
+use super::pixel_body;
 use crate::infer::preprocess::{decoding_limits, mnist_style, square_side};
 use crate::infer::{Classifier, scale_pixels};
 
@@ -86,6 +87,15 @@ impl Predictor {
         // One image, the common request, is read straight into its item: through a
         // `Value` first, reading was a quarter of the server's time under load.
         if body.trim_ascii_start().first() != Some(&b'[') {
+            if let Some(pixels) = pixel_body::read(&body, self.input_size) {
+                return Ok(Request::Items {
+                    items: vec![Item {
+                        pixels: Some(pixels),
+                        image: None,
+                    }],
+                    batch: false,
+                });
+            }
             let item =
                 serde_json::from_slice::<Item>(&body).map_err(|e| json_error(e.to_string()))?;
             return Ok(Request::Items {
