@@ -136,9 +136,50 @@ mod tests {
                 numbers.join(&format!("{space},{space}"))
             );
             let read = read(body.as_bytes(), 784).expect("a pixels body");
-            assert_eq!(Some(read), by_serde(&body), "{body}");
+            let serde = by_serde(&body).expect("a body serde reads");
+            assert_eq!((read.len(), serde.len()), (784, 784));
+            for ((number, ours), serde) in numbers.iter().zip(read).zip(serde) {
+                assert_eq!(ours.to_bits(), serde.to_bits(), "{number}");
+            }
         }
         assert_eq!(read(br#"{"pixels":[]}"#, 784), Some(vec![]));
+    }
+
+    #[test]
+    fn every_number_is_the_nearest_f32_as_rusts_own_parse_finds_it() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        for _ in 0..100_000 {
+            let digits = |count: u64, next: &mut dyn FnMut(u64) -> u64| {
+                (0..count)
+                    .map(|_| char::from(b'0' + next(10) as u8))
+                    .collect::<String>()
+            };
+            let integer = match next(3) {
+                0 => "0".to_string(),
+                _ => format!("{}{}", 1 + next(9), digits(next(9), &mut next)),
+            };
+            let mut text = format!("{}{integer}", ["", "-"][next(2) as usize]);
+            if next(3) > 0 {
+                text += &format!(".{}", digits(1 + next(12), &mut next));
+            }
+            if next(3) == 0 {
+                let sign = ["", "+", "-"][next(3) as usize];
+                text += &format!("{}{sign}{}", ["e", "E"][next(2) as usize], next(40));
+            }
+            let body = format!(r#"{{"pixels":[{text}]}}"#);
+            let expected: f32 = text.parse().expect("a JSON number");
+            match read(body.as_bytes(), 1) {
+                Some(read) => assert_eq!(read[0].to_bits(), expected.to_bits(), "{text}"),
+                // Beyond the largest f32: left to serde, which names it out of range.
+                None => assert!(expected.is_infinite(), "{text}"),
+            }
+        }
     }
 
     #[test]
