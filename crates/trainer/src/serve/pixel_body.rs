@@ -60,6 +60,16 @@ impl Cursor<'_> {
     fn number(&mut self) -> Option<f32> {
         self.skip_whitespace();
         let start = self.at;
+        // Most pixels are blank, and a 0 that goes on no further is read at a glance.
+        if self.body.get(start) == Some(&b'0')
+            && !matches!(
+                self.body.get(start + 1),
+                Some(b'0'..=b'9' | b'.' | b'e' | b'E')
+            )
+        {
+            self.at += 1;
+            return Some(0.0);
+        }
         if self.body.get(self.at) == Some(&b'-') {
             self.at += 1;
         }
@@ -86,11 +96,8 @@ impl Cursor<'_> {
                 return None;
             }
         }
-        let text = &self.body[start..self.at];
-        if text == b"0" {
-            return Some(0.0);
-        }
-        let value: f32 = std::str::from_utf8(text).ok()?.parse().ok()?;
+        let text = std::str::from_utf8(&self.body[start..self.at]).ok()?;
+        let value: f32 = text.parse().ok()?;
         value.is_finite().then_some(value)
     }
 }
