@@ -197,10 +197,13 @@ impl Predictor {
                 expected: self.input_size,
             });
         }
-        if let Some((index, &value)) = pixels
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !(0.0..=1.0).contains(*v))
+        // A pass without early exit, which the compiler vectorises, and the search
+        // only when it finds something: this check was 2% of the server's time.
+        let in_range = |v: &f32| (0.0..=1.0).contains(v);
+        let all_in_range = pixels.iter().fold(true, |all, v| all & in_range(v));
+        if let Some((index, &value)) = (!all_in_range)
+            .then(|| pixels.iter().enumerate().find(|(_, v)| !in_range(v)))
+            .flatten()
         {
             return Err(RequestError::PixelRange { index, value });
         }
