@@ -55,7 +55,7 @@ impl Cursor<'_> {
         self.at - start
     }
 
-    /// A number of the form `0.d`, up to ten digits of which at most seven count
+    /// A number of the form `0.d`, up to ten digits whose value is below 2^24
     /// (`0.5`, `0.003921569`), as a pixel in 0..1 is mostly written; `None`, and
     /// nothing stepped over, for any other. Such a number's digits and its power of
     /// ten are both exact as f32s, so their quotient is the nearest f32, which a full
