@@ -1,10 +1,10 @@
 //! An MLP's inference as plain loops over its weights on the CPU: each layer's matrix
 //! product, bias and activation in one pass, in the widest vectors the CPU has, with no
 //! per-operation dispatch, no intermediate tensors, and the rows of zero inputs (most
-//! of an MNIST digit's pixels, half of a ReLU layer's) skipped; a layer too large for
-//! the L1 cache is computed for a few images at a time. Batches are split over the
-//! cores. One image takes about a microsecond (7-9 through Burn's tensors), and a
-//! batch of a thousand MNIST digits goes at 1.7-2.3M images a second on two cores.
+//! of an MNIST digit's pixels, half of a ReLU layer's) skipped; every layer is computed
+//! for a few images at a time. Batches are split over the cores. One image takes about
+//! a microsecond (7-9 through Burn's tensors), and a batch of a thousand MNIST digits
+//! goes at 2-2.5M images a second on two cores.
 
 use pulp::Simd;
 use rayon::prelude::*;
@@ -15,24 +15,15 @@ mod nonzero;
 mod sums;
 
 use nonzero::{LIST_SLACK, list_nonzero};
-use sums::{sum_rows, sum_tile};
+use sums::sum_tile;
 
 /// Each layer's outputs are padded with zeros to a multiple of the widest vector
 /// (AVX-512's 16 floats), so that a row of weights is whole vectors for every
 /// instruction set pulp may pick.
 const PADDED_TO: usize = 16;
 
-/// Vectors of outputs summed together over the nonzero inputs, each in [`PARTIALS`]
-/// interleaved partial sums: eight independent multiply-add chains hide the latency
-/// of each (with four, a 64-wide layer waited on them: 1.37M against 1.76M MNIST
-/// images a second at batch 1000), and 64 floats of each partial stay in registers.
+/// Vectors of outputs a tile sums together, for each of its images, in registers.
 const BLOCK: usize = 4;
-const PARTIALS: usize = 2;
-
-/// A layer whose weights take more bytes than this no longer stays in the L1 cache
-/// (32-48 KiB) from one image to the next, and is computed a tile of images at a time
-/// (see [`DenseLayer::apply_tiles`]).
-const ROWS_IN_CACHE: usize = 32 * 1024;
 
 /// Images a thread takes through the network together, layer by layer: a multiple of
 /// every tile's images.
@@ -57,8 +48,6 @@ struct DenseLayer {
     outputs: usize,
     /// `outputs` rounded up to [`PADDED_TO`].
     stride: usize,
-    /// Whether its weights outgrow the L1 cache, so that it is computed in tiles.
-    tiled: bool,
     /// `[inputs, stride]`, row-major (Burn's `Linear` layout), zeros past `outputs`.
     weight: Vec<f32>,
     /// `[stride]`; zeros for a layer without bias and past `outputs`.
@@ -266,7 +255,6 @@ impl DenseLayer {
             inputs,
             outputs,
             stride,
-            tiled: inputs * stride * size_of::<f32>() > ROWS_IN_CACHE,
             weight: padded_weight,
             bias: padded_bias,
         }
@@ -278,9 +266,8 @@ impl DenseLayer {
         S::as_simd_f32s(&self.weight[row * self.stride..][..self.stride]).0
     }
 
-    /// `output = input W + b` for each of a group's `count` images, summing the rows of
-    /// `W` whose input is nonzero; `nonzero` has room for every input and
-    /// [`LIST_SLACK`] more.
+    /// `output = input W + b` for each of a group's `count` images, in tiles; `nonzero`
+    /// has room for every input and [`LIST_SLACK`] more.
     #[inline(always)]
     fn apply<S: Simd>(
         &self,
@@ -290,46 +277,23 @@ impl DenseLayer {
         nonzero: &mut [u32],
         mut output: Outputs<'_>,
     ) {
-        if self.tiled {
-            // AVX2 has 16 registers: a tile of two images' 4 x 8 floats fills half, six
-            // images' would spill. AVX-512 and NEON have 32: six images' 4 x 16 (4 x 4)
-            // floats take 24. The images left over go one by one in the same order of
-            // sums, so that an image's scores do not depend on the batch it came in.
-            let tiled = match S::F32_LANES {
-                8 => self.apply_tiles::<S, 2>(simd, input, 0..count, nonzero, &mut output),
-                _ => self.apply_tiles::<S, 6>(simd, input, 0..count, nonzero, &mut output),
-            };
-            self.apply_tiles::<S, 1>(simd, input, tiled..count, nonzero, &mut output);
-            return;
-        }
-        let vectors = self.stride / S::F32_LANES;
-        let (bias, _) = S::as_simd_f32s(&self.bias);
-        for image in 0..count {
-            let x = input.of(image, self.inputs);
-            let found = list_nonzero(&[x], nonzero);
-            let rows = &nonzero[..found];
-            let out = output.of::<S>(image, self.stride);
-            let mut start = 0;
-            while start + BLOCK <= vectors {
-                let weights = |r| &self.row::<S>(r)[start..start + BLOCK];
-                let sums = sum_rows::<S, BLOCK, PARTIALS>(simd, x, rows, &bias[start..], weights);
-                out[start..start + BLOCK].copy_from_slice(&sums);
-                start += BLOCK;
-            }
-            while start < vectors {
-                let weights = |r| &self.row::<S>(r)[start..start + 1];
-                let sums = sum_rows::<S, 1, BLOCK>(simd, x, rows, &bias[start..], weights);
-                out[start] = sums[0];
-                start += 1;
-            }
-        }
+        // AVX2 has 16 registers: a tile of two images' 4 x 8 floats fills half, six
+        // images' would spill. AVX-512 and NEON have 32: six images' 4 x 16 (4 x 4)
+        // floats take 24. The images left over go one by one in the same order of
+        // sums, so that an image's scores do not depend on the batch it came in.
+        let tiled = match S::F32_LANES {
+            8 => self.apply_tiles::<S, 2>(simd, input, 0..count, nonzero, &mut output),
+            _ => self.apply_tiles::<S, 6>(simd, input, 0..count, nonzero, &mut output),
+        };
+        self.apply_tiles::<S, 1>(simd, input, tiled..count, nonzero, &mut output);
     }
 
     /// `output = input W + b` for a group's `images` in whole tiles of `R`, and where
     /// the tiles end. A tile sums the rows where any of its images has a nonzero input,
     /// each row read once for all of them, its `R` images' [`BLOCK`] vectors of outputs
     /// in registers: weights that miss the L1 cache are read from L2 once per tile
-    /// rather than once per image, and each vector of weights feeds `R` multiply-adds.
+    /// rather than once per image, each vector of weights feeds `R` multiply-adds, and
+    /// the listing of nonzero inputs and the loop's overhead are paid once per tile.
     /// An image's zero inputs add exact zeros, so its scores are the same in any tile.
     #[inline(always)]
     fn apply_tiles<S: Simd, const R: usize>(

@@ -1,47 +1,7 @@
-//! The multiply-adds of a layer's product: one image's or a tile's sums over the
-//! rows of its nonzero inputs, in registers.
+//! The multiply-adds of a layer's product: a tile's sums over the rows of its nonzero
+//! inputs, in registers.
 
 use pulp::Simd;
-
-/// `bias[..W]` plus `input[row]` times each of `rows` of the weights (`weights(row)`,
-/// `W` vectors), summed in `W` registers for each of `P` interleaved partial sums
-/// (`W * P` independent multiply-add chains), added up at the end.
-#[inline(always)]
-pub(super) fn sum_rows<'w, S: Simd, const W: usize, const P: usize>(
-    simd: S,
-    input: &[f32],
-    rows: &[u32],
-    bias: &[S::f32s],
-    weights: impl Fn(usize) -> &'w [S::f32s],
-) -> [S::f32s; W] {
-    let mut sums = [[simd.splat_f32s(0.0); W]; P];
-    sums[0].copy_from_slice(&bias[..W]);
-    let groups = rows.chunks_exact(P);
-    let rest = groups.remainder();
-    for group in groups {
-        for (partial, &row) in sums.iter_mut().zip(group) {
-            let row = row as usize;
-            let x = simd.splat_f32s(input[row]);
-            for (sum, &w) in partial.iter_mut().zip(weights(row)) {
-                *sum = simd.mul_add_e_f32s(x, w, *sum);
-            }
-        }
-    }
-    for &row in rest {
-        let row = row as usize;
-        let x = simd.splat_f32s(input[row]);
-        for (sum, &w) in sums[0].iter_mut().zip(weights(row)) {
-            *sum = simd.mul_add_e_f32s(x, w, *sum);
-        }
-    }
-    let (first, others) = sums.split_at_mut(1);
-    for partial in others {
-        for (sum, &other) in first[0].iter_mut().zip(partial.iter()) {
-            *sum = simd.add_f32s(*sum, other);
-        }
-    }
-    first[0]
-}
 
 /// For each of `R` images, `bias[..W]` plus its `inputs[i][row]` times each of `rows`
 /// of the weights (`weights(row)`, `W` vectors): `R * W` independent multiply-add

@@ -31,8 +31,8 @@ fn dense_inference_equals_burns_forward_on_random_networks() {
         (vec![], Activation::Relu, Normalization::Unit, 3),
         (vec![128, 7, 33], Activation::Tanh, Normalization::Unit, 130),
         (vec![70], Activation::Relu, Normalization::Mnist, 33),
-        // Tiled (100 x 304 floats of weights outgrow the L1 cache), with whole and
-        // one-vector column blocks, and a group's images left over from its tiles.
+        // 304 outputs: whole and one-vector column blocks; 13 images: two tiles and
+        // one image left over.
         (vec![300], Activation::Relu, Normalization::Mnist, 13),
         (
             vec![20],
@@ -69,7 +69,6 @@ fn a_batch_split_over_threads_and_tiles_gives_each_image_the_scores_it_gets_alon
     device.seed(5);
     let network = NetworkConfig::new()
         .with_input_size(50)
-        // Tiled: 50 x 208 floats of weights outgrow the L1 cache.
         .with_hidden_sizes(vec![200, 20])
         .init(&device);
     let dense = DenseNetwork::of(&network).expect("an MLP");
