@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 
 use crate::DataError;
-use crate::source::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, split_of};
+use crate::files::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, split_of};
 
 /// The mirror burn-dataset downloads from, then the one torchvision uses.
 const MIRRORS: [&str; 2] = [

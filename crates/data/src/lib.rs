@@ -7,13 +7,14 @@ mod batcher;
 mod dataset;
 mod download;
 mod error;
+mod files;
 pub mod fs;
 mod idx;
 mod loader;
 mod mnist;
 mod source;
 
-pub use batcher::{MnistBatch, MnistBatcher, pixel_value, scaled_pixels};
+pub use batcher::{MnistBatch, MnistBatcher};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig};
 pub use error::{DataError, IndexOutOfRange};
 pub use idx::{

@@ -3,13 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::files::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, split_of};
 use crate::{DataError, download};
-
-/// The canonical names of the four MNIST files, as in Burn's cache (uncompressed).
-pub(crate) const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
-pub(crate) const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
-pub(crate) const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
-pub(crate) const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 /// Paths of the four IDX files that make up MNIST (or a data set in its format).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,15 +58,6 @@ pub fn locate(data_dir: Option<&Path>) -> Result<(MnistFiles, MnistSource), Data
 pub(crate) fn burn_cache_dir() -> Result<PathBuf, DataError> {
     let base = dirs::cache_dir().ok_or(DataError::NoCacheDir)?;
     Ok(base.join("burn-dataset").join("mnist"))
-}
-
-/// The split subfolder Burn's cache keeps each file in.
-pub(crate) fn split_of(name: &str) -> &'static str {
-    if name.starts_with("t10k") {
-        "test"
-    } else {
-        "train"
-    }
 }
 
 /// Looks for the four files in `dir` or in its `train/` and `test/` subfolders: under
@@ -216,6 +202,12 @@ mod tests {
         std::fs::write(path, b"x").expect("write");
     }
 
+    fn touch_all(root: &Path, names: &[&str]) {
+        for name in names {
+            touch(&root.join(name));
+        }
+    }
+
     #[test]
     fn finds_gzipped_plain_dotted_and_split_folder_names() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -235,15 +227,16 @@ mod tests {
     fn other_data_sets_are_found_by_what_their_names_say() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        for name in [
-            "emnist-letters-train-images-idx3-ubyte.gz",
-            "emnist-letters-train-labels-idx1-ubyte.gz",
-            "emnist-letters-test-images-idx3-ubyte.gz",
-            "emnist-letters-test-labels-idx1-ubyte.gz",
-            "README.txt",
-        ] {
-            touch(&root.join(name));
-        }
+        touch_all(
+            root,
+            &[
+                "emnist-letters-train-images-idx3-ubyte.gz",
+                "emnist-letters-train-labels-idx1-ubyte.gz",
+                "emnist-letters-test-images-idx3-ubyte.gz",
+                "emnist-letters-test-labels-idx1-ubyte.gz",
+                "README.txt",
+            ],
+        );
         let files = in_directory(root).expect("all four described");
         assert_eq!(
             files.test_labels,
@@ -255,13 +248,14 @@ mod tests {
         );
         // A copy kept both raw and gzipped, a checksum and a word that merely contains
         // "test" change nothing.
-        for name in [
-            "emnist-letters-train-images-idx3-ubyte",
-            "emnist-letters-train-images-idx3-ubyte.gz.md5",
-            "latest-notes-images",
-        ] {
-            touch(&root.join(name));
-        }
+        touch_all(
+            root,
+            &[
+                "emnist-letters-train-images-idx3-ubyte",
+                "emnist-letters-train-images-idx3-ubyte.gz.md5",
+                "latest-notes-images",
+            ],
+        );
         let files = in_directory(root).expect("still unambiguous");
         assert_eq!(
             files.train_images,

@@ -7,7 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::network::Activation;
+use crate::activation::Activation;
 
 /// One block: a square convolution (stride 1), then batch norm, the activation, max
 /// pooling and dropout, each optional but the convolution and the activation. In a

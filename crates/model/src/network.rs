@@ -5,11 +5,11 @@
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation;
+use kernels::linear::linear_forward;
 use serde::{Deserialize, Serialize};
 
+use crate::activation::Activation;
 use crate::conv::{ConvBlock, ConvBlockConfig};
-use crate::fused_linear::linear_forward;
 
 /// The side of the square image `input_size` pixels make, row by row; `None` when
 /// `input_size` is not a square.
@@ -37,28 +37,6 @@ pub enum NetworkKind {
 pub struct NetworkError {
     pub key: String,
     pub reason: String,
-}
-
-/// The non-linearity after each hidden layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    #[default]
-    Relu,
-    Gelu,
-    Tanh,
-    Sigmoid,
-}
-
-impl Activation {
-    pub(crate) fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            Self::Relu => activation::relu(x),
-            Self::Gelu => activation::gelu(x),
-            Self::Tanh => activation::tanh(x),
-            Self::Sigmoid => activation::sigmoid(x),
-        }
-    }
 }
 
 /// How input pixels, already scaled to [0, 1], are standardised before the first layer.

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use burn::data::dataset::Dataset;
-use data::{MnistDataset, scaled_pixels};
+use data::MnistDataset;
+use kernels::gather::scaled_pixels;
 use serde::Serialize;
 
 use crate::TrainerError;

@@ -16,7 +16,6 @@ use model::{ConvBlockConfig, Network, NetworkConfig, NetworkKind};
 use trainer::backend::{self, Backend};
 use trainer::infer::evaluate;
 use trainer::run_dir::RunDir;
-use trainer::train::optimizer::OptimizerConfig;
 use trainer::train::train;
 
 /// Logits of `model` for every image of `test`, batch by batch.
@@ -185,38 +184,4 @@ fn no_usable_adapter_is_one_clear_line() {
 fn an_unknown_device_is_rejected() {
     let line = assert_clean_failure(&trainer(&["eval", "--model", "x", "--device", "gpu7"]));
     assert!(line.contains("gpu7"), "{line}");
-}
-
-#[test]
-fn the_fused_adam_steps_as_burns_adam_through_its_generic_path_on_wgpu() {
-    let gpu = backend::open(None).expect("a wgpu adapter");
-    let device = gpu.device.autodiff();
-    for weight_decay in [0.0, 0.01] {
-        let config = OptimizerConfig::new().with_weight_decay(weight_decay);
-        // Few shapes: llvmpipe compiles and tunes kernels for each one anew.
-        for seed in 0..2 {
-            for (ours, theirs) in common::adam::side_by_side(&config, seed, 3, &device) {
-                for (a, b) in ours.iter().zip(&theirs) {
-                    assert!(
-                        (a - b).abs() <= 1e-5 * b.abs().max(1e-3),
-                        "layer {seed}, weight decay {weight_decay}: {a} against Burn's {b}"
-                    );
-                }
-            }
-        }
-    }
-}
-
-#[test]
-fn the_fused_linear_computes_as_burns_linear_and_relu_through_its_generic_path_on_wgpu() {
-    let gpu = backend::open(None).expect("a wgpu adapter");
-    let device = gpu.device.autodiff();
-    // Few shapes: llvmpipe compiles and tunes kernels for each one anew.
-    for seed in 0..2 {
-        for relu in [true, false] {
-            let [ours, burns] = common::linear::side_by_side(seed, relu, true, &device);
-            let case = format!("seed {seed}, relu {relu}");
-            common::linear::assert_close(&ours, &burns, 1e-5, &case);
-        }
-    }
 }

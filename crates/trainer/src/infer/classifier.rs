@@ -4,7 +4,8 @@
 //! (a CNN, GELU), goes through Burn's forward.
 
 use burn::prelude::*;
-use model::{DenseNetwork, Network};
+use kernels::dense::DenseNetwork;
+use model::Network;
 
 use super::Prediction;
 use super::predict::softmax;
@@ -21,7 +22,7 @@ impl Classifier {
     /// Readies `network`, which lives on `device`.
     pub fn new(network: Network, device: &Device) -> Self {
         let dense = on_the_cpu(device)
-            .then(|| DenseNetwork::of(&network))
+            .then(|| network.dense())
             .flatten();
         Self {
             network,

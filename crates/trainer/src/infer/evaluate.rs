@@ -92,7 +92,7 @@ pub fn evaluate(
             TrainerError::Batch(format!("positions {chunk:?} are past the data set's end"))
         })?;
         let images = items.iter().map(|&(image, _)| image);
-        let pixels = data::scaled_pixels(images, dataset.image_len());
+        let pixels = kernels::gather::scaled_pixels(images, dataset.image_len());
         let logits = classifier.logits(&pixels, chunk.len())?;
         let classes = logits.len() / chunk.len();
         if confusion.is_empty() {

@@ -56,7 +56,7 @@ pub fn predict(
 
 /// Pixel bytes (0-255) as the network takes them, in [0, 1], like the training batches.
 pub fn scale_pixels(image: &[u8]) -> Vec<f32> {
-    data::scaled_pixels(std::iter::once(image), image.len())
+    kernels::gather::scaled_pixels(std::iter::once(image), image.len())
 }
 
 /// `exp(x - max) / sum`, as Burn's softmax computes it.

@@ -7,7 +7,7 @@ use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
 use model::Network;
 
-use super::fused_cross_entropy::cross_entropy;
+use kernels::cross_entropy::cross_entropy;
 
 /// A [`Network`] whose steps return the cross-entropy loss (one fused op, see
 /// [`cross_entropy`]) with the logits.

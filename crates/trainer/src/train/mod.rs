@@ -8,8 +8,6 @@
 mod classifier;
 mod dry_run;
 mod early_stopping;
-mod fused_adam;
-mod fused_cross_entropy;
 mod history;
 mod launch;
 mod loading;

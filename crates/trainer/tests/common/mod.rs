@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
-pub mod adam;
-pub mod linear;
 pub mod served;
 
 use std::path::{Path, PathBuf};

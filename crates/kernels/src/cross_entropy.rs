@@ -4,9 +4,6 @@
 //! `CrossEntropyLoss` runs about ten tensor ops (the log-softmax's max, shift, exp,
 //! sum, log and difference, a gather, a mean), each with an output and an autodiff
 //! node of its own, and as many again backward. Other backends run Burn's ops.
-// Burn 0.22.1 deprecates ndarray, which the `ndarray` feature keeps for users
-// comparing against it; the code generated for it names it too.
-#![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -246,7 +243,6 @@ mod flex {
 mod tests {
     use burn::backend::Flex;
     use burn::backend::flex::FlexTensor;
-    use burn::nn::loss::CrossEntropyLossConfig;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -282,31 +278,6 @@ mod tests {
 
     fn floats(data: TensorData) -> Vec<f32> {
         data.try_to_vec::<f32>().expect("f32")
-    }
-
-    #[test]
-    fn the_fused_loss_and_its_gradient_are_burns_cross_entropy() {
-        let device = Device::flex().autodiff();
-        for seed in 0..24 {
-            let (logits, targets) = case(seed);
-            let run = |fused: bool| {
-                let logits = Tensor::<2>::from_data(logits.clone(), &device).require_grad();
-                let targets = Tensor::<1, Int>::from_data(targets.clone(), &device);
-                let loss = if fused {
-                    cross_entropy(logits.clone(), targets)
-                } else {
-                    CrossEntropyLossConfig::new()
-                        .init(&device)
-                        .forward(logits.clone(), targets)
-                };
-                let grads = loss.backward();
-                let grad = logits.grad(&grads).expect("the logits' gradient");
-                (floats(loss.into_data()), floats(grad.into_data()))
-            };
-            let ((loss, grad), (burns_loss, burns_grad)) = (run(true), run(false));
-            assert_close(&loss, &burns_loss, &format!("seed {seed}: the loss"));
-            assert_close(&grad, &burns_grad, &format!("seed {seed}: the gradient"));
-        }
     }
 
     #[test]

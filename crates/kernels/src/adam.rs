@@ -5,9 +5,6 @@
 //! is bit-identical to Burn's `Adam`, but for moments Burn would leave subnormal, which
 //! are zero here (see `flushed`), and its state is Burn's `AdamState`, so checkpoints
 //! of either optimizer load into the other.
-// Burn 0.22.1 deprecates ndarray, which the `ndarray` feature keeps for users
-// comparing against it; the code generated for it names it too.
-#![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Scalar, backend_extension};
@@ -100,18 +97,20 @@ impl AdamStepOps for burn::backend::Cube {}
 #[cfg(feature = "flex")]
 mod flex {
     use burn::backend::Flex;
+    use burn::backend::flex::FlexTensor;
     use burn::tensor::DType;
 
     use super::*;
+    use crate::flex::{contiguous, values_mut};
 
     impl AdamStepOps for Flex {
         fn adam_step(
-            param: FloatTensor<Self>,
-            grad: FloatTensor<Self>,
-            moment_1: FloatTensor<Self>,
-            moment_2: FloatTensor<Self>,
+            param: FlexTensor,
+            grad: FlexTensor,
+            moment_1: FlexTensor,
+            moment_2: FlexTensor,
             step: AdamStep,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        ) -> (FlexTensor, FlexTensor, FlexTensor) {
             let len = param.layout().shape().num_elements();
             let fits = [&param, &grad, &moment_1, &moment_2]
                 .iter()
@@ -119,8 +118,8 @@ mod flex {
             if !fits {
                 return composed::<Self>(param, grad, moment_1, moment_2, step);
             }
-            let (param, grad) = (dense(param), dense(grad));
-            let (mut moment_1, mut moment_2) = (dense(moment_1), dense(moment_2));
+            let (param, grad) = (contiguous(param), contiguous(grad));
+            let (mut moment_1, mut moment_2) = (contiguous(moment_1), contiguous(moment_2));
             let (Some(param_values), Some(grad_values)) =
                 (param.as_slice::<f32>(), grad.as_slice::<f32>())
             else {
@@ -144,22 +143,6 @@ mod flex {
             let param = FlexTensor::from_data(TensorData::new(updated, shape));
             (param, moment_1, moment_2)
         }
-    }
-
-    type FlexTensor = FloatTensor<Flex>;
-
-    fn dense(tensor: FlexTensor) -> FlexTensor {
-        if tensor.layout().contiguous_offsets().is_some() {
-            tensor
-        } else {
-            tensor.to_contiguous()
-        }
-    }
-
-    /// The elements of a contiguous tensor, copied first if another tensor shares them.
-    fn values_mut(tensor: &mut FlexTensor) -> &mut [f32] {
-        let (start, end) = tensor.layout().contiguous_offsets().unwrap_or_default();
-        &mut tensor.storage_mut::<f32>()[start..end]
     }
 
     /// The kernel's loop over one parameter tensor, compiled again for each

@@ -9,8 +9,6 @@
 use pulp::Simd;
 use rayon::prelude::*;
 
-use crate::{Activation, Network};
-
 mod nonzero;
 mod sums;
 
@@ -34,8 +32,27 @@ const GROUP: usize = 12;
 /// whole groups.
 const IMAGES_PER_TASK: usize = 3 * GROUP;
 
-/// The fully connected layers of a [`Network`] without convolutions, with its input
-/// standardisation folded into the first layer.
+/// The activation between two layers (none after the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    Tanh,
+    Sigmoid,
+}
+
+/// One fully connected layer's parameters, laid out as Burn's `Linear` keeps them.
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    /// `[inputs, outputs]`, row-major.
+    pub weight: Vec<f32>,
+    /// `[outputs]`; `None` for a layer without bias.
+    pub bias: Option<Vec<f32>>,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+/// A stack of fully connected layers with one activation between them, ready to map
+/// images to class scores.
 #[derive(Debug, Clone)]
 pub struct DenseNetwork {
     layers: Vec<DenseLayer>,
@@ -63,29 +80,20 @@ struct Scratch {
 }
 
 impl DenseNetwork {
-    /// The network's layers read back from its device, or `None` for a network these
-    /// loops do not compute: one with convolutions, or with GELU (whose `erf` the
-    /// standard library lacks).
-    pub fn of(network: &Network) -> Option<Self> {
-        if !network.conv_blocks().is_empty() || network.activation == Activation::Gelu {
-            return None;
-        }
-        let folded = network.clone().with_normalization_folded()?;
-        let layers = folded
-            .layers()
-            .map(|linear| {
-                let [inputs, outputs] = linear.weight.val().dims();
-                let weight = linear.weight.val().into_data().try_to_vec::<f32>().ok()?;
-                let bias = match &linear.bias {
-                    Some(bias) => bias.val().into_data().try_to_vec::<f32>().ok()?,
-                    None => vec![0.0; outputs],
-                };
-                Some(DenseLayer::padded(inputs, outputs, &weight, &bias))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Self {
-            layers,
-            activation: network.activation,
+    /// The network of `layers`, applied in order with `activation` after each but the
+    /// last; `None` when their sizes do not chain or a weight or bias is not as long
+    /// as its layer's sizes say.
+    pub fn new(layers: &[LayerWeights], activation: Activation) -> Option<Self> {
+        let chained = layers
+            .windows(2)
+            .all(|pair| pair[0].outputs == pair[1].inputs);
+        let sized = layers.iter().all(|layer| {
+            layer.weight.len() == layer.inputs * layer.outputs
+                && layer.bias.as_ref().is_none_or(|b| b.len() == layer.outputs)
+        });
+        (chained && sized).then(|| Self {
+            layers: layers.iter().map(DenseLayer::padded).collect(),
+            activation,
         })
     }
 
@@ -99,7 +107,7 @@ impl DenseNetwork {
         self.layers.last().map_or(0, |layer| layer.outputs)
     }
 
-    /// Maps images to unnormalised class scores, as [`Network::forward`] does. A batch
+    /// Maps images to unnormalised class scores, as the layers would through Burn. A batch
     /// larger than a task is split over rayon's threads; a smaller one runs on this
     /// thread, so that serving one image never waits for another thread.
     ///
@@ -241,16 +249,24 @@ impl<'a> Outputs<'a> {
 }
 
 impl DenseLayer {
-    fn padded(inputs: usize, outputs: usize, weight: &[f32], bias: &[f32]) -> Self {
+    fn padded(layer: &LayerWeights) -> Self {
+        let LayerWeights {
+            inputs, outputs, ..
+        } = *layer;
         let stride = outputs.div_ceil(PADDED_TO) * PADDED_TO;
         let mut padded_weight = vec![0.0; inputs * stride];
         if outputs > 0 {
-            for (padded, row) in padded_weight.chunks_mut(stride).zip(weight.chunks(outputs)) {
+            for (padded, row) in padded_weight
+                .chunks_mut(stride)
+                .zip(layer.weight.chunks(outputs))
+            {
                 padded[..outputs].copy_from_slice(row);
             }
         }
         let mut padded_bias = vec![0.0; stride];
-        padded_bias[..outputs].copy_from_slice(bias);
+        if let Some(bias) = &layer.bias {
+            padded_bias[..outputs].copy_from_slice(bias);
+        }
         Self {
             inputs,
             outputs,
@@ -343,11 +359,55 @@ impl Activation {
             Self::Sigmoid => values
                 .iter_mut()
                 .for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
-            // Refused by `DenseNetwork::of`.
-            Self::Gelu => {}
         }
     }
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+
+    /// A layer of `inputs` x `outputs` with weights and bias spread over [-1, 1].
+    fn layer(inputs: usize, outputs: usize, seed: usize) -> LayerWeights {
+        let value = |i: usize| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0;
+        LayerWeights {
+            weight: (0..inputs * outputs).map(value).collect(),
+            bias: Some((0..outputs).map(|i| value(i + 13)).collect()),
+            inputs,
+            outputs,
+        }
+    }
+
+    #[test]
+    fn a_batch_split_over_threads_and_tiles_gives_each_image_the_scores_it_gets_alone() {
+        let layers = [layer(50, 200, 1), layer(200, 20, 2), layer(20, 10, 3)];
+        let network = DenseNetwork::new(&layers, Activation::Relu).expect("chained layers");
+        // Four in five pixels zero, as in MNIST.
+        let pixels: Vec<f32> = (0..(IMAGES_PER_TASK * 3 + 5) * 50)
+            .map(|i| {
+                if i % 5 == 0 {
+                    (i % 97) as f32 / 97.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let alone: Vec<f32> = pixels
+            .chunks(50)
+            .flat_map(|image| network.forward(image))
+            .collect();
+        assert_eq!(network.forward(&pixels), alone);
+    }
+
+    #[test]
+    fn layers_whose_sizes_do_not_chain_or_fit_are_refused() {
+        let activation = Activation::Relu;
+        assert!(DenseNetwork::new(&[layer(4, 3, 0), layer(2, 1, 0)], activation).is_none());
+        let mut short = layer(4, 3, 0);
+        short.weight.pop();
+        assert!(DenseNetwork::new(&[short], activation).is_none());
+        let mut no_bias = layer(4, 3, 0);
+        no_bias.bias = None;
+        assert!(DenseNetwork::new(&[no_bias], activation).is_some());
+    }
+}

@@ -1,9 +1,12 @@
-//! The fused linear op (`model::linear_forward`) against Burn's `Linear` and `relu`:
-//! the same random layers and inputs, forward and backward.
+//! The fused linear op ([`kernels::linear::linear_forward`]: matrix product, bias and
+//! ReLU in one op, with its own backward; flex's kernel) against Burn's `Linear` and
+//! `relu` on layers of random shapes: outputs and the gradients of input, weight and
+//! bias.
 
 use burn::nn::LinearConfig;
 use burn::prelude::*;
 use burn::tensor::{Distribution, activation};
+use kernels::linear::linear_forward;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -41,7 +44,7 @@ pub fn side_by_side(seed: u64, relu: bool, input_tracked: bool, device: &Device)
             input.clone()
         };
         let output = if fused {
-            model::linear_forward(&layer, input.clone(), relu)
+            linear_forward(&layer, input.clone(), relu)
         } else {
             let output = layer.forward(input.clone());
             if relu {
@@ -92,4 +95,36 @@ pub fn assert_close(ours: &Computed, burns: &Computed, tolerance: f32, case: &st
             );
         }
     }
+}
+
+#[test]
+fn the_fused_linear_computes_and_differentiates_as_burns_linear_and_relu() {
+    let device = Device::flex().autodiff();
+    for seed in 0..16 {
+        for relu in [true, false] {
+            for input_tracked in [true, false] {
+                let [ours, burns] = side_by_side(seed, relu, input_tracked, &device);
+                let case = format!("seed {seed}, relu {relu}, input tracked {input_tracked}");
+                assert_close(&ours, &burns, 1e-5, &case);
+            }
+        }
+    }
+}
+
+#[test]
+fn without_autodiff_the_fused_linear_is_burns_linear_and_relu() {
+    let device = Device::flex();
+    device.seed(4);
+    let layer = burn::nn::LinearConfig::new(30, 9).init(&device);
+    let input = Tensor::<2>::random(
+        [5, 30],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let ours = linear_forward(&layer, input.clone(), true);
+    let burns = burn::tensor::activation::relu(layer.forward(input));
+    assert_eq!(
+        ours.into_data().try_to_vec::<f32>().expect("f32"),
+        burns.into_data().try_to_vec::<f32>().expect("f32")
+    );
 }

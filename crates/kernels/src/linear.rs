@@ -4,9 +4,6 @@
 //! each with an output of its own and, in training, an autodiff node of its own), and
 //! whose backward masks the gradient and sums the bias gradient in one pass. Other
 //! backends run Burn's own ops. The values are those of Burn's `Linear` and `relu`.
-// Burn 0.22.1 deprecates ndarray, which the `ndarray` feature keeps for users
-// comparing against it; the code generated for it names it too.
-#![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -196,6 +193,7 @@ mod flex {
     use burn::tensor::{DType, TensorData};
 
     use super::*;
+    use crate::flex::{contiguous, values_mut};
 
     impl FusedLinearOps for Flex {
         fn fused_linear(
@@ -211,12 +209,12 @@ mod flex {
             if !shapes_fit || [&x, &weight, &bias].iter().any(|t| t.dtype() != DType::F32) {
                 return composed::<Flex>(x, weight, bias, relu);
             }
-            let bias = dense(bias);
+            let bias = contiguous(bias);
             let Some(bias_values) = bias.as_slice::<f32>() else {
                 return composed::<Flex>(x, weight, bias, relu);
             };
             // A product Flex has just allocated: contiguous, and its own.
-            let mut output = dense(Flex::float_matmul(x, weight));
+            let mut output = contiguous(Flex::float_matmul(x, weight));
             let rows = values_mut(&mut output).chunks_exact_mut(d_output.max(1));
             pulp::Arch::new().dispatch(|| {
                 for row in rows {
@@ -245,8 +243,8 @@ mod flex {
                 return composed_backward::<Flex>(output, grad);
             }
             let [_, d_output] = dims;
-            let mut grad = dense(grad);
-            let output = output.map(dense);
+            let mut grad = contiguous(grad);
+            let output = output.map(contiguous);
             let mask = output.as_ref().and_then(|o| o.as_slice::<f32>());
             if output.is_some() && mask.is_none() {
                 return composed_backward::<Flex>(output, grad);
@@ -282,19 +280,5 @@ mod flex {
     #[inline(always)]
     fn relu_of(z: f32) -> f32 {
         if z.is_nan() || z > 0.0 { z } else { 0.0 }
-    }
-
-    fn dense(tensor: FlexTensor) -> FlexTensor {
-        if tensor.layout().contiguous_offsets().is_some() {
-            tensor
-        } else {
-            tensor.to_contiguous()
-        }
-    }
-
-    /// The elements of a contiguous tensor, copied first if another tensor shares them.
-    fn values_mut(tensor: &mut FlexTensor) -> &mut [f32] {
-        let (start, end) = tensor.layout().contiguous_offsets().unwrap_or_default();
-        &mut tensor.storage_mut::<f32>()[start..end]
     }
 }
