@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod console;
+pub mod epoch;
 mod error;
 pub mod fs;
 pub mod infer;

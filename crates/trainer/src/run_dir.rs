@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainerError;
 use crate::config::TrainingConfig;
-use crate::train::EpochSummary;
+use crate::epoch::EpochSummary;
 
 const CONFIG: &str = "config.json";
 const METRICS: &str = "metrics.csv";

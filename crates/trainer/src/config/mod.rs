@@ -3,18 +3,19 @@
 //! configuration that built it. Reading it from JSON, and `--set`-style overrides, are
 //! in [`overlay`]; the rules a run's values must meet are in [`validate`].
 
+mod optimizer;
 mod overlay;
 mod overrides;
+mod schedule;
 mod validate;
 
+pub use optimizer::{OptimizerConfig, OptimizerName};
 pub use overrides::{ConfigSource, Overrides};
+pub use schedule::{ScheduleConfig, ScheduleName};
 
 use burn::config::Config;
 use data::SplitConfig;
 use model::NetworkConfig;
-
-use crate::train::optimizer::OptimizerConfig;
-use crate::train::schedule::ScheduleConfig;
 
 /// A training run, with the PyTorch tutorial's settings as defaults.
 #[derive(Config, Debug)]

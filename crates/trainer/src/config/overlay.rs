@@ -199,7 +199,7 @@ fn overlay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::optimizer::OptimizerName;
+    use crate::config::OptimizerName;
     use model::Normalization;
 
     fn write(json: &str) -> (tempfile::TempDir, std::path::PathBuf) {

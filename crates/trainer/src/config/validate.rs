@@ -1,9 +1,9 @@
 //! The rules a run's configuration must meet before any data is read: each broken one
 //! is an error naming the key, the rule and the value.
 
+use super::OptimizerName;
 use super::{ConfigError, TrainingConfig};
 use crate::TrainerError;
-use crate::train::optimizer::OptimizerName;
 
 impl TrainingConfig {
     /// Checks the values a run cannot start with.
@@ -192,8 +192,7 @@ impl TrainingConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::optimizer::OptimizerConfig;
-    use crate::train::schedule::ScheduleConfig;
+    use crate::config::{OptimizerConfig, ScheduleConfig};
     use model::{NetworkConfig, Normalization};
 
     #[test]

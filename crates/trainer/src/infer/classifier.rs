@@ -21,9 +21,7 @@ pub struct Classifier {
 impl Classifier {
     /// Readies `network`, which lives on `device`.
     pub fn new(network: Network, device: &Device) -> Self {
-        let dense = on_the_cpu(device)
-            .then(|| network.dense())
-            .flatten();
+        let dense = on_the_cpu(device).then(|| network.dense()).flatten();
         Self {
             network,
             device: device.clone(),

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::{Canvas, FAMILY, drawing};
 use crate::TrainerError;
-use crate::train::EpochSummary;
+use crate::epoch::EpochSummary;
 
 /// Size of `curves.png`.
 pub const CURVES_SIZE: (u32, u32) = (1200, 480);

@@ -10,7 +10,9 @@ use burn::train::TrainStep;
 use data::EpochLoader;
 
 use super::TrainRequest;
-use super::classifier::CrossEntropyClassifier;
+use super::learner::classifier::CrossEntropyClassifier;
+use super::learner::optimizer::optimizer;
+use super::learner::schedule::Schedule;
 use super::loading::{Loaded, load};
 use crate::TrainerError;
 use crate::backend::Backend;
@@ -60,13 +62,13 @@ pub fn dry_run(request: TrainRequest, backend: &Backend) -> Result<DryRun, Train
     let output = TrainStep::step(&model, batch);
     let train_loss = output.item.loss.clone().into_scalar::<f64>();
     // The first step's rate, as the run's schedule gives it.
-    let schedule = config
-        .lr_schedule
-        .init(config.lr, steps_per_epoch, config.epochs);
-    let model = config
-        .optimizer
-        .init()
-        .step(schedule.lr_at(0), model, output.grads);
+    let schedule = Schedule::new(
+        &config.lr_schedule,
+        config.lr,
+        steps_per_epoch,
+        config.epochs,
+    );
+    let model = optimizer(&config.optimizer).step(schedule.lr_at(0), model, output.grads);
 
     let first_batch = valid_set.slice(0..config.eval_batch_size().min(valid_set.len()));
     let scores = evaluate(

@@ -5,20 +5,13 @@
 //! [`train`] runs in three steps: [`prepare`] (data, config, run directory), [`launch`]
 //! (the Learner, in its own module) and [`finish`] (the kept model, saved and tested).
 
-mod classifier;
+mod checkpoint;
 mod dry_run;
-mod early_stopping;
-mod history;
-mod launch;
+mod learner;
 mod loading;
-pub mod optimizer;
+mod logger;
 mod options;
 mod renderer;
-mod resume;
-mod run_log;
-pub mod schedule;
-mod step_checkpoint;
-mod strategy;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,17 +20,18 @@ use burn::data::dataset::Dataset;
 use data::MnistDataset;
 use model::Network;
 
+use self::checkpoint::load_checkpoint_model;
+use self::checkpoint::resume::{ResumePoint, check_resumable, prepare_run_dir};
 pub use self::dry_run::{DryRun, dry_run};
-use self::early_stopping::{best_epoch, stops_after};
-pub use self::history::EpochSummary;
-use self::launch::{Launched, launch};
+use self::learner::early_stopping::{best_epoch, stops_after};
+use self::learner::{Launched, launch};
 use self::loading::{Loaded, load};
 pub use self::options::TrainOptions;
-use self::resume::{ResumePoint, check_resumable, load_checkpoint_model, prepare_run_dir};
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::config::TrainingConfig;
 use crate::console::Console;
+use crate::epoch::EpochSummary;
 use crate::infer::{Evaluation, evaluate};
 use crate::run_dir::{RunDir, RunInfo};
 use crate::stop::StopSignals;
@@ -254,7 +248,7 @@ fn finish(
     info.valid_accuracy = kept.map(|e| e.valid_accuracy);
     run_dir.save_info(&info)?;
     run_dir.save_model(&model)?;
-    step_checkpoint::discard(&run_dir)?;
+    checkpoint::step::discard(&run_dir)?;
 
     let test_scores = if prepared.run_test {
         let scores = evaluate(

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::TrainRequest;
-use super::resume::fork;
+use super::checkpoint::resume::fork;
 use crate::TrainerError;
 use crate::config::{ConfigSource, Overrides};
 use crate::console::Console;

@@ -18,9 +18,10 @@ use burn::train::renderer::{
 use burn::train::{Interrupter, LearnerSummary};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::history::{EpochRecorder, EpochSummary, RunningMetrics, SharedRunningMetrics};
-use super::run_log::SharedRunLog;
+use super::logger::history::{EpochRecorder, RunningMetrics, SharedRunningMetrics};
+use super::logger::run_log::SharedRunLog;
 use crate::console::Console;
+use crate::epoch::EpochSummary;
 use crate::report::thousands;
 
 /// The names under which the Learner reports the two metrics a run records, as the

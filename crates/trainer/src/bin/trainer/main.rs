@@ -1,6 +1,8 @@
 //! The `trainer` command line: `train` (the default), `sweep`, `eval`, `predict`,
 //! `explain`, `summary`, `serve`, `bench`, `export` and `import`, each in `commands/`.
 
+mod advice;
+mod args;
 mod cli;
 mod commands;
 
@@ -47,7 +49,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if error.use_stderr() => {
-            eprintln!("{}", cli::one_line(&error.render().to_string()));
+            eprintln!("{}", advice::one_line(&error.render().to_string()));
             return ExitCode::from(2);
         }
         Err(help_or_version) => help_or_version.exit(),
@@ -68,9 +70,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // Whoever read the output has gone (`trainer eval | head -3`): stop quietly,
         // with the status a shell reports for a tool stopped by SIGPIPE.
-        Err(error) if cli::is_closed_stdout(&error) => ExitCode::from(141),
+        Err(error) if advice::is_closed_stdout(&error) => ExitCode::from(141),
         Err(error) => {
-            eprintln!("error: {}", cli::with_hint(&error));
+            eprintln!("error: {}", advice::with_hint(&error));
             ExitCode::FAILURE
         }
     }

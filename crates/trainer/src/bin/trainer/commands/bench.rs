@@ -4,7 +4,7 @@ use clap::Args;
 use trainer::bench::{process_age, run_bench};
 use trainer::console::Console;
 
-use crate::cli::CommonArgs;
+use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {

@@ -8,7 +8,7 @@ use trainer::infer::TestSet;
 use trainer::report::confusion_matrix;
 use trainer::run_dir::RunDir;
 
-use crate::cli::CommonArgs;
+use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {

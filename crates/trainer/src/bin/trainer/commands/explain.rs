@@ -9,7 +9,7 @@ use trainer::infer::{ImageInput, explain, load_images};
 use trainer::report::{FirstLayer, save_explanation};
 use trainer::run_dir::RunDir;
 
-use crate::cli::CommonArgs;
+use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["image", "test_index"]))]

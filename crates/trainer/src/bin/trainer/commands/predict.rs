@@ -7,7 +7,7 @@ use trainer::console::Console;
 use trainer::infer::{ImageInput, load_images, predict};
 use trainer::run_dir::RunDir;
 
-use crate::cli::CommonArgs;
+use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["images", "test_index"]))]

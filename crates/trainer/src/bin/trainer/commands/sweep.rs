@@ -11,7 +11,7 @@ use trainer::sweep::{
     train_trial,
 };
 
-use crate::cli::CommonArgs;
+use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {

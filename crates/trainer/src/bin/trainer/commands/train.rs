@@ -8,7 +8,7 @@ use trainer::console::Console;
 use trainer::stop::StopSignals;
 use trainer::train::{TrainOptions, dry_run, train};
 
-use crate::cli::CommonArgs;
+use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {

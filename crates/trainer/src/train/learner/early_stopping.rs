@@ -12,7 +12,8 @@
 use burn::train::EarlyStoppingStrategy;
 use burn::train::metric::store::EventStoreClient;
 
-use super::history::{EpochSummary, History};
+use crate::epoch::EpochSummary;
+use crate::train::logger::history::History;
 
 /// Stops once `patience` epochs have passed without a lower validation loss.
 #[derive(Debug, Clone)]

@@ -3,15 +3,10 @@
 //! next) whose checkpoints are checked before Burn loads them (and panics on a bad
 //! one).
 
-use std::path::PathBuf;
-
-use burn::lr_scheduler::LrSchedulerRecord;
-use burn::optim::OptimizerRecord;
 use burn::prelude::*;
-use model::Network;
 
-use super::classifier::CrossEntropyClassifier;
-use super::step_checkpoint::{self, EpochProgress};
+use super::check_records;
+use super::step::{self, EpochProgress};
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::console::Console;
@@ -42,7 +37,7 @@ pub fn prepare_run_dir(
 ) -> Result<ResumePoint, TrainerError> {
     if resume {
         let after_epoch = run_dir.last_checkpoint();
-        let within = step_checkpoint::find(run_dir, after_epoch.unwrap_or(0))?;
+        let within = step::find(run_dir, after_epoch.unwrap_or(0))?;
         let Some(last) = after_epoch else {
             if !run_dir.config_path().is_file() {
                 return Err(TrainerError::NothingToResume(run_dir.root().to_path_buf()));
@@ -100,7 +95,7 @@ pub fn check_resumable(
         });
     }
     if let Some(within) = &from.within {
-        step_checkpoint::check(run_dir, config, within, device)?;
+        step::check(run_dir, config, within, device)?;
     }
     if let Some(epoch) = from.after_epoch {
         let unreadable = |path, reason| TrainerError::BadCheckpoint { path, reason };
@@ -108,49 +103,6 @@ pub fn check_resumable(
         check_records(config, device, path, unreadable)?;
     }
     Ok(())
-}
-
-/// Reads the model, optimizer and scheduler records of one checkpoint (`path` names
-/// each record's file), checking that the model is the network `config` describes;
-/// `unreadable` makes the error for a file that is not.
-pub fn check_records(
-    config: &TrainingConfig,
-    device: &Device,
-    path: impl Fn(&str) -> PathBuf,
-    unreadable: impl Fn(PathBuf, String) -> TrainerError,
-) -> Result<(), TrainerError> {
-    let model = path("model");
-    load_model_record(config, &model, device).map_err(|reason| unreadable(model, reason))?;
-    let optim = path("optim");
-    OptimizerRecord::load(optim.clone()).map_err(|e| unreadable(optim, e.to_string()))?;
-    let scheduler = path("scheduler");
-    LrSchedulerRecord::load(scheduler.clone()).map_err(|e| unreadable(scheduler, e.to_string()))?;
-    Ok(())
-}
-
-/// The network saved in the checkpoint of `epoch`.
-pub fn load_checkpoint_model(
-    run_dir: &RunDir,
-    config: &TrainingConfig,
-    epoch: usize,
-    device: &Device,
-) -> Result<Network, TrainerError> {
-    let path = run_dir.checkpoint_path("model", epoch);
-    load_model_record(config, &path, device)
-        .map_err(|reason| TrainerError::BadCheckpoint { path, reason })
-}
-
-fn load_model_record(
-    config: &TrainingConfig,
-    path: &std::path::Path,
-    device: &Device,
-) -> Result<Network, String> {
-    CrossEntropyClassifier {
-        mlp: config.model.init(device),
-    }
-    .try_load_file(path)
-    .map(|classifier| classifier.mlp)
-    .map_err(|e| e.to_string())
 }
 
 /// Starts `target` as a copy of `source` at its last checkpoint: the config it was

@@ -16,12 +16,12 @@ use burn::train::metric::store::EventStoreClient;
 use burn::train::{Interrupter, Learner, LearningCheckpointer};
 use serde::{Deserialize, Serialize};
 
-use super::classifier::CrossEntropyClassifier;
-use super::history::RunningMetrics;
-use super::resume::check_records;
+use super::check_records;
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::{CHECKPOINT_RECORDS, RunDir};
+use crate::train::learner::classifier::CrossEntropyClassifier;
+use crate::train::logger::history::RunningMetrics;
 
 const PROGRESS: &str = "progress.json";
 

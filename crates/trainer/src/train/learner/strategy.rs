@@ -21,10 +21,10 @@ use burn::train::{
 use data::MnistBatch;
 
 use super::classifier::CrossEntropyClassifier;
-use super::history::SharedRunningMetrics;
-use super::step_checkpoint::{self, EpochProgress};
 use crate::run_dir::RunDir;
 use crate::stop::StopSignals;
+use crate::train::checkpoint::step::{self as step_checkpoint, EpochProgress};
+use crate::train::logger::history::SharedRunningMetrics;
 
 type Model = CrossEntropyClassifier;
 

@@ -1,64 +1,11 @@
-//! Learning-rate schedules: constant (the tutorial's), step decay or cosine annealing,
-//! each optionally after a linear warm-up. The schedule counts optimisation steps and
-//! keeps that count in its checkpoint record, so a resumed run continues exactly where
-//! the interrupted one stopped.
+//! A learning-rate schedule ([`ScheduleConfig`]) applied to a run of known length. It
+//! counts optimisation steps and keeps that count in its checkpoint record, so a
+//! resumed run continues exactly where the interrupted one stopped.
 
-use burn::config::Config;
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 use burn::optim::LearningRate;
-use serde::{Deserialize, Serialize};
 
-/// The shape of the learning rate after warm-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleName {
-    /// `lr` throughout.
-    #[default]
-    Constant,
-    /// `lr`, multiplied by `gamma` every `step_epochs` epochs after warm-up (PyTorch's
-    /// `StepLR`).
-    Step,
-    /// From `lr` down to `min_lr` along half a cosine, over the steps after warm-up
-    /// (PyTorch's `CosineAnnealingLR` with `T_max` the whole run).
-    Cosine,
-}
-
-/// How the learning rate changes over a run.
-#[derive(Config, Debug)]
-pub struct ScheduleConfig {
-    /// `constant`, `step` or `cosine`.
-    #[config(default = "ScheduleName::Constant")]
-    pub name: ScheduleName,
-    /// Epochs (fractions allowed) over which the rate rises linearly from near zero to
-    /// `lr` before the schedule proper starts; 0 disables warm-up.
-    #[config(default = 0.0)]
-    pub warmup_epochs: f64,
-    /// `step`: epochs between two decays.
-    #[config(default = 1)]
-    pub step_epochs: usize,
-    /// `step`: the factor applied at each decay.
-    #[config(default = 0.1)]
-    pub gamma: f64,
-    /// `cosine`: the rate at the end of the run.
-    #[config(default = 0.0)]
-    pub min_lr: f64,
-}
-
-impl ScheduleConfig {
-    /// The scheduler for a run of `epochs` epochs of `steps_per_epoch` steps each,
-    /// peaking at `lr`.
-    pub fn init(&self, lr: LearningRate, steps_per_epoch: usize, epochs: usize) -> Schedule {
-        let steps_per_epoch = steps_per_epoch.max(1) as u64;
-        Schedule {
-            config: self.clone(),
-            lr,
-            steps_per_epoch,
-            total_steps: steps_per_epoch * epochs as u64,
-            warmup_steps: (self.warmup_epochs * steps_per_epoch as f64).round() as u64,
-            steps_taken: 0,
-        }
-    }
-}
+use crate::config::{ScheduleConfig, ScheduleName};
 
 /// A [`ScheduleConfig`] applied to a run of known length.
 #[derive(Debug, Clone)]
@@ -75,6 +22,25 @@ pub struct Schedule {
 const STEPS_TAKEN: &str = "steps_taken";
 
 impl Schedule {
+    /// `config` for a run of `epochs` epochs of `steps_per_epoch` steps each,
+    /// peaking at `lr`.
+    pub fn new(
+        config: &ScheduleConfig,
+        lr: LearningRate,
+        steps_per_epoch: usize,
+        epochs: usize,
+    ) -> Self {
+        let steps_per_epoch = steps_per_epoch.max(1) as u64;
+        Schedule {
+            config: config.clone(),
+            lr,
+            steps_per_epoch,
+            total_steps: steps_per_epoch * epochs as u64,
+            warmup_steps: (config.warmup_epochs * steps_per_epoch as f64).round() as u64,
+            steps_taken: 0,
+        }
+    }
+
     /// The learning rate of optimisation step `step` (counting from 0).
     pub fn lr_at(&self, step: u64) -> LearningRate {
         if step < self.warmup_steps {
@@ -121,7 +87,7 @@ mod tests {
     use super::*;
 
     fn rates(config: ScheduleConfig, steps_per_epoch: usize, epochs: usize) -> Vec<f64> {
-        let mut schedule = config.init(0.1, steps_per_epoch, epochs);
+        let mut schedule = Schedule::new(&config, 0.1, steps_per_epoch, epochs);
         (0..steps_per_epoch * epochs)
             .map(|_| schedule.step())
             .collect()
@@ -184,9 +150,9 @@ mod tests {
     #[test]
     fn a_restored_record_continues_the_sequence() {
         let config = ScheduleConfig::new().with_name(ScheduleName::Cosine);
-        let mut original = config.init(0.1, 5, 2);
+        let mut original = Schedule::new(&config, 0.1, 5, 2);
         let head: Vec<f64> = (0..4).map(|_| original.step()).collect();
-        let mut restored = config.init(0.1, 5, 2);
+        let mut restored = Schedule::new(&config, 0.1, 5, 2);
         restored.load_record(original.to_record());
         let tail: Vec<f64> = (0..6).map(|_| restored.step()).collect();
         let uninterrupted = rates(config, 5, 2);

@@ -2,6 +2,12 @@
 //! renderer that records them, the checkpointers, early stopping, and the training
 //! loop ([`ResumableTraining`], or Burn's DDP where the backend has collectives).
 
+pub mod classifier;
+pub mod early_stopping;
+pub mod optimizer;
+pub mod schedule;
+pub mod strategy;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,15 +21,18 @@ use burn::train::{ExecutionStrategy, Interrupter, Learner, SupervisedTraining, T
 use data::EpochLoader;
 use model::Network;
 
+use self::classifier::CrossEntropyClassifier;
+use self::early_stopping::Patience;
+use self::optimizer::optimizer;
+use self::schedule::Schedule;
+use self::strategy::ResumableTraining;
 use super::Prepared;
-use super::classifier::CrossEntropyClassifier;
-use super::early_stopping::Patience;
-use super::history::{EpochHook, EpochRecorder, EpochSummary, History, SharedRunningMetrics};
+use super::logger::history::{EpochHook, EpochRecorder, History, SharedRunningMetrics};
+use super::logger::run_log::{RunLog, SharedRunLog};
 use super::renderer::{DivergenceSlot, EpochRenderer, FirstStep, MetricNames, StepReporting};
-use super::run_log::{RunLog, SharedRunLog};
-use super::strategy::ResumableTraining;
 use crate::TrainerError;
 use crate::console::Console;
+use crate::epoch::EpochSummary;
 use crate::report::training_curves;
 use crate::stop::StopSignals;
 
@@ -139,9 +148,12 @@ pub fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     });
     let first_step = FirstStep::default();
     let divergence = DivergenceSlot::default();
-    let schedule = config
-        .lr_schedule
-        .init(config.lr, steps_per_epoch, config.epochs);
+    let schedule = Schedule::new(
+        &config.lr_schedule,
+        config.lr,
+        steps_per_epoch,
+        config.epochs,
+    );
     let renderer = EpochRenderer::new(
         EpochRecorder::new(history.clone(), persist),
         training.interrupter(),
@@ -173,7 +185,7 @@ pub fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
         // Burn loads this epoch's checkpoint; a checkpoint within the next replaces it.
         training = training.checkpoint(epoch);
     }
-    let learner = Learner::new(classifier, config.optimizer.init(), schedule);
+    let learner = Learner::new(classifier, optimizer(&config.optimizer), schedule);
     let interrupter = training.interrupter();
     let training_done = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {

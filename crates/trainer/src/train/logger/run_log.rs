@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::history::EpochSummary;
 use crate::console::Console;
+use crate::epoch::EpochSummary;
 use crate::infer::Evaluation;
 use crate::report::tensorboard::{EventWriter, prune_after};
 use crate::run_dir::RunDir;

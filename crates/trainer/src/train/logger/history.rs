@@ -2,37 +2,10 @@
 //! renderer that collects it on Burn's thread and the code that launched training.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The scores of one finished epoch.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EpochSummary {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    pub valid_loss: f64,
-    pub valid_accuracy: f64,
-    /// The whole epoch: training, validation and checkpointing.
-    pub duration: Duration,
-    /// The training pass alone (not kept in `metrics.csv`).
-    pub train_duration: Duration,
-}
-
-impl std::fmt::Display for EpochSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "train loss {:.4}  train acc {:.2}%  valid loss {:.4}  valid acc {:.2}%  {:.1}s",
-            self.train_loss,
-            self.train_accuracy,
-            self.valid_loss,
-            self.valid_accuracy,
-            self.duration.as_secs_f64()
-        )
-    }
-}
+use crate::epoch::EpochSummary;
 
 /// Epoch summaries shared between the renderer, which Burn runs on its own thread,
 /// and the code that launched training.

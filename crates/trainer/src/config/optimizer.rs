@@ -1,20 +1,16 @@
 //! The optimizer a run trains with: Adam (the tutorial's), AdamW or SGD with momentum,
-//! described by one flat config so that a sweep can vary any of its fields.
+//! described by one flat config so that a sweep can vary any of its fields. Training
+//! builds it (`train::learner::optimizer`).
 
 use burn::config::Config;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, ModuleOptimizer, SgdConfig};
 use serde::{Deserialize, Serialize};
-
-use kernels::adam::FusedAdam;
 
 /// Which update rule to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerName {
     /// Adam, with `weight_decay` as an L2 penalty added to the gradient (PyTorch's
-    /// `Adam(weight_decay=..)`), stepped in one pass per parameter ([`FusedAdam`]).
+    /// `Adam(weight_decay=..)`), stepped in one pass per parameter (the kernels' fused Adam).
     #[default]
     Adam,
     /// Adam with decoupled weight decay (PyTorch's `AdamW`).
@@ -49,37 +45,4 @@ pub struct OptimizerConfig {
     /// SGD with Nesterov momentum.
     #[config(default = false)]
     pub nesterov: bool,
-}
-
-impl OptimizerConfig {
-    /// Builds the optimizer the Learner steps with.
-    pub fn init(&self) -> ModuleOptimizer {
-        let penalty = (self.weight_decay > 0.0).then_some(WeightDecayConfig {
-            penalty: self.weight_decay,
-        });
-        match self.name {
-            OptimizerName::Adam => ModuleOptimizer::from(FusedAdam {
-                beta_1: self.beta_1,
-                beta_2: self.beta_2,
-                epsilon: self.epsilon,
-                penalty: penalty.map(|decay| decay.penalty),
-            }),
-            OptimizerName::Adamw => AdamWConfig::new()
-                .with_beta_1(self.beta_1)
-                .with_beta_2(self.beta_2)
-                .with_epsilon(self.epsilon)
-                .with_weight_decay(self.weight_decay)
-                .init(),
-            OptimizerName::Sgd => SgdConfig::new()
-                .with_weight_decay(penalty)
-                .with_momentum((self.momentum > 0.0).then(|| {
-                    // PyTorch's SGD has no dampening by default; Burn's has 0.1.
-                    MomentumConfig::new()
-                        .with_momentum(self.momentum)
-                        .with_dampening(0.0)
-                        .with_nesterov(self.nesterov)
-                }))
-                .init(),
-        }
-    }
 }
