@@ -30,7 +30,7 @@ impl std::fmt::Display for Backend {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error(
-        "wgpu found no usable adapter for device `{spec}` ({reason}); install a Vulkan, Metal or DX12 driver (on Linux without a GPU: Mesa's `mesa-vulkan-drivers`), pick another --device, or build without `--features wgpu`"
+        "wgpu found no usable adapter for device `{spec}` ({reason}); install a Vulkan, Metal or DX12 driver (on Linux without a GPU: Mesa's `mesa-vulkan-drivers`), pick another device, or build without `--features wgpu`"
     )]
     NoAdapter { spec: String, reason: String },
     #[error(
@@ -38,11 +38,11 @@ pub enum BackendError {
     )]
     NoCudaDevice,
     #[error(
-        "unknown --device `{0}`; use `default`, `discrete[:N]`, `integrated[:N]`, `virtual[:N]` or `cpu` (wgpu), or an index (cuda)"
+        "unknown device `{0}`; use `default`, `discrete[:N]`, `integrated[:N]`, `virtual[:N]` or `cpu` (wgpu), or an index (cuda)"
     )]
     BadDeviceSpec(String),
     #[error(
-        "--device `{spec}` is not supported by the `{backend}` backend, which has a single device"
+        "device `{spec}` is not supported by the `{backend}` backend, which has a single device"
     )]
     NoDeviceChoice { spec: String, backend: &'static str },
 }

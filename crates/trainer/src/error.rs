@@ -1,12 +1,15 @@
-//! The library's one error type.
+//! The error of the library's core: training, evaluating and predicting, and the run
+//! directories they read and write. Serving, import and export and sweeps have errors
+//! of their own that wrap it. No message names a flag: the binary adds the one that
+//! fixes it.
 
 use std::path::PathBuf;
 
 use crate::backend::BackendError;
 use crate::config::ConfigError;
 
-/// Why a command of the trainer could not do its job. Each message says what should
-/// hold and what to do.
+/// Why the trainer could not do its job. Each message says what should hold and,
+/// where it can without naming a flag, what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainerError {
     #[error(transparent)]
@@ -15,20 +18,12 @@ pub enum TrainerError {
     Data(#[from] data::DataError),
     #[error(transparent)]
     Backend(#[from] BackendError),
-    #[error(transparent)]
-    Sweep(#[from] crate::sweep::SweepError),
-    #[error(transparent)]
-    Slurm(#[from] crate::sweep::SlurmError),
-    #[error(
-        "{0} holds no trained model (no {1}); train one there first, or point --model at a run directory"
-    )]
+    #[error("{0} holds no trained model (no {1})")]
     NoModel(PathBuf, &'static str),
-    #[error(
-        "cannot load the model in {path}: {reason}; retrain it, or point --model at an intact run directory"
-    )]
+    #[error("cannot load the model in {path}: {reason}")]
     BadModel { path: PathBuf, reason: String },
     #[error(
-        "checkpoint {path} is unreadable: {reason}; delete that epoch's checkpoint files to resume from the one before, or start over with --overwrite"
+        "checkpoint {path} is unreadable: {reason}; delete that epoch's checkpoint files to resume from the one before"
     )]
     BadCheckpoint { path: PathBuf, reason: String },
     #[error(
@@ -51,9 +46,7 @@ pub enum TrainerError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error(
-        "{0} already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"
-    )]
+    #[error("{0} already holds a run")]
     RunExists(PathBuf),
     #[error(
         "cannot resume the run in {dir}: its checkpoints hold a {checkpoint} network but the config describes {config}; resume with the run's own config, or start a new run elsewhere"
@@ -63,14 +56,12 @@ pub enum TrainerError {
         checkpoint: String,
         config: String,
     },
-    #[error("{0} holds no run to resume (no config.json); start a new run there without --resume")]
+    #[error("{0} holds no run to resume (no config.json)")]
     NothingToResume(PathBuf),
-    #[error(
-        "the run in {dir} already finished its {epochs} epochs; pass a larger --epochs to train further"
-    )]
+    #[error("the run in {dir} already finished its {epochs} epochs")]
     AlreadyFinished { dir: PathBuf, epochs: usize },
     #[error(
-        "the run in {dir} stopped early after epoch {epoch}: its validation loss stopped improving; pass a larger --patience to train further"
+        "the run in {dir} stopped early after epoch {epoch}: its validation loss stopped improving"
     )]
     StoppedEarly { dir: PathBuf, epoch: usize },
     #[error(
@@ -85,24 +76,18 @@ pub enum TrainerError {
         classes: usize,
         needed: usize,
     },
-    #[error("cannot export this model: {0}; export only ReLU networks")]
-    NotExportable(String),
-    #[error("cannot write this network as ONNX: {0}")]
-    OnnxExport(String),
     #[error("cannot draw {path}: {reason}")]
     Picture { path: PathBuf, reason: String },
-    #[error(
-        "training stopped: {0}; fix the cause, then continue from the last checkpoint with --resume"
-    )]
+    #[error("training stopped: {0}; fix the cause, then continue from the last checkpoint")]
     Training(String),
-    #[error("training stopped: the training loss became {loss} at epoch {epoch}, step {step}; {}", divergence_advice(*epoch, dir))]
+    #[error("training stopped: the training loss became {loss} at epoch {epoch}, step {step}; {}", divergence_state(*epoch, dir))]
     Diverged {
         loss: f64,
         epoch: usize,
         step: usize,
         dir: PathBuf,
     },
-    #[error("training stopped: {reason}; continue it with --resume (checkpoints are in {})", dir.display())]
+    #[error("training stopped: {reason}; its checkpoints are in {}", dir.display())]
     Interrupted { reason: String, dir: PathBuf },
     #[error(
         "step checkpoint {path} is unreadable: {reason}; delete the folder it is in to resume from the last epoch's checkpoint instead"
@@ -117,7 +102,7 @@ pub enum TrainerError {
     #[error("resuming needs the directory of the run to continue")]
     ResumeWithoutDir,
     #[error(
-        "the run in {} keeps the config it was trained with, but this would change {changes}; resume without those settings (--epochs may raise the total), or pass --fork NEW_DIR to continue it as a new run with them", dir.display()
+        "the run in {} keeps the config it was trained with, but this would change {changes}", dir.display()
     )]
     ResumeChanges { dir: PathBuf, changes: String },
     #[error("{0} holds no checkpoint to fork a run from; train it for an epoch first")]
@@ -130,29 +115,15 @@ pub enum TrainerError {
         "the model's input size {0} is not a square image; predicting from image files needs a square input such as 784 = 28x28"
     )]
     NotSquare(usize),
-    #[error(
-        "cannot listen on {addr}: {error}; pick another --addr (port 0 lets the system choose a free port)"
-    )]
-    Listen { addr: String, error: std::io::Error },
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
-    #[error(
-        "cannot import {path}: {reason}; give a PyTorch state dict (safetensors or .pt) of the tutorial's Net, whose Linear layers are named fc1, fc2, ... in order"
-    )]
-    Import { path: PathBuf, reason: String },
-    #[error(
-        "{0} already holds a run; pass --overwrite to replace it, or choose another --out directory"
-    )]
-    ImportTargetExists(PathBuf),
 }
 
-/// What to do after the loss diverged in `epoch`: whether a checkpoint is left to
+/// What is left after the loss diverged in `epoch`: whether a checkpoint is left to
 /// continue from.
-fn divergence_advice(epoch: usize, dir: &std::path::Path) -> String {
+fn divergence_state(epoch: usize, dir: &std::path::Path) -> String {
     match epoch.saturating_sub(1) {
-        0 => "no checkpoint was written, so the run is removed again; lower the learning rate (--lr) and start over".to_string(),
+        0 => "no checkpoint was written, so the run is removed again".to_string(),
         last_good => format!(
-            "the last good checkpoint is epoch {last_good}, in {}; lower the learning rate (--lr) and continue with --resume",
+            "the last good checkpoint is epoch {last_good}, in {}",
             dir.display()
         ),
     }

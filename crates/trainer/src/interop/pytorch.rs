@@ -20,6 +20,7 @@ use burn::store::{
 use burn::tensor::DType;
 use model::{Activation, Network, NetworkConfig, Normalization};
 
+use super::InteropError;
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::RunDir;
@@ -31,11 +32,11 @@ pub fn export_safetensors(
     model: &Network,
     config: &NetworkConfig,
     out: &Path,
-) -> Result<(), TrainerError> {
+) -> Result<(), InteropError> {
     let activations =
         std::iter::once(config.activation).chain(config.conv.iter().map(|b| b.activation));
     if let Some(other) = activations.into_iter().find(|&a| a != Activation::Relu) {
-        return Err(TrainerError::NotExportable(format!(
+        return Err(InteropError::NotExportable(format!(
             "its layers use {other:?} but the PyTorch modules it maps to (the tutorial's Net, the README's Cnn) apply ReLU, so PyTorch would compute other outputs"
         )));
     }
@@ -65,7 +66,7 @@ pub fn export_safetensors(
         .remap(remapper.map_err(|e| write_error(e.to_string()))?);
     // PyTorch's Net takes pixels in [0, 1]: any standardisation moves into fc1.
     let folded = model.clone().with_normalization_folded().ok_or_else(|| {
-        TrainerError::NotExportable(
+        InteropError::NotExportable(
             "it is a CNN with an input standardisation, which cannot move into its zero-padded first convolution; train it with model.normalization \"unit\" (batch norm standardises inside the network)".into(),
         )
     })?;
@@ -75,7 +76,7 @@ pub fn export_safetensors(
     let bytes = store.get_bytes().map_err(|e| write_error(e.to_string()))?;
     let bytes = with_batches_tracked(&bytes, config).map_err(|e| write_error(e.to_string()))?;
     // Written like every other output: atomically, and readable by all.
-    crate::fs::write_atomically(out, &bytes)
+    Ok(crate::fs::write_atomically(out, &bytes)?)
 }
 
 /// The safetensors metadata key of the exported network's config.
@@ -119,8 +120,8 @@ pub fn import_state_dict(
     path: &Path,
     network: Option<NetworkConfig>,
     device: &Device,
-) -> Result<(NetworkConfig, Network), TrainerError> {
-    let import_error = |reason: String| TrainerError::Import {
+) -> Result<(NetworkConfig, Network), InteropError> {
+    let import_error = |reason: String| InteropError::Import {
         path: path.to_path_buf(),
         reason,
     };
@@ -169,13 +170,13 @@ pub fn import_run(
     run: &RunDir,
     overwrite: bool,
     device: &Device,
-) -> Result<TrainingConfig, TrainerError> {
+) -> Result<TrainingConfig, InteropError> {
     if run.root().is_file() {
-        return Err(TrainerError::NotADirectory(run.root().to_path_buf()));
+        return Err(TrainerError::NotADirectory(run.root().to_path_buf()).into());
     }
     let occupied = run.holds_run() || run.model_path().exists();
     if occupied && !overwrite {
-        return Err(TrainerError::ImportTargetExists(run.root().to_path_buf()));
+        return Err(InteropError::TargetExists(run.root().to_path_buf()));
     }
     let (network, model) = import_state_dict(from, network, device)?;
     if occupied {

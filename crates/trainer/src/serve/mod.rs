@@ -23,6 +23,7 @@
 mod access;
 mod api;
 mod connections;
+mod error;
 mod metrics;
 mod pixel_body;
 mod predictor;
@@ -44,10 +45,10 @@ pub use self::access::{LogFormat, LogGuard, init_logging};
 use self::api::{Answer, BodyKind, RequestError};
 pub use self::api::{BODY_LIMIT, MAX_BATCH, MAX_IMAGE_SIDE};
 pub use self::connections::raise_open_file_limit;
+pub use self::error::ServeError;
 pub use self::metrics::Metrics;
 use self::metrics::Reject;
 pub use self::predictor::Predictor;
-use crate::TrainerError;
 
 const PAGE: &str = include_str!("../../static/index.html");
 
@@ -161,21 +162,21 @@ impl Server {
         predictor: Predictor,
         config: ServeConfig,
         metrics: Metrics,
-    ) -> Result<Self, TrainerError> {
-        let listen_error = |error| TrainerError::Listen {
+    ) -> Result<Self, ServeError> {
+        let listen_error = |error| ServeError::Listen {
             addr: addr.to_string(),
             error,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(TrainerError::Serve)?;
+            .map_err(ServeError::Failed)?;
         let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
         let local_addr = listener.local_addr().map_err(listen_error)?;
         listener.set_nonblocking(true).map_err(listen_error)?;
         let context = runtime.enter();
         let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_error)?;
-        let shutdown = Shutdown::install().map_err(TrainerError::Serve)?;
+        let shutdown = Shutdown::install().map_err(ServeError::Failed)?;
         drop(context);
         let metrics = Arc::new(metrics);
         let app = router(Arc::new(predictor), config.clone(), metrics.clone());
@@ -197,7 +198,7 @@ impl Server {
 
     /// Serves until SIGINT or SIGTERM, then stops taking connections, lets requests in
     /// flight finish, and returns.
-    pub fn run(self) -> Result<(), TrainerError> {
+    pub fn run(self) -> Result<(), ServeError> {
         let Self {
             listener,
             shutdown,

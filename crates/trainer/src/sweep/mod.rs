@@ -13,6 +13,7 @@
 //! what finished as a local sweep does. A trial writes only its own directory; only
 //! planning and collecting write the sweep's own files.
 
+mod error;
 mod leaderboard;
 mod plan;
 mod ranking;
@@ -23,10 +24,11 @@ mod winner;
 
 use std::path::PathBuf;
 
+pub use self::error::{SlurmError, SweepError};
 pub use self::plan::Trial;
 pub use self::ranking::{Outcome, Ranked};
-pub use self::slurm::{SlurmError, SlurmOptions, Submitted, submit_to_slurm};
-pub use self::spec::{Domain, Method, Range, SweepError, SweepSpec};
+pub use self::slurm::{SlurmOptions, Submitted, submit_to_slurm};
+pub use self::spec::{Domain, Method, Range, SweepSpec};
 pub use self::winner::Best;
 use crate::TrainerError;
 use crate::backend;
@@ -54,7 +56,7 @@ pub struct SweepRequest {
 
 /// Runs every trial not finished yet, writes the leaderboards, scores the winner's
 /// trials on the test set and writes `best.json`.
-pub fn run_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
+pub fn run_sweep(request: &SweepRequest) -> Result<Best, SweepError> {
     let (spec, trials) = planned(request)?;
     announce(request, &spec, &trials);
     write_plan(request, &spec)?;
@@ -64,7 +66,7 @@ pub fn run_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
 
 /// Writes the sweep's directory, its `sweep.json` and every trial's directory and
 /// config, trains nothing, and returns how many trials there are.
-pub fn plan_sweep(request: &SweepRequest) -> Result<usize, TrainerError> {
+pub fn plan_sweep(request: &SweepRequest) -> Result<usize, SweepError> {
     let (spec, trials) = planned(request)?;
     write_plan(request, &spec)?;
     for trial in &trials {
@@ -75,7 +77,7 @@ pub fn plan_sweep(request: &SweepRequest) -> Result<usize, TrainerError> {
 
 /// Trains trial `number` (from 1, as its directory `trial-NNN` is numbered) alone,
 /// resuming it if it was interrupted; writes nothing outside its directory.
-pub fn train_trial(request: &SweepRequest, number: usize) -> Result<Outcome, TrainerError> {
+pub fn train_trial(request: &SweepRequest, number: usize) -> Result<Outcome, SweepError> {
     let (_, trials) = planned(request)?;
     let trial =
         trials
@@ -90,7 +92,7 @@ pub fn train_trial(request: &SweepRequest, number: usize) -> Result<Outcome, Tra
 
 /// Ranks the trials that finished, as [`run_sweep`] does at its end; a trial that
 /// started and did not finish counts as failed, one never started as not run.
-pub fn collect_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
+pub fn collect_sweep(request: &SweepRequest) -> Result<Best, SweepError> {
     let (spec, trials) = planned(request)?;
     let outcomes = trials
         .iter()
@@ -101,7 +103,7 @@ pub fn collect_sweep(request: &SweepRequest) -> Result<Best, TrainerError> {
 }
 
 /// The sweep's trials, once its directory is known to hold no other sweep's.
-fn planned(request: &SweepRequest) -> Result<(SweepSpec, Vec<Trial>), TrainerError> {
+fn planned(request: &SweepRequest) -> Result<(SweepSpec, Vec<Trial>), SweepError> {
     let (spec, trials) = SweepSpec::plan(&request.spec_path)?;
     runner::check_trials_are_ours(request, &trials)?;
     Ok((spec, trials))
@@ -122,13 +124,16 @@ fn announce(request: &SweepRequest, spec: &SweepSpec, trials: &[Trial]) {
 }
 
 /// The sweep's directory and its `sweep.json`.
-fn write_plan(request: &SweepRequest, spec: &SweepSpec) -> Result<(), TrainerError> {
+fn write_plan(request: &SweepRequest, spec: &SweepSpec) -> Result<(), SweepError> {
     std::fs::create_dir_all(&request.dir).map_err(|error| TrainerError::Write {
         path: request.dir.clone(),
         error,
     })?;
     let spec_json = serde_json::to_vec_pretty(spec).unwrap_or_default();
-    crate::fs::write_atomically(&request.dir.join("sweep.json"), &spec_json)
+    Ok(crate::fs::write_atomically(
+        &request.dir.join("sweep.json"),
+        &spec_json,
+    )?)
 }
 
 /// Writes the leaderboards, scores the winner's trials on the test set and writes
@@ -138,7 +143,7 @@ fn rank_and_score(
     spec: &SweepSpec,
     trials: Vec<Trial>,
     outcomes: Vec<Option<Outcome>>,
-) -> Result<Best, TrainerError> {
+) -> Result<Best, SweepError> {
     let console = request.console;
     let ranked = ranking::rank(trials, outcomes, !spec.seeds.is_empty());
     let markdown = leaderboard::write_leaderboards(&request.dir, &ranked, spec.parameters.keys())?;
@@ -153,7 +158,7 @@ fn rank_and_score(
         return Err(SweepError::NothingFinished(request.dir.clone()).into());
     };
     // The device is opened only now, so that it is free while the trials train.
-    let backend = backend::open(request.device.as_deref())?;
+    let backend = backend::open(request.device.as_deref()).map_err(TrainerError::from)?;
     console.line(&backend);
     // The test set is consulted once, for the winner only (each of its seeds); the
     // trials share their data, so it is read once.

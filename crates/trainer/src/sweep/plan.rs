@@ -8,7 +8,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use super::spec::{Domain, Method, Range, SweepError, SweepSpec};
+use super::SweepError;
+use super::spec::{Domain, Method, Range, SweepSpec};
 use crate::config::{ConfigError, TrainingConfig};
 
 /// Grids larger than this are surely a mistake in the sweep file.

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
-use super::SweepRequest;
 use super::plan::Trial;
 use super::ranking::Outcome;
-use super::spec::SweepError;
+use super::{SweepError, SweepRequest};
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::RunDir;
@@ -27,10 +26,10 @@ const LOG: &str = "train.log";
 pub fn run_all(
     request: &SweepRequest,
     trials: &[Trial],
-) -> Result<Vec<Option<Outcome>>, TrainerError> {
+) -> Result<Vec<Option<Outcome>>, SweepError> {
     let next = AtomicUsize::new(0);
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; trials.len()]);
-    let failure: Mutex<Option<TrainerError>> = Mutex::new(None);
+    let failure: Mutex<Option<SweepError>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..request.jobs.max(1).min(trials.len()) {
             scope.spawn(|| {
@@ -68,7 +67,7 @@ pub fn run_all(
 
 /// Writes a trial's directory and the config planned for it, returning the config's
 /// path.
-pub fn prepare(request: &SweepRequest, trial: &Trial) -> Result<PathBuf, TrainerError> {
+pub fn prepare(request: &SweepRequest, trial: &Trial) -> Result<PathBuf, SweepError> {
     let dir = trial.dir(&request.dir);
     std::fs::create_dir_all(&dir).map_err(|error| TrainerError::Write {
         path: dir.clone(),
@@ -84,7 +83,7 @@ pub fn prepare(request: &SweepRequest, trial: &Trial) -> Result<PathBuf, Trainer
 pub fn outcome_so_far(
     request: &SweepRequest,
     trial: &Trial,
-) -> Result<Option<Outcome>, TrainerError> {
+) -> Result<Option<Outcome>, SweepError> {
     let dir = trial.dir(&request.dir);
     let run = RunDir::new(&dir);
     match finished(&run) {
@@ -106,7 +105,7 @@ pub fn run_trial(
     request: &SweepRequest,
     trial: &Trial,
     total: usize,
-) -> Result<Outcome, TrainerError> {
+) -> Result<Outcome, SweepError> {
     let dir = trial.dir(&request.dir);
     let run = RunDir::new(&dir);
     let label = format!("trial {}/{total}", trial.number);
@@ -210,7 +209,7 @@ fn same_plan(saved: &TrainingConfig, planned: &TrainingConfig) -> bool {
 
 /// The result of a trial whose run completed: its final model exists and its
 /// validation scores are recorded.
-fn finished(run: &RunDir) -> Result<Option<Outcome>, TrainerError> {
+fn finished(run: &RunDir) -> Result<Option<Outcome>, SweepError> {
     if !run.model_path().is_file() {
         return Ok(None);
     }
@@ -266,7 +265,7 @@ fn last_error_line(log: &Path, start: u64) -> Option<String> {
 
 /// Refuses, before any training, a sweep directory holding trials another sweep
 /// planned differently, or trained on other data.
-pub fn check_trials_are_ours(request: &SweepRequest, trials: &[Trial]) -> Result<(), TrainerError> {
+pub fn check_trials_are_ours(request: &SweepRequest, trials: &[Trial]) -> Result<(), SweepError> {
     let wanted_data = request
         .data_dir
         .as_ref()

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::{SlurmError, SweepError};
 use super::{SweepRequest, plan_sweep};
 use crate::TrainerError;
 
@@ -32,24 +33,13 @@ pub struct Submitted {
     pub scripts: [PathBuf; 2],
 }
 
-/// Why Slurm did not take the sweep.
-#[derive(Debug, thiserror::Error)]
-pub enum SlurmError {
-    #[error(
-        "cannot run `sbatch`: {0}; submit from a Slurm login node (or plan the sweep and run its trials with another scheduler)"
-    )]
-    NoSbatch(std::io::Error),
-    #[error("sbatch refused {script}: {reason}")]
-    Refused { script: PathBuf, reason: String },
-}
-
 /// Plans the sweep (its trials' directories and configs), writes the two scripts into
 /// `<sweep>/slurm/` and submits them: the array, then the collecting job with
 /// `--dependency=afterany` on it.
 pub fn submit_to_slurm(
     request: &SweepRequest,
     options: &SlurmOptions,
-) -> Result<Submitted, TrainerError> {
+) -> Result<Submitted, SweepError> {
     let trials = plan_sweep(request)?;
     // Absolute paths: the tasks run on other machines, from Slurm's working directory.
     let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -171,7 +161,7 @@ wait "$trial"
 }
 
 /// Submits `script`, returning its job id.
-fn sbatch(script: &Path, flags: &[String]) -> Result<String, TrainerError> {
+fn sbatch(script: &Path, flags: &[String]) -> Result<String, SweepError> {
     let output = Command::new("sbatch")
         .arg("--parsable")
         .args(flags)

@@ -2,12 +2,9 @@
 //! ranges each takes, and how the trials are chosen.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::config::ConfigError;
 
 /// How the trials are chosen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,40 +64,4 @@ pub struct SweepSpec {
     /// Dotted config keys (`lr`, `optimizer.name`, `model.dropout`, ...) and the values
     /// each takes.
     pub parameters: BTreeMap<String, Domain>,
-}
-
-/// A sweep that cannot run, and why.
-#[derive(Debug, thiserror::Error)]
-pub enum SweepError {
-    #[error("cannot read sweep file {path}: {error}; pass --config with an existing JSON file")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("sweep file {path} is not valid: {reason}")]
-    Invalid { path: PathBuf, reason: String },
-    #[error("trial {trial} of sweep {path} is not a valid config: {error}")]
-    Trial {
-        path: PathBuf,
-        trial: usize,
-        error: ConfigError,
-    },
-    #[error(
-        "{dir} holds a trial with another config or data directory than this sweep plans for it; run the sweep into another --artifacts directory, or delete {dir}"
-    )]
-    Changed { dir: PathBuf },
-    #[error("cannot start `{exe}`: {error}")]
-    Spawn { exe: PathBuf, error: std::io::Error },
-    #[error(
-        "sweep stopped by {signal}; trial {trial} checkpointed where it was in {}: run the same command again to continue", dir.display()
-    )]
-    Stopped {
-        signal: &'static str,
-        trial: usize,
-        dir: PathBuf,
-    },
-    #[error("no trial of the sweep finished; see the train.log of each trial in {0}")]
-    NothingFinished(PathBuf),
-    #[error("the sweep has no trial {number}: its trials are numbered 1 to {count}")]
-    NoSuchTrial { number: usize, count: usize },
 }

@@ -1,6 +1,13 @@
 //! How an error is told to the user: one line, with the flag that fixes it where the
 //! library, which knows no flags, could only say what is wrong.
 
+use data::DataError;
+use trainer::TrainerError;
+use trainer::backend::BackendError;
+use trainer::interop::InteropError;
+use trainer::serve::ServeError;
+use trainer::sweep::SweepError;
+
 /// Folds clap's multi-line usage error into the one line every error here gets.
 pub fn one_line(message: &str) -> String {
     let lines: Vec<&str> = message
@@ -20,27 +27,94 @@ pub fn is_closed_stdout(error: &anyhow::Error) -> bool {
 }
 
 /// The error's one line, with the flag that fixes it where the library, which knows
-/// no flags, could only say what is missing.
+/// no flags, could only say what is wrong.
 pub fn with_hint(error: &anyhow::Error) -> String {
-    use data::DataError;
-    let data_error = error.downcast_ref::<DataError>().or_else(|| {
-        match error.downcast_ref::<trainer::TrainerError>() {
-            Some(trainer::TrainerError::Data(data)) => Some(data),
+    format!("{error:#}{}", hint(error).unwrap_or_default())
+}
+
+/// What to pass to fix `error`, said as the end of its line.
+fn hint(error: &anyhow::Error) -> Option<String> {
+    if let Some(error) = error.downcast_ref::<TrainerError>() {
+        return trainer_hint(error);
+    }
+    if let Some(error) = error.downcast_ref::<DataError>() {
+        return data_hint(error);
+    }
+    if let Some(error) = error.downcast_ref::<BackendError>() {
+        return backend_hint(error);
+    }
+    if let Some(error) = error.downcast_ref::<SweepError>() {
+        return match error {
+            SweepError::Trainer(error) => trainer_hint(error),
+            SweepError::Read { .. } => Some("; pass --config with an existing JSON file".into()),
+            SweepError::Changed { .. } => Some(" (another --artifacts directory)".into()),
             _ => None,
+        };
+    }
+    if let Some(error) = error.downcast_ref::<InteropError>() {
+        return match error {
+            InteropError::Run(error) => trainer_hint(error),
+            InteropError::TargetExists(_) => {
+                Some("; pass --overwrite to replace it, or choose another --out directory".into())
+            }
+            _ => None,
+        };
+    }
+    match error.downcast_ref::<ServeError>() {
+        Some(ServeError::Listen { .. }) => {
+            Some("; pick another --addr (port 0 lets the system choose a free port)".into())
         }
-    });
-    let hint = match data_error {
-        Some(
-            DataError::NoSuchDir(_)
+        _ => None,
+    }
+}
+
+fn trainer_hint(error: &TrainerError) -> Option<String> {
+    let hint = match error {
+        TrainerError::Data(error) => return data_hint(error),
+        TrainerError::Backend(error) => return backend_hint(error),
+        TrainerError::NoModel(..) => "; train one there first, or point --model at a run directory",
+        TrainerError::BadModel { .. } => {
+            "; retrain it, or point --model at an intact run directory"
+        }
+        TrainerError::BadCheckpoint { .. } => ", or start over with --overwrite",
+        TrainerError::RunExists(_) => {
+            "; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"
+        }
+        TrainerError::NothingToResume(_) => "; start a new run there without --resume",
+        TrainerError::AlreadyFinished { .. } => "; pass a larger --epochs to train further",
+        TrainerError::StoppedEarly { .. } => "; pass a larger --patience to train further",
+        TrainerError::Training(_) => " with --resume",
+        // No checkpoint was written before the first epoch ended.
+        TrainerError::Diverged { epoch, .. } if *epoch <= 1 => {
+            "; lower the learning rate (--lr) and start over"
+        }
+        TrainerError::Diverged { .. } => {
+            "; lower the learning rate (--lr) and continue with --resume"
+        }
+        TrainerError::Interrupted { .. } => "; continue it with --resume",
+        TrainerError::ResumeChanges { .. } => {
+            "; resume without those settings (--epochs may raise the total), or pass --fork NEW_DIR to continue it as a new run with them"
+        }
+        _ => return None,
+    };
+    Some(hint.into())
+}
+
+fn data_hint(error: &DataError) -> Option<String> {
+    matches!(
+        error,
+        DataError::NoSuchDir(_)
             | DataError::MissingFile { .. }
             | DataError::BadMagic { .. }
             | DataError::Download { .. }
             | DataError::Cache { .. }
-            | DataError::NoCacheDir,
-        ) => " (--data-dir DIR, or MNIST_DATA_DIR)",
-        _ => "",
-    };
-    format!("{error:#}{hint}")
+            | DataError::NoCacheDir
+    )
+    .then(|| " (--data-dir DIR, or MNIST_DATA_DIR)".into())
+}
+
+fn backend_hint(error: &BackendError) -> Option<String> {
+    matches!(error, BackendError::NoDeviceChoice { .. }).then(|| "; leave out --device".into())
 }
 
 #[cfg(test)]
@@ -70,5 +144,22 @@ mod tests {
         assert_eq!(with_hint(&other), "something else");
         let closed = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         assert!(is_closed_stdout(&closed) && !is_closed_stdout(&other));
+    }
+
+    #[test]
+    fn the_flag_that_fixes_an_error_is_found_inside_the_wings_errors_too() {
+        let exists = || TrainerError::RunExists("runs/a".into());
+        let direct = with_hint(&anyhow::Error::from(exists()));
+        assert_eq!(
+            direct,
+            "runs/a already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"
+        );
+        let in_sweep = with_hint(&anyhow::Error::from(SweepError::from(exists())));
+        assert_eq!(in_sweep, direct);
+        let imported = with_hint(&anyhow::Error::from(InteropError::TargetExists("x".into())));
+        assert!(
+            imported.ends_with("choose another --out directory"),
+            "{imported}"
+        );
     }
 }

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use model::{ConvBlock, ConvBlockConfig, Network, NetworkKind};
 
 pub use self::graph::{ConvLayer, DenseLayer, OnnxError, OnnxNetwork, encode};
-use crate::TrainerError;
+use super::InteropError;
 use crate::config::TrainingConfig;
 
 /// Writes `model`, built from `config`, to `out` as an ONNX model whose input is the
@@ -22,7 +22,7 @@ pub fn export_onnx(
     model: &Network,
     config: &TrainingConfig,
     out: &Path,
-) -> Result<(), TrainerError> {
+) -> Result<(), InteropError> {
     let layers = model
         .layers()
         .map(|linear| {
@@ -39,7 +39,7 @@ pub fn export_onnx(
                 bias,
             })
         })
-        .collect::<Result<Vec<_>, TrainerError>>()?;
+        .collect::<Result<Vec<_>, InteropError>>()?;
     let mut metadata = vec![
         ("architecture".to_string(), config.model.architecture()),
         ("config".to_string(), config.to_string()),
@@ -51,7 +51,7 @@ pub fn export_onnx(
     let maps = config
         .model
         .feature_maps()
-        .map_err(|e| TrainerError::OnnxExport(format!("model.{e}")))?;
+        .map_err(|e| InteropError::Onnx(format!("model.{e}")))?;
     let mut in_channels = 1;
     let mut convs = Vec::with_capacity(maps.len());
     for ((block, settings), output) in model.conv_blocks().iter().zip(&config.model.conv).zip(maps)
@@ -72,8 +72,8 @@ pub fn export_onnx(
             NetworkKind::Cnn => "cnn".to_string(),
         },
     };
-    let bytes = encode(&network).map_err(|e| TrainerError::OnnxExport(e.to_string()))?;
-    crate::fs::write_atomically(out, &bytes)
+    let bytes = encode(&network).map_err(|e| InteropError::Onnx(e.to_string()))?;
+    Ok(crate::fs::write_atomically(out, &bytes)?)
 }
 
 /// A block as ONNX runs it: its batch norm, which at inference is a fixed scale and
@@ -83,7 +83,7 @@ fn conv_layer(
     settings: &ConvBlockConfig,
     in_channels: usize,
     output: [usize; 3],
-) -> Result<ConvLayer, TrainerError> {
+) -> Result<ConvLayer, InteropError> {
     let weight = block.conv.weight.val();
     let [out_channels, _, kernel, _] = weight.dims();
     let device = weight.device();
