@@ -23,17 +23,12 @@ use burn::prelude::*;
     Autodiff,
 )]
 pub trait FusedLinearOps: Backend {
-    /// Burn's `linear` and `relu`: where no kernel is written.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, d_input]`
-    /// - `weight`: `[d_input, d_output]`
-    /// - `bias`: `[d_output]`
-    /// - returns: `[batch, d_output]`
+    /// Burn's `linear` and `relu`: where no kernel is written. Returns
+    /// `[batch, d_output]`.
     fn fused_linear(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        bias: FloatTensor<Self>,
+        x: FloatTensor<Self>,      // [batch, d_input]
+        weight: FloatTensor<Self>, // [d_input, d_output]
+        bias: FloatTensor<Self>,   // [d_output]
         relu: bool,
     ) -> FloatTensor<Self> {
         composed::<Self>(x, weight, bias, relu)
