@@ -15,7 +15,7 @@ impl Backend {
     /// Whether the backend syncs gradients between devices with collective operations
     /// (all-reduce), for Burn's DDP: in Burn 0.22.1 only cuda does, through NCCL; the
     /// servers of wgpu and flex have no device transport.
-    pub fn has_collectives(&self) -> bool {
+    pub(crate) fn has_collectives(&self) -> bool {
         self.name == "cuda"
     }
 }
@@ -132,7 +132,7 @@ impl<'a> DeviceSpec<'a> {
 
 /// How many devices `spec` (see [`open_all`]) names, without opening them; 0 for a
 /// spec that names none.
-pub fn device_count(spec: &str) -> usize {
+pub(crate) fn device_count(spec: &str) -> usize {
     match DeviceSpec::parse(spec) {
         DeviceSpec::Count(count) => count,
         DeviceSpec::List(parts) => parts.iter().filter(|part| !part.is_empty()).count(),
@@ -143,7 +143,7 @@ pub fn device_count(spec: &str) -> usize {
 /// (the CPU backends have one device, whose workers share its cores), a comma-separated
 /// list names each (`discrete:0,discrete:1`, cuda `0,1`). A device that is not there is
 /// the error that names it.
-pub fn open_all(spec: &str) -> Result<Vec<Device>, BackendError> {
+pub(crate) fn open_all(spec: &str) -> Result<Vec<Device>, BackendError> {
     match DeviceSpec::parse(spec) {
         DeviceSpec::Count(count) => Ok(vec![open(None)?.device; count]),
         DeviceSpec::List(parts) => parts

@@ -24,21 +24,21 @@ use crate::train::{TrainRequest, train};
 /// One benchmark run's numbers.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
-    pub implementation: String,
-    pub epochs: usize,
+    pub(crate) implementation: String,
+    pub(crate) epochs: usize,
     /// Median over epochs of the training pass alone (validation excluded).
-    pub epoch_seconds: f64,
-    pub train_images_per_second: f64,
+    pub(crate) epoch_seconds: f64,
+    pub(crate) train_images_per_second: f64,
     /// The 10,000 test images at batch 1000: forward, argmax, read back.
-    pub eval_images_per_second: f64,
-    pub batch1_latency_median_us: f64,
-    pub batch1_latency_p99_us: f64,
+    pub(crate) eval_images_per_second: f64,
+    pub(crate) batch1_latency_median_us: f64,
+    pub(crate) batch1_latency_p99_us: f64,
     /// From the process's creation to the end of the first optimisation step.
-    pub startup_to_first_step_seconds: Option<f64>,
-    pub data_load_seconds: f64,
-    pub peak_rss_mb: Option<f64>,
-    pub test_accuracy: f64,
-    pub threads: usize,
+    pub(crate) startup_to_first_step_seconds: Option<f64>,
+    pub(crate) data_load_seconds: f64,
+    pub(crate) peak_rss_mb: Option<f64>,
+    pub(crate) test_accuracy: f64,
+    pub(crate) threads: usize,
 }
 
 /// Latency calls timed, after this many untimed ones.
@@ -174,7 +174,7 @@ pub fn process_age() -> Option<Duration> {
 
 /// How long process `pid` (a number, or `self`) has existed, from `/proc` (Linux): the
 /// system's uptime minus the process's start time, in the kernel's 100 Hz ticks.
-pub fn process_age_of(pid: &str) -> Option<Duration> {
+pub(crate) fn process_age_of(pid: &str) -> Option<Duration> {
     let uptime: f64 = std::fs::read_to_string("/proc/uptime")
         .ok()?
         .split_whitespace()

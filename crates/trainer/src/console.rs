@@ -29,7 +29,7 @@ impl Console {
     }
 
     /// Whether a person is watching: the stream is a terminal, not a file or a pipe.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         match self {
             Self::Stdout => std::io::stdout().is_terminal(),
             Self::Stderr => std::io::stderr().is_terminal(),

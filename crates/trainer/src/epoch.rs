@@ -8,13 +8,13 @@ use std::time::Duration;
 pub struct EpochSummary {
     pub epoch: usize,
     pub train_loss: f64,
-    pub train_accuracy: f64,
+    pub(crate) train_accuracy: f64,
     pub valid_loss: f64,
     pub valid_accuracy: f64,
     /// The whole epoch: training, validation and checkpointing.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// The training pass alone (not kept in `metrics.csv`).
-    pub train_duration: Duration,
+    pub(crate) train_duration: Duration,
 }
 
 impl std::fmt::Display for EpochSummary {

@@ -7,7 +7,7 @@ use crate::TrainerError;
 
 /// Writes `contents` to `target` atomically (the old file or the new one, never half
 /// of one), readable by all.
-pub fn write_atomically(target: &Path, contents: &[u8]) -> Result<(), TrainerError> {
+pub(crate) fn write_atomically(target: &Path, contents: &[u8]) -> Result<(), TrainerError> {
     data::fs::write_atomically(target, contents).map_err(|error| TrainerError::Write {
         path: target.to_path_buf(),
         error,

@@ -34,7 +34,7 @@ const MODEL: &str = "model.bpk";
 const CHECKPOINTS: &str = "checkpoint";
 const TENSORBOARD: &str = "tensorboard";
 /// Burn's file checkpointer writes these three records per checkpoint.
-pub const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
+pub(crate) const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
 /// Facts about a run that are not part of its configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -42,18 +42,18 @@ pub const CHECKPOINT_RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 pub struct RunInfo {
     /// The data directory the run trained on, if one was given, so that evaluating
     /// the run later finds the same data.
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// The backend feature it trained with.
-    pub backend: String,
+    pub(crate) backend: String,
     /// The epoch whose weights are the final model: the last one, or with early
     /// stopping the one with the lowest validation loss.
     pub kept_epoch: Option<usize>,
     /// Validation loss of the kept epoch.
-    pub valid_loss: Option<f64>,
+    pub(crate) valid_loss: Option<f64>,
     /// Validation accuracy of the kept epoch, in percent.
     pub valid_accuracy: Option<f64>,
     /// Mean cross-entropy of the final model on the test set.
-    pub test_loss: Option<f64>,
+    pub(crate) test_loss: Option<f64>,
     /// Test-set accuracy of the final model, in percent.
     pub test_accuracy: Option<f64>,
 }
@@ -90,7 +90,7 @@ impl RunDir {
         self.root.join(CONFIG)
     }
 
-    pub fn curves_path(&self) -> PathBuf {
+    pub(crate) fn curves_path(&self) -> PathBuf {
         self.root.join(CURVES)
     }
 
@@ -99,17 +99,17 @@ impl RunDir {
     }
 
     /// Where the run's TensorBoard event files go.
-    pub fn tensorboard_dir(&self) -> PathBuf {
+    pub(crate) fn tensorboard_dir(&self) -> PathBuf {
         self.root.join(TENSORBOARD)
     }
 
     /// Whether a run has already written here.
-    pub fn holds_run(&self) -> bool {
+    pub(crate) fn holds_run(&self) -> bool {
         self.config_path().exists() || self.root.join(CHECKPOINTS).exists()
     }
 
     /// The last epoch whose model, optimizer and scheduler checkpoints all exist.
-    pub fn last_checkpoint(&self) -> Option<usize> {
+    pub(crate) fn last_checkpoint(&self) -> Option<usize> {
         let dir = self.root.join(CHECKPOINTS);
         let entries = std::fs::read_dir(&dir).ok()?;
         entries
@@ -127,7 +127,7 @@ impl RunDir {
     }
 
     /// Removes what an earlier run wrote here, for `--overwrite`.
-    pub fn clear(&self) -> Result<(), TrainerError> {
+    pub(crate) fn clear(&self) -> Result<(), TrainerError> {
         let generated = [
             CONFIG,
             RUN_INFO,
@@ -166,7 +166,7 @@ impl RunDir {
 
     /// The data directory to evaluate or continue this run on: `given`, else the one
     /// it trained on if that still exists.
-    pub fn data_dir(&self, given: Option<PathBuf>) -> Result<Option<PathBuf>, TrainerError> {
+    pub(crate) fn data_dir(&self, given: Option<PathBuf>) -> Result<Option<PathBuf>, TrainerError> {
         match given {
             Some(dir) => Ok(Some(dir)),
             None => Ok(self.load_info()?.data_dir.filter(|dir| dir.is_dir())),
@@ -194,7 +194,7 @@ impl RunDir {
         }
     }
 
-    pub fn save_info(&self, info: &RunInfo) -> Result<(), TrainerError> {
+    pub(crate) fn save_info(&self, info: &RunInfo) -> Result<(), TrainerError> {
         let json = serde_json::to_vec_pretty(info).map_err(|e| TrainerError::Write {
             path: self.root.join(RUN_INFO),
             error: e.into(),
@@ -204,25 +204,25 @@ impl RunDir {
 
     /// Whether a run here can be resumed: it has an epoch's checkpoint or one taken
     /// within an epoch.
-    pub fn holds_checkpoint(&self) -> bool {
+    pub(crate) fn holds_checkpoint(&self) -> bool {
         self.last_checkpoint().is_some() || self.step_checkpoint_dir().is_dir()
     }
 
     /// Where the checkpoint taken within an epoch, when a run is stopped, goes.
-    pub fn step_checkpoint_dir(&self) -> PathBuf {
+    pub(crate) fn step_checkpoint_dir(&self) -> PathBuf {
         self.root.join(CHECKPOINTS).join("step")
     }
 
     /// The path of one of Burn's per-epoch checkpoint records (`model`, `optim` or
     /// `scheduler`).
-    pub fn checkpoint_path(&self, record: &str, epoch: usize) -> PathBuf {
+    pub(crate) fn checkpoint_path(&self, record: &str, epoch: usize) -> PathBuf {
         self.root
             .join(CHECKPOINTS)
             .join(format!("{record}-{epoch}.bpk"))
     }
 
     /// Rewrites `metrics.csv` with one row per epoch.
-    pub fn save_metrics(&self, epochs: &[EpochSummary]) -> Result<(), TrainerError> {
+    pub(crate) fn save_metrics(&self, epochs: &[EpochSummary]) -> Result<(), TrainerError> {
         let rows = epochs.iter().map(|e| {
             format!(
                 "{},{},{},{},{},{:.3}",
@@ -333,7 +333,7 @@ impl RunDir {
     /// Removes what a run that failed before its first checkpoint wrote, and the
     /// directory itself when nothing else is left in it, so that the next plain
     /// `train` there starts cleanly.
-    pub fn discard(&self) -> Result<(), TrainerError> {
+    pub(crate) fn discard(&self) -> Result<(), TrainerError> {
         self.clear()?;
         // Not empty: the user keeps other files here.
         let _ = std::fs::remove_dir(&self.root);

@@ -2,7 +2,7 @@
 
 /// The median of `values` (the mean of the middle two for an even count); NaN when
 /// there are none. Sorts `values`.
-pub fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,

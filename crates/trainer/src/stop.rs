@@ -46,14 +46,14 @@ impl StopSignals {
     /// Whether a signal other than SIGINT came: those are sent to one process, which
     /// passes them on to the runs it started, while a terminal's SIGINT reaches them
     /// all at once.
-    pub fn sent_to_this_process(&self) -> bool {
+    pub(crate) fn sent_to_this_process(&self) -> bool {
         self.received
             .iter()
             .any(|(name, flag)| *name != "SIGINT" && flag.load(Ordering::SeqCst))
     }
 
     /// The first stop signal received, if any.
-    pub fn received(&self) -> Option<&'static str> {
+    pub(crate) fn received(&self) -> Option<&'static str> {
         self.received
             .iter()
             .find(|(_, flag)| flag.load(Ordering::SeqCst))

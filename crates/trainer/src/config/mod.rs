@@ -9,9 +9,9 @@ mod overrides;
 mod schedule;
 mod validate;
 
-pub use optimizer::{OptimizerConfig, OptimizerName};
+pub(crate) use optimizer::{OptimizerConfig, OptimizerName};
 pub use overrides::{ConfigSource, Overrides};
-pub use schedule::{ScheduleConfig, ScheduleName};
+pub(crate) use schedule::{ScheduleConfig, ScheduleName};
 
 use burn::config::Config;
 use data::SplitConfig;
@@ -26,10 +26,10 @@ pub struct TrainingConfig {
     pub model: NetworkConfig,
     /// The optimizer and its hyperparameters other than the learning rate.
     #[config(default = "OptimizerConfig::new()")]
-    pub optimizer: OptimizerConfig,
+    pub(crate) optimizer: OptimizerConfig,
     /// How the learning rate changes over the run.
     #[config(default = "ScheduleConfig::new()")]
-    pub lr_schedule: ScheduleConfig,
+    pub(crate) lr_schedule: ScheduleConfig,
     /// How validation images are held out of the training set.
     #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
@@ -41,31 +41,31 @@ pub struct TrainingConfig {
     pub batch_size: usize,
     /// The learning rate (the peak of the schedule).
     #[config(default = 1e-3)]
-    pub lr: f64,
+    pub(crate) lr: f64,
     /// Seed for weight initialisation and the order of training batches.
     #[config(default = 42)]
     pub seed: u64,
     /// Training steps between progress lines (when the output is not a terminal) and
     /// points of the training loss and learning rate in the TensorBoard log.
     #[config(default = 100)]
-    pub log_interval: usize,
+    pub(crate) log_interval: usize,
     /// Train on only the first this-many training images, for quick runs.
     pub limit_train: Option<usize>,
     /// Stop when the validation loss has not improved for this many epochs, and keep
     /// the model of the epoch with the lowest validation loss.
-    pub patience: Option<usize>,
+    pub(crate) patience: Option<usize>,
     /// Classes the network predicts; by default the largest label in the data plus one.
-    pub num_classes: Option<usize>,
+    pub(crate) num_classes: Option<usize>,
     /// Names of the classes in label order, for printing (e.g. Fashion-MNIST's
     /// "T-shirt/top", "Trouser", ...); by default the labels themselves.
-    pub class_names: Option<Vec<String>>,
+    pub(crate) class_names: Option<Vec<String>>,
     /// Data-parallel training over several devices: a count (that many workers on
     /// the default device, e.g. one per CPU core with `flex`) or a comma-separated
     /// list (wgpu's `discrete:0,discrete:1`, cuda indices). Each device takes
     /// `batch_size / N` images of every step, from its own contiguous share of the
     /// epoch; the gradients are summed on the first device, which steps the
     /// optimizer. By default one device (`--device`).
-    pub devices: Option<String>,
+    pub(crate) devices: Option<String>,
 }
 
 /// A configuration that cannot be used, and why.
@@ -101,12 +101,12 @@ pub enum ConfigError {
 
 impl TrainingConfig {
     /// Optimisation steps in an epoch of `images` training images.
-    pub fn steps_per_epoch(&self, images: usize) -> usize {
+    pub(crate) fn steps_per_epoch(&self, images: usize) -> usize {
         images.div_ceil(self.batch_size)
     }
 
     /// Evaluation keeps no gradients, so it can take bigger batches than training.
-    pub fn eval_batch_size(&self) -> usize {
+    pub(crate) fn eval_batch_size(&self) -> usize {
         self.batch_size.max(1000)
     }
 

@@ -27,7 +27,11 @@ impl TrainingConfig {
 
     /// This config with the values of `written`, a JSON object in the layout of the
     /// config file, put over it. `source` names where `written` came from in errors.
-    pub fn overlaid(&self, written: serde_json::Value, source: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn overlaid(
+        &self,
+        written: serde_json::Value,
+        source: &str,
+    ) -> Result<Self, ConfigError> {
         let parse_error = |reason: String| ConfigError::Parse {
             path: source.to_string(),
             reason,
@@ -55,14 +59,18 @@ impl TrainingConfig {
     /// This config with `key` (a dotted path such as `optimizer.name`) set to `value`,
     /// which is read as JSON when it parses as JSON and as a string otherwise, so that
     /// `lr=0.01`, `model.hidden_sizes=[128,64]` and `optimizer.name=adamw` all work.
-    pub fn with_setting(&self, key: &str, value: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn with_setting(&self, key: &str, value: &str) -> Result<Self, ConfigError> {
         let value = serde_json::from_str(value)
             .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
         self.with_value(key, value)
     }
 
     /// This config with `key` (a dotted path such as `optimizer.name`) set to `value`.
-    pub fn with_value(&self, key: &str, value: serde_json::Value) -> Result<Self, ConfigError> {
+    pub(crate) fn with_value(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<Self, ConfigError> {
         self.overlaid(nested(key, value), &format!("setting `{key}`"))
     }
 }
@@ -94,7 +102,7 @@ fn upgrade_legacy_optimizer(written: &mut serde_json::Value) {
 impl TrainingConfig {
     /// The dotted keys whose values differ from `earlier`'s, each as
     /// `key earlier -> now` (e.g. `seed 42 -> 9`), in key order.
-    pub fn changes_from(&self, earlier: &Self) -> Vec<String> {
+    pub(crate) fn changes_from(&self, earlier: &Self) -> Vec<String> {
         let mut now = Vec::new();
         let mut before = Vec::new();
         leaves(

@@ -8,7 +8,7 @@ use super::{ConfigError, TrainingConfig};
 use crate::run_dir::RunDir;
 
 /// The configuration used when no file is named, relative to the working directory.
-pub const DEFAULT_CONFIG: &str = "configs/mnist-mlp.json";
+pub(crate) const DEFAULT_CONFIG: &str = "configs/mnist-mlp.json";
 
 /// The file a configuration is read from, and the name it gives a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct Overrides {
 
 impl Overrides {
     /// `config` with the settings, then the single values, put over it.
-    pub fn apply(&self, config: TrainingConfig) -> Result<TrainingConfig, ConfigError> {
+    pub(crate) fn apply(&self, config: TrainingConfig) -> Result<TrainingConfig, ConfigError> {
         let config = self.settings.iter().try_fold(config, |config, setting| {
             let (key, value) = setting
                 .split_once('=')

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// The shape of the learning rate after warm-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ScheduleName {
+pub(crate) enum ScheduleName {
     /// `lr` throughout.
     #[default]
     Constant,
@@ -22,21 +22,21 @@ pub enum ScheduleName {
 
 /// How the learning rate changes over a run.
 #[derive(Config, Debug)]
-pub struct ScheduleConfig {
+pub(crate) struct ScheduleConfig {
     /// `constant`, `step` or `cosine`.
     #[config(default = "ScheduleName::Constant")]
-    pub name: ScheduleName,
+    pub(crate) name: ScheduleName,
     /// Epochs (fractions allowed) over which the rate rises linearly from near zero to
     /// `lr` before the schedule proper starts; 0 disables warm-up.
     #[config(default = 0.0)]
-    pub warmup_epochs: f64,
+    pub(crate) warmup_epochs: f64,
     /// `step`: epochs between two decays.
     #[config(default = 1)]
-    pub step_epochs: usize,
+    pub(crate) step_epochs: usize,
     /// `step`: the factor applied at each decay.
     #[config(default = 0.1)]
-    pub gamma: f64,
+    pub(crate) gamma: f64,
     /// `cosine`: the rate at the end of the run.
     #[config(default = 0.0)]
-    pub min_lr: f64,
+    pub(crate) min_lr: f64,
 }

@@ -7,7 +7,7 @@ use crate::TrainerError;
 
 impl TrainingConfig {
     /// Checks the values a run cannot start with.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |field, rule, value: &dyn std::fmt::Display| {
             Err(ConfigError::Invalid {
                 field,
@@ -150,7 +150,7 @@ impl TrainingConfig {
     /// (weights, gradients and an optimizer's two moments) and one batch's
     /// activations with their gradients. A network too large would otherwise end the
     /// process in an allocation failure.
-    pub fn check_memory(&self) -> Result<(), TrainerError> {
+    pub(crate) fn check_memory(&self) -> Result<(), TrainerError> {
         let Some(available) = data::available_memory() else {
             return Ok(());
         };

@@ -29,20 +29,12 @@ impl Classifier {
         }
     }
 
-    pub fn network(&self) -> &Network {
-        &self.network
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// The unnormalised class scores of `batch` images.
     ///
     /// # Shapes
     /// - `pixels`: `[batch * input_size]`, scaled as the network takes them
     /// - returns: `[batch * num_classes]`
-    pub fn logits(&self, pixels: &[f32], batch: usize) -> Result<Vec<f32>, TrainerError> {
+    pub(crate) fn logits(&self, pixels: &[f32], batch: usize) -> Result<Vec<f32>, TrainerError> {
         if let Some(dense) = &self.dense {
             return Ok(dense.forward(pixels));
         }

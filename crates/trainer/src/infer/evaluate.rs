@@ -14,8 +14,8 @@ use crate::TrainerError;
 pub struct Evaluation {
     /// Mean cross-entropy per image.
     pub loss: f64,
-    pub correct: usize,
-    pub total: usize,
+    pub(crate) correct: usize,
+    pub(crate) total: usize,
     /// `confusion[true_class][predicted_class]` counts images.
     pub confusion: Vec<Vec<usize>>,
 }
@@ -59,7 +59,7 @@ impl Evaluation {
 
     /// Percentage of the images of `class` classified correctly; `None` if the data
     /// holds none of that class.
-    pub fn class_accuracy(&self, class: usize) -> Option<f64> {
+    pub(crate) fn class_accuracy(&self, class: usize) -> Option<f64> {
         let row = self.confusion.get(class)?;
         let total: usize = row.iter().sum();
         (total > 0).then(|| percent(row[class], total))

@@ -12,11 +12,11 @@ use crate::TrainerError;
 #[derive(Debug, Clone)]
 pub struct Explanation {
     /// The input as the network takes it, in [0, 1].
-    pub pixels: Vec<f32>,
+    pub(crate) pixels: Vec<f32>,
     /// d logit[predicted] / d pixel, per pixel.
-    pub saliency: Vec<f32>,
-    pub probabilities: Vec<f32>,
-    pub predicted: usize,
+    pub(crate) saliency: Vec<f32>,
+    pub(crate) probabilities: Vec<f32>,
+    pub(crate) predicted: usize,
 }
 
 impl Explanation {

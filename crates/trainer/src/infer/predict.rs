@@ -34,7 +34,7 @@ impl Prediction {
     }
 
     /// The `k` most probable classes with their probabilities, most probable first.
-    pub fn top(&self, k: usize) -> Vec<(usize, f32)> {
+    pub(crate) fn top(&self, k: usize) -> Vec<(usize, f32)> {
         let mut ranked: Vec<(usize, f32)> =
             self.probabilities.iter().copied().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));

@@ -20,7 +20,7 @@ const MIN_CONTRAST: f32 = 30.0;
 
 /// The side of the square image a network with `input_size` inputs takes; `None` when
 /// `input_size` is not a square, and then only pixel arrays can be classified.
-pub use model::square_side;
+pub(crate) use model::square_side;
 
 /// [`square_side`], for a command that needs an image: not a square is an error.
 pub fn image_side(input_size: usize) -> Result<usize, TrainerError> {
@@ -51,7 +51,7 @@ pub fn load_digit(path: &Path, side: usize) -> Result<Vec<u8>, TrainerError> {
 
 /// Bounds on what a decoder may allocate, so that a file declaring a huge image is
 /// refused instead of exhausting memory. A phone photo fits easily.
-pub fn decoding_limits() -> Limits {
+pub(crate) fn decoding_limits() -> Limits {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -63,7 +63,7 @@ pub fn decoding_limits() -> Limits {
 /// if its background is light, contrast stretched, the digit fitted into a box of
 /// `side * 20 / 28` pixels keeping its aspect, and centred by centre of mass in a
 /// `side x side` grid. Returns the grid's pixels, row-major.
-pub fn mnist_style(image: &DynamicImage, side: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn mnist_style(image: &DynamicImage, side: usize) -> Result<Vec<u8>, String> {
     let gray = grayscale_over_white(image);
     let (width, height) = gray.dimensions();
     if width == 0 || height == 0 {

@@ -17,8 +17,8 @@ use crate::run_dir::RunDir;
 /// The test images of a data set, and where they were found.
 #[derive(Debug, Clone)]
 pub struct TestSet {
-    pub images: MnistDataset,
-    pub source: MnistSource,
+    pub(crate) images: MnistDataset,
+    pub(crate) source: MnistSource,
 }
 
 impl TestSet {
@@ -32,7 +32,7 @@ impl TestSet {
     }
 
     /// Image `index`, or an error saying which indices there are.
-    pub fn item(&self, index: usize) -> Result<MnistItem, TrainerError> {
+    pub(crate) fn item(&self, index: usize) -> Result<MnistItem, TrainerError> {
         let len = self.images.len();
         self.images
             .item(index)
@@ -61,7 +61,7 @@ impl TestSet {
 }
 
 /// Checks that the data suits the configured network before any time is spent.
-pub fn check_model_fits(
+pub(crate) fn check_model_fits(
     config: &TrainingConfig,
     dataset: &MnistDataset,
 ) -> Result<(), TrainerError> {

@@ -2,7 +2,7 @@
 //! state dicts (safetensors and `.pt`) both ways, and ONNX out.
 
 mod error;
-pub mod onnx;
+pub(crate) mod onnx;
 mod pytorch;
 
 pub use self::error::InteropError;

@@ -123,12 +123,12 @@ impl EventWriter {
     }
 
     /// Pushes what was written to the OS, so a reader (or a crash) sees whole records.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
     /// The event file this writer writes.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -182,7 +182,7 @@ fn hostname() -> String {
 /// Removes from every event file in `dir` the points logged after `step`: those of an
 /// epoch that a killed run had begun and that its resumption trains again. Each file
 /// is rewritten atomically; a directory without event files is left as it is.
-pub fn prune_after(dir: &Path, step: u64) -> io::Result<()> {
+pub(crate) fn prune_after(dir: &Path, step: u64) -> io::Result<()> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
     };

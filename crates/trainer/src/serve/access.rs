@@ -103,7 +103,7 @@ struct LogSink(mpsc::Sender<Message>);
 
 /// One line on its way to the writing thread.
 #[derive(Debug)]
-pub struct LineWriter(mpsc::Sender<Message>);
+pub(crate) struct LineWriter(mpsc::Sender<Message>);
 
 impl Write for LineWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -146,7 +146,7 @@ impl Drop for LogGuard {
 const ROUTES: [&str; 5] = ["/", "/healthz", "/readyz", "/metrics", "/api/predict"];
 
 /// Logs and counts every request: wraps the routes as a middleware.
-pub async fn observe(
+pub(crate) async fn observe(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,

@@ -20,13 +20,13 @@ pub const MAX_IMAGE_SIDE: u32 = 4096;
 
 /// What a request body holds, by its declared content type.
 #[derive(Debug, Clone, Copy)]
-pub enum BodyKind {
+pub(crate) enum BodyKind {
     Json,
     Image,
 }
 
 impl BodyKind {
-    pub fn of(headers: &HeaderMap) -> Result<Self, RequestError> {
+    pub(crate) fn of(headers: &HeaderMap) -> Result<Self, RequestError> {
         let declared = headers
             .get(header::CONTENT_TYPE)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
@@ -48,39 +48,39 @@ impl BodyKind {
 /// One item of a JSON request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Item {
-    pub pixels: Option<Vec<f32>>,
-    pub image: Option<String>,
+pub(crate) struct Item {
+    pub(crate) pixels: Option<Vec<f32>>,
+    pub(crate) image: Option<String>,
 }
 
 /// The network's input for one image.
 #[derive(Debug)]
-pub struct Input {
+pub(crate) struct Input {
     /// `input_size` values in 0..1.
-    pub pixels: Vec<f32>,
+    pub(crate) pixels: Vec<f32>,
     /// Whether it was prepared from an image, and so is worth showing the client.
-    pub from_image: bool,
+    pub(crate) from_image: bool,
 }
 
 /// The answer for one image.
 #[derive(Debug, Serialize)]
-pub struct Guess {
-    pub digit: usize,
-    pub probabilities: Vec<f32>,
+pub(crate) struct Guess {
+    pub(crate) digit: usize,
+    pub(crate) probabilities: Vec<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pixels: Option<Vec<f32>>,
+    pub(crate) pixels: Option<Vec<f32>>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum Answer {
+pub(crate) enum Answer {
     One(Guess),
     Batch { predictions: Vec<Guess> },
 }
 
 impl Answer {
     /// How many images it answers for.
-    pub fn images(&self) -> usize {
+    pub(crate) fn images(&self) -> usize {
         match self {
             Self::One(_) => 1,
             Self::Batch { predictions } => predictions.len(),
@@ -91,7 +91,7 @@ impl Answer {
 /// Why a request cannot be answered. All but `Internal` are the client's to fix, and
 /// each says how.
 #[derive(Debug, thiserror::Error)]
-pub enum RequestError {
+pub(crate) enum RequestError {
     #[error("unsupported content type `{0}`; send application/json, image/png or image/jpeg")]
     UnsupportedType(String),
     #[error(
@@ -159,7 +159,7 @@ impl RequestError {
 
 impl RequestError {
     /// A body that could not be read: over the limit, or cut off.
-    pub fn from_body_error(error: &axum::Error) -> Self {
+    pub(crate) fn from_body_error(error: &axum::Error) -> Self {
         let too_large = std::error::Error::source(error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {

@@ -46,7 +46,7 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
 
 /// Serves `app` on `listener` until `stop` resolves, then lets the connections held
 /// finish their requests (for at most [`DRAIN`]).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     config: ServeConfig,

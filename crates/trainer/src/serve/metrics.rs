@@ -34,7 +34,7 @@ struct ModelLabels {
 
 /// Why the service turned something away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
+pub(crate) enum Reject {
     /// A connection beyond `--max-connections`.
     ConnectionLimit,
     /// A request while the inference queue was full.
@@ -156,7 +156,7 @@ impl Metrics {
     }
 
     /// A request to `route` answered with `status` after `seconds`.
-    pub fn answered(&self, route: &'static str, status: u16, seconds: f64) {
+    pub(crate) fn answered(&self, route: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
                 path: route,
@@ -169,32 +169,32 @@ impl Metrics {
     }
 
     /// A prediction request of `images` images.
-    pub fn predicted(&self, images: usize) {
+    pub(crate) fn predicted(&self, images: usize) {
         self.images.inc_by(images as u64);
         self.batch_sizes.observe(images as f64);
     }
 
-    pub fn rejected(&self, why: Reject) {
+    pub(crate) fn rejected(&self, why: Reject) {
         self.rejected
             .get_or_create(&CauseLabels { cause: why.cause() })
             .inc();
     }
 
     /// Counts a request in flight until the guard is dropped.
-    pub fn in_flight(&self) -> GaugeGuard {
+    pub(crate) fn in_flight(&self) -> GaugeGuard {
         self.in_flight.inc();
         GaugeGuard(self.in_flight.clone())
     }
 
     /// Counts an open connection until the guard is dropped.
-    pub fn connection(&self) -> GaugeGuard {
+    pub(crate) fn connection(&self) -> GaugeGuard {
         self.connections.inc();
         GaugeGuard(self.connections.clone())
     }
 
     /// The exposition, in Prometheus's text format (version 0.0.4), which every
     /// scraper and `promtool` read.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -227,7 +227,7 @@ fn classic(openmetrics: &str) -> String {
 /// Lowers a gauge when dropped, so that every path out of a request or a connection
 /// counts it down.
 #[derive(Debug)]
-pub struct GaugeGuard(Gauge);
+pub(crate) struct GaugeGuard(Gauge);
 
 impl Drop for GaugeGuard {
     fn drop(&mut self) {

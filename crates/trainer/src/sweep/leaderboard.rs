@@ -8,7 +8,7 @@ use super::ranking::{Outcome, Ranked};
 use crate::TrainerError;
 
 /// Writes `leaderboard.csv` and `leaderboard.md`, and returns the latter.
-pub fn write_leaderboards<'a>(
+pub(crate) fn write_leaderboards<'a>(
     dir: &Path,
     ranked: &[Ranked],
     keys: impl Iterator<Item = &'a String>,

@@ -25,11 +25,11 @@ mod winner;
 use std::path::PathBuf;
 
 pub use self::error::{SlurmError, SweepError};
-pub use self::plan::Trial;
+pub(crate) use self::plan::Trial;
 pub use self::ranking::{Outcome, Ranked};
 pub use self::slurm::{SlurmOptions, Submitted, submit_to_slurm};
-pub use self::spec::{Domain, Method, Range, SweepSpec};
-pub use self::winner::Best;
+pub(crate) use self::spec::{Method, SweepSpec};
+pub(crate) use self::winner::Best;
 use crate::TrainerError;
 use crate::backend;
 use crate::console::Console;

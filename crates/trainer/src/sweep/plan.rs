@@ -17,28 +17,28 @@ const MAX_TRIALS: usize = 10_000;
 
 /// One planned trial: its number (from 1), settings and full config.
 #[derive(Debug, Clone)]
-pub struct Trial {
-    pub number: usize,
+pub(crate) struct Trial {
+    pub(crate) number: usize,
     /// The configuration it belongs to (from 0): trials differing only in `seed`
     /// share one.
-    pub configuration: usize,
+    pub(crate) configuration: usize,
     /// The values the sweep sets, the seed last when the sweep has `seeds`.
-    pub settings: Vec<(String, Value)>,
-    pub config: TrainingConfig,
+    pub(crate) settings: Vec<(String, Value)>,
+    pub(crate) config: TrainingConfig,
 }
 
 impl Trial {
     /// `trial-007`.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("trial-{:03}", self.number)
     }
 
-    pub fn dir(&self, sweep_dir: &Path) -> PathBuf {
+    pub(crate) fn dir(&self, sweep_dir: &Path) -> PathBuf {
         sweep_dir.join(self.name())
     }
 
     /// `lr=0.003 optimizer.name=adamw`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         describe(&self.settings)
     }
 }

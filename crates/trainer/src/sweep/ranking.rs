@@ -22,13 +22,13 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Ranked {
     /// The values the sweep sets for it, without the seed.
-    pub settings: Vec<(String, Value)>,
-    pub trials: Vec<(Trial, Outcome)>,
+    pub(crate) settings: Vec<(String, Value)>,
+    pub(crate) trials: Vec<(Trial, Outcome)>,
 }
 
 impl Ranked {
     /// The trials that finished.
-    pub fn finished(&self) -> impl Iterator<Item = &Trial> {
+    pub(crate) fn finished(&self) -> impl Iterator<Item = &Trial> {
         self.trials
             .iter()
             .filter(|(_, outcome)| matches!(outcome, Outcome::Finished { .. }))
@@ -37,14 +37,14 @@ impl Ranked {
 
     /// The median over its finished trials of the validation accuracy, or `None`
     /// when none finished.
-    pub fn valid_accuracy(&self) -> Option<f64> {
+    pub(crate) fn valid_accuracy(&self) -> Option<f64> {
         self.median_of(|outcome| match outcome {
             Outcome::Finished { valid_accuracy, .. } => Some(*valid_accuracy),
             Outcome::Failed(_) => None,
         })
     }
 
-    pub fn valid_loss(&self) -> Option<f64> {
+    pub(crate) fn valid_loss(&self) -> Option<f64> {
         self.median_of(|outcome| match outcome {
             Outcome::Finished { valid_loss, .. } => Some(*valid_loss),
             Outcome::Failed(_) => None,
@@ -57,7 +57,7 @@ impl Ranked {
     }
 
     /// `trial-001 trial-002`.
-    pub fn trial_names(&self) -> String {
+    pub(crate) fn trial_names(&self) -> String {
         self.trials
             .iter()
             .map(|(trial, _)| trial.name())
@@ -66,7 +66,7 @@ impl Ranked {
     }
 
     /// `lr=0.003 optimizer.name=adamw`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         describe(&self.settings)
     }
 }

@@ -23,7 +23,7 @@ const LOG: &str = "train.log";
 
 /// Runs every trial not finished yet, `request.jobs` at a time, and returns how each
 /// ended, in plan order (`None` for those not run because the sweep had to stop).
-pub fn run_all(
+pub(crate) fn run_all(
     request: &SweepRequest,
     trials: &[Trial],
 ) -> Result<Vec<Option<Outcome>>, SweepError> {
@@ -67,7 +67,7 @@ pub fn run_all(
 
 /// Writes a trial's directory and the config planned for it, returning the config's
 /// path.
-pub fn prepare(request: &SweepRequest, trial: &Trial) -> Result<PathBuf, SweepError> {
+pub(crate) fn prepare(request: &SweepRequest, trial: &Trial) -> Result<PathBuf, SweepError> {
     let dir = trial.dir(&request.dir);
     std::fs::create_dir_all(&dir).map_err(|error| TrainerError::Write {
         path: dir.clone(),
@@ -80,7 +80,7 @@ pub fn prepare(request: &SweepRequest, trial: &Trial) -> Result<PathBuf, SweepEr
 
 /// How a trial stands without training it: finished, failed (it started, by its log,
 /// and did not finish), or not run (`None`).
-pub fn outcome_so_far(
+pub(crate) fn outcome_so_far(
     request: &SweepRequest,
     trial: &Trial,
 ) -> Result<Option<Outcome>, SweepError> {
@@ -101,7 +101,7 @@ pub fn outcome_so_far(
 
 /// Trains one trial in a child process unless it finished before, and reads its
 /// result from its run directory.
-pub fn run_trial(
+pub(crate) fn run_trial(
     request: &SweepRequest,
     trial: &Trial,
     total: usize,
@@ -265,7 +265,10 @@ fn last_error_line(log: &Path, start: u64) -> Option<String> {
 
 /// Refuses, before any training, a sweep directory holding trials another sweep
 /// planned differently, or trained on other data.
-pub fn check_trials_are_ours(request: &SweepRequest, trials: &[Trial]) -> Result<(), SweepError> {
+pub(crate) fn check_trials_are_ours(
+    request: &SweepRequest,
+    trials: &[Trial],
+) -> Result<(), SweepError> {
     let wanted_data = request
         .data_dir
         .as_ref()

@@ -2,7 +2,7 @@
 //! job that collects them once the array has ended, both written as sbatch scripts
 //! into the sweep's directory and submitted with `sbatch`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use super::{SlurmError, SweepError};
@@ -30,7 +30,6 @@ pub struct Submitted {
     pub trials: usize,
     pub array_job: String,
     pub collect_job: String,
-    pub scripts: [PathBuf; 2],
 }
 
 /// Plans the sweep (its trials' directories and configs), writes the two scripts into
@@ -156,7 +155,6 @@ wait "$trial"
         trials,
         array_job,
         collect_job,
-        scripts: [array_script, collect_script],
     })
 }
 

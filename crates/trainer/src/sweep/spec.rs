@@ -9,7 +9,7 @@ use serde_json::Value;
 /// How the trials are chosen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Method {
+pub(crate) enum Method {
     /// Every combination of the listed values.
     #[default]
     Grid,
@@ -20,7 +20,7 @@ pub enum Method {
 /// The values one config field takes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Domain {
+pub(crate) enum Domain {
     /// These values (any JSON: numbers, strings, lists).
     Values(Vec<Value>),
     /// A number drawn from a range (random sweeps only).
@@ -31,37 +31,37 @@ pub enum Domain {
 /// `integer`, a whole number, each equally likely.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Range {
-    pub min: f64,
-    pub max: f64,
+pub(crate) struct Range {
+    pub(crate) min: f64,
+    pub(crate) max: f64,
     #[serde(default)]
-    pub log: bool,
+    pub(crate) log: bool,
     #[serde(default)]
-    pub integer: bool,
+    pub(crate) integer: bool,
 }
 
 /// A sweep file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SweepSpec {
+pub(crate) struct SweepSpec {
     /// The config every trial starts from: a path (relative to the sweep file) or an
     /// inline config object; the built-in defaults if absent.
     #[serde(default)]
-    pub base: Option<Value>,
+    pub(crate) base: Option<Value>,
     #[serde(default)]
-    pub method: Method,
+    pub(crate) method: Method,
     /// How many trials a random sweep draws.
     #[serde(default)]
-    pub trials: Option<usize>,
+    pub(crate) trials: Option<usize>,
     /// Seed of a random sweep's draws.
     #[serde(default)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Train every configuration once with each of these values of the config's
     /// `seed`, and rank configurations by the median of their validation accuracies:
     /// differences smaller than the spread between seeds are noise.
     #[serde(default)]
-    pub seeds: Vec<u64>,
+    pub(crate) seeds: Vec<u64>,
     /// Dotted config keys (`lr`, `optimizer.name`, `model.dropout`, ...) and the values
     /// each takes.
-    pub parameters: BTreeMap<String, Domain>,
+    pub(crate) parameters: BTreeMap<String, Domain>,
 }

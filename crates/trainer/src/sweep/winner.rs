@@ -16,14 +16,14 @@ use crate::stats::median;
 #[derive(Debug, Clone, Serialize)]
 pub struct Best {
     /// The winning configuration's finished trials, each scored on the test set.
-    pub trials: Vec<String>,
-    pub settings: BTreeMap<String, Value>,
+    pub(crate) trials: Vec<String>,
+    pub(crate) settings: BTreeMap<String, Value>,
     /// Medians over those trials.
-    pub valid_accuracy: f64,
-    pub test_accuracy: f64,
-    pub test_loss: f64,
+    pub(crate) valid_accuracy: f64,
+    pub(crate) test_accuracy: f64,
+    pub(crate) test_loss: f64,
     /// Each trial's test accuracy, in the order of `trials`.
-    pub test_accuracies: Vec<f64>,
+    pub(crate) test_accuracies: Vec<f64>,
 }
 
 impl Best {
@@ -42,7 +42,7 @@ impl Best {
     }
 
     /// The line a sweep ends with, e.g. `best: trial-004 (lr=0.002)  valid acc ...`.
-    pub fn summary(&self, description: &str) -> String {
+    pub(crate) fn summary(&self, description: &str) -> String {
         let per_seed = if self.test_accuracies.len() > 1 {
             let each: Vec<String> = self
                 .test_accuracies
@@ -62,7 +62,7 @@ impl Best {
         )
     }
 
-    pub fn save(&self, sweep_dir: &Path) -> Result<(), TrainerError> {
+    pub(crate) fn save(&self, sweep_dir: &Path) -> Result<(), TrainerError> {
         let json = serde_json::to_vec_pretty(self).unwrap_or_default();
         crate::fs::write_atomically(&sweep_dir.join("best.json"), &json)
     }

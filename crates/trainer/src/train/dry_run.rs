@@ -21,12 +21,12 @@ use crate::infer::evaluate;
 /// What the two batches gave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DryRun {
-    pub train_images: usize,
-    pub train_loss: f64,
-    pub valid_images: usize,
-    pub valid_loss: f64,
+    pub(crate) train_images: usize,
+    pub(crate) train_loss: f64,
+    pub(crate) valid_images: usize,
+    pub(crate) valid_loss: f64,
     /// In percent.
-    pub valid_accuracy: f64,
+    pub(crate) valid_accuracy: f64,
 }
 
 /// Opens the devices and loads the data as [`super::train`] would, then takes one

@@ -12,16 +12,16 @@ use crate::console::Console;
 use crate::report::model_summary;
 
 /// The data of a run, split, with the config fitted to it.
-pub struct Loaded {
-    pub config: TrainingConfig,
-    pub train_set: MnistDataset,
-    pub valid_set: MnistDataset,
-    pub test_set: MnistDataset,
-    pub data_load: Duration,
+pub(crate) struct Loaded {
+    pub(crate) config: TrainingConfig,
+    pub(crate) train_set: MnistDataset,
+    pub(crate) valid_set: MnistDataset,
+    pub(crate) test_set: MnistDataset,
+    pub(crate) data_load: Duration,
 }
 
 /// Reads the data and fits the config to it, saying what was found and what will train.
-pub fn load(
+pub(crate) fn load(
     config: TrainingConfig,
     data_dir: Option<&std::path::Path>,
     console: Console,

@@ -65,13 +65,13 @@ pub struct TrainReport {
     pub test: Option<Evaluation>,
     pub model: Network,
     /// Images per training epoch.
-    pub train_images: usize,
+    pub(crate) train_images: usize,
     /// The test split of the data it trained on.
-    pub test_set: MnistDataset,
+    pub(crate) test_set: MnistDataset,
     /// Time spent finding and reading the data.
-    pub data_load: Duration,
+    pub(crate) data_load: Duration,
     /// When the first training step finished.
-    pub first_step: Option<Instant>,
+    pub(crate) first_step: Option<Instant>,
 }
 
 /// Trains as `request` says, printing a line per epoch, then saves the model and

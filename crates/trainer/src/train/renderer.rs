@@ -27,38 +27,38 @@ use crate::report::thousands;
 /// The names under which the Learner reports the two metrics a run records, as the
 /// metrics themselves give them.
 #[derive(Debug, Clone)]
-pub struct MetricNames {
-    pub loss: MetricName,
-    pub accuracy: MetricName,
+pub(crate) struct MetricNames {
+    pub(crate) loss: MetricName,
+    pub(crate) accuracy: MetricName,
     /// The learning rate each training step used, as Burn's learner reports it.
-    pub learning_rate: MetricName,
+    pub(crate) learning_rate: MetricName,
 }
 
 /// Where the training loss stopped being a number.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Divergence {
-    pub loss: f64,
-    pub epoch: usize,
-    pub step: usize,
+pub(crate) struct Divergence {
+    pub(crate) loss: f64,
+    pub(crate) epoch: usize,
+    pub(crate) step: usize,
 }
 
 /// Set by the renderer when it stops a diverging run, read once training returns.
-pub type DivergenceSlot = Arc<Mutex<Option<Divergence>>>;
+pub(crate) type DivergenceSlot = Arc<Mutex<Option<Divergence>>>;
 
 /// How the steps within an epoch are reported.
 #[derive(Debug)]
-pub struct StepReporting {
+pub(crate) struct StepReporting {
     /// Steps of the whole run between reports.
-    pub log_interval: usize,
-    pub steps_per_epoch: usize,
-    pub run_log: SharedRunLog,
+    pub(crate) log_interval: usize,
+    pub(crate) steps_per_epoch: usize,
+    pub(crate) run_log: SharedRunLog,
     /// The epoch's training metrics so far, which the recorded epoch reports.
-    pub running: SharedRunningMetrics,
+    pub(crate) running: SharedRunningMetrics,
 }
 
 /// Prints a line per epoch and hands it to the [`EpochRecorder`]; stops training
 /// through the [`Interrupter`] when the loss stops being a number.
-pub struct EpochRenderer {
+pub(crate) struct EpochRenderer {
     recorder: EpochRecorder,
     interrupter: Interrupter,
     names: MetricNames,
@@ -89,7 +89,7 @@ pub struct EpochRenderer {
 }
 
 /// When the first training step of a run finished, for start-up measurements.
-pub type FirstStep = Arc<OnceLock<Instant>>;
+pub(crate) type FirstStep = Arc<OnceLock<Instant>>;
 
 impl std::fmt::Debug for EpochRenderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,7 +109,7 @@ enum Metric {
 }
 
 impl EpochRenderer {
-    pub fn new(
+    pub(crate) fn new(
         recorder: EpochRecorder,
         interrupter: Interrupter,
         names: MetricNames,

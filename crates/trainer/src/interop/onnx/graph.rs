@@ -10,53 +10,53 @@ use super::proto::*;
 
 /// One fully connected layer as Burn stores it: `weight` row-major `[inputs, outputs]`, `bias` `[outputs]`.
 #[derive(Debug, Clone)]
-pub struct DenseLayer {
-    pub inputs: usize,
-    pub outputs: usize,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
+pub(crate) struct DenseLayer {
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
 }
 
 /// One convolution block for inference: a square convolution (stride 1) whose
 /// weights already hold any batch norm, its activation, and a max pooling.
 #[derive(Debug, Clone)]
-pub struct ConvLayer {
+pub(crate) struct ConvLayer {
     /// `[out_channels, in_channels, kernel, kernel]`, row-major.
-    pub weight: Vec<f32>,
+    pub(crate) weight: Vec<f32>,
     /// `[out_channels]`.
-    pub bias: Vec<f32>,
-    pub in_channels: usize,
-    pub out_channels: usize,
-    pub kernel: usize,
-    pub padding: usize,
-    pub activation: Activation,
+    pub(crate) bias: Vec<f32>,
+    pub(crate) in_channels: usize,
+    pub(crate) out_channels: usize,
+    pub(crate) kernel: usize,
+    pub(crate) padding: usize,
+    pub(crate) activation: Activation,
     /// Side and stride of the max pooling; 0 for none.
-    pub pool: usize,
+    pub(crate) pool: usize,
     /// `[channels, height, width]` of the block's output, for the graph's shapes.
-    pub output: [usize; 3],
+    pub(crate) output: [usize; 3],
 }
 
 /// A network to write: `(pixels - mean) / std` when `normalization` is set, the
 /// convolution blocks on the pixels as a `side` x `side` image, then each dense
 /// layer, with `activation` after every one but the last (which yields logits).
 #[derive(Debug, Clone)]
-pub struct OnnxNetwork {
-    pub convs: Vec<ConvLayer>,
+pub(crate) struct OnnxNetwork {
+    pub(crate) convs: Vec<ConvLayer>,
     /// The side of the square image the convolutions see.
-    pub side: usize,
-    pub layers: Vec<DenseLayer>,
-    pub activation: Activation,
+    pub(crate) side: usize,
+    pub(crate) layers: Vec<DenseLayer>,
+    pub(crate) activation: Activation,
     /// `(mean, std)` of the pixels the network was trained on.
-    pub normalization: Option<(f32, f32)>,
+    pub(crate) normalization: Option<(f32, f32)>,
     /// Model-level `metadata_props`, e.g. `("config", json)`, `("class_names", json list)`.
-    pub metadata: Vec<(String, String)>,
-    pub producer_version: String,
-    pub graph_name: String,
+    pub(crate) metadata: Vec<(String, String)>,
+    pub(crate) producer_version: String,
+    pub(crate) graph_name: String,
 }
 
 /// Why a network cannot be written.
 #[derive(Debug, thiserror::Error)]
-pub enum OnnxError {
+pub(crate) enum OnnxError {
     #[error("the network has no layers")]
     NoLayers,
     #[error("layer fc{layer} has a zero width ({inputs} inputs, {outputs} outputs)")]
@@ -100,7 +100,7 @@ const IR_VERSION: i64 = 8;
 const OPSET_VERSION: i64 = 17;
 const PRODUCER_NAME: &str = "mnist-burn trainer";
 /// Checks `network`, then returns its serialized ONNX `ModelProto`.
-pub fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
+pub(crate) fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
     validate(network)?;
     let mut graph = GraphBuilder::default();
     let mut current = INPUT_NAME.to_owned();

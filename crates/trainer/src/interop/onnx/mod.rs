@@ -10,7 +10,7 @@ use std::path::Path;
 use burn::prelude::*;
 use model::{ConvBlock, ConvBlockConfig, Network, NetworkKind};
 
-pub use self::graph::{ConvLayer, DenseLayer, OnnxError, OnnxNetwork, encode};
+pub(crate) use self::graph::{ConvLayer, DenseLayer, OnnxNetwork, encode};
 use super::InteropError;
 use crate::config::TrainingConfig;
 

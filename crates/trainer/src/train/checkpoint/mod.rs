@@ -2,8 +2,8 @@
 //! continues from them) and within one ([`step`]), each read and checked before Burn
 //! loads it, since Burn panics on a bad one.
 
-pub mod resume;
-pub mod step;
+pub(crate) mod resume;
+pub(crate) mod step;
 
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ use crate::run_dir::RunDir;
 /// Reads the model, optimizer and scheduler records of one checkpoint (`path` names
 /// each record's file), checking that the model is the network `config` describes;
 /// `unreadable` makes the error for a file that is not.
-pub fn check_records(
+pub(crate) fn check_records(
     config: &TrainingConfig,
     device: &Device,
     path: impl Fn(&str) -> PathBuf,
@@ -36,7 +36,7 @@ pub fn check_records(
 }
 
 /// The network saved in the checkpoint of `epoch`.
-pub fn load_checkpoint_model(
+pub(crate) fn load_checkpoint_model(
     run_dir: &RunDir,
     config: &TrainingConfig,
     epoch: usize,

@@ -14,21 +14,21 @@ use crate::run_dir::RunDir;
 
 /// Where a run continues from.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ResumePoint {
+pub(crate) struct ResumePoint {
     /// The last finished epoch's checkpoint (`None`: none, the run starts at epoch 1).
-    pub after_epoch: Option<usize>,
+    pub(crate) after_epoch: Option<usize>,
     /// A checkpoint taken within the epoch after it.
-    pub within: Option<EpochProgress>,
+    pub(crate) within: Option<EpochProgress>,
 }
 
 impl ResumePoint {
-    pub fn epochs_done(&self) -> usize {
+    pub(crate) fn epochs_done(&self) -> usize {
         self.after_epoch.unwrap_or(0)
     }
 }
 
 /// Decides whether training may write into `run_dir`, and where it continues.
-pub fn prepare_run_dir(
+pub(crate) fn prepare_run_dir(
     run_dir: &RunDir,
     config: &TrainingConfig,
     resume: bool,
@@ -80,7 +80,7 @@ pub fn prepare_run_dir(
 
 /// Checks that the checkpoint records to resume from are readable and that the model
 /// they hold is the one `config` describes.
-pub fn check_resumable(
+pub(crate) fn check_resumable(
     run_dir: &RunDir,
     config: &TrainingConfig,
     from: &ResumePoint,
@@ -108,7 +108,7 @@ pub fn check_resumable(
 /// Starts `target` as a copy of `source` at its last checkpoint: the config it was
 /// trained with, the checkpoint's records, its history up to there and its facts, so
 /// that resuming `target` continues from that checkpoint as a run of its own.
-pub fn fork(source: &RunDir, target: &RunDir) -> Result<(), TrainerError> {
+pub(crate) fn fork(source: &RunDir, target: &RunDir) -> Result<(), TrainerError> {
     let Some(epoch) = source.last_checkpoint() else {
         return Err(TrainerError::NothingToFork(source.root().to_path_buf()));
     };

@@ -27,16 +27,19 @@ const PROGRESS: &str = "progress.json";
 
 /// Where within an epoch a step checkpoint was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct EpochProgress {
+pub(crate) struct EpochProgress {
     /// The epoch under way, counted from 1.
-    pub epoch: usize,
+    pub(crate) epoch: usize,
     /// Its training steps taken, and their metrics.
-    pub running: RunningMetrics,
+    pub(crate) running: RunningMetrics,
 }
 
 /// The step checkpoint to resume from after `epochs_done` finished epochs, if the run
 /// took one since.
-pub fn find(run_dir: &RunDir, epochs_done: usize) -> Result<Option<EpochProgress>, TrainerError> {
+pub(crate) fn find(
+    run_dir: &RunDir,
+    epochs_done: usize,
+) -> Result<Option<EpochProgress>, TrainerError> {
     let path = run_dir.step_checkpoint_dir().join(PROGRESS);
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -50,7 +53,7 @@ pub fn find(run_dir: &RunDir, epochs_done: usize) -> Result<Option<EpochProgress
 
 /// Checks that the records of `progress` are readable and hold the network `config`
 /// describes, before Burn loads them (and panics on a bad one).
-pub fn check(
+pub(crate) fn check(
     run_dir: &RunDir,
     config: &TrainingConfig,
     progress: &EpochProgress,
@@ -63,7 +66,7 @@ pub fn check(
 
 /// Saves `learner` as it stands `progress` into its epoch, replacing any step
 /// checkpoint before it.
-pub fn save(
+pub(crate) fn save(
     run_dir: &RunDir,
     learner: &Learner<CrossEntropyClassifier>,
     progress: &EpochProgress,
@@ -105,7 +108,7 @@ pub fn save(
 
 /// `learner` with the records of the step checkpoint of `epoch`, which [`check`]
 /// found readable.
-pub fn restore(
+pub(crate) fn restore(
     run_dir: &RunDir,
     learner: Learner<CrossEntropyClassifier>,
     epoch: usize,
@@ -114,7 +117,7 @@ pub fn restore(
 }
 
 /// Removes the step checkpoint, once a later checkpoint has made it useless.
-pub fn discard(run_dir: &RunDir) -> Result<(), TrainerError> {
+pub(crate) fn discard(run_dir: &RunDir) -> Result<(), TrainerError> {
     let dir = run_dir.step_checkpoint_dir();
     match std::fs::remove_dir_all(&dir) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {

@@ -12,9 +12,9 @@ use kernels::cross_entropy::cross_entropy;
 /// A [`Network`] whose steps return the cross-entropy loss (one fused op, see
 /// [`cross_entropy`]) with the logits.
 #[derive(Module, Debug)]
-pub struct CrossEntropyClassifier {
+pub(crate) struct CrossEntropyClassifier {
     /// Named so since the first checkpoints, whose records hold `mlp.*` tensors.
-    pub mlp: Network,
+    pub(crate) mlp: Network,
 }
 
 impl CrossEntropyClassifier {

@@ -17,13 +17,13 @@ use crate::train::logger::history::History;
 
 /// Stops once `patience` epochs have passed without a lower validation loss.
 #[derive(Debug, Clone)]
-pub struct Patience {
+pub(crate) struct Patience {
     history: History,
     patience: usize,
 }
 
 impl Patience {
-    pub fn new(history: History, patience: usize) -> Self {
+    pub(crate) fn new(history: History, patience: usize) -> Self {
         Self { history, patience }
     }
 
@@ -38,7 +38,7 @@ impl Patience {
 }
 
 /// Whether a run with `patience` whose epochs so far are `history` ends after `epoch`.
-pub fn stops_after(history: &[EpochSummary], epoch: usize, patience: usize) -> bool {
+pub(crate) fn stops_after(history: &[EpochSummary], epoch: usize, patience: usize) -> bool {
     best_epoch(history).is_some_and(|best| epoch >= best.epoch + patience)
 }
 
@@ -50,7 +50,7 @@ impl EarlyStoppingStrategy for Patience {
 
 /// The epoch with the lowest validation loss (the earliest among equals), ignoring
 /// epochs whose loss is not a number.
-pub fn best_epoch(history: &[EpochSummary]) -> Option<&EpochSummary> {
+pub(crate) fn best_epoch(history: &[EpochSummary]) -> Option<&EpochSummary> {
     history.iter().filter(|e| e.valid_loss.is_finite()).fold(
         None,
         |best: Option<&EpochSummary>, e| match best {

@@ -2,11 +2,11 @@
 //! renderer that records them, the checkpointers, early stopping, and the training
 //! loop ([`ResumableTraining`], or Burn's DDP where the backend has collectives).
 
-pub mod classifier;
-pub mod early_stopping;
-pub mod optimizer;
-pub mod schedule;
-pub mod strategy;
+pub(crate) mod classifier;
+pub(crate) mod early_stopping;
+pub(crate) mod optimizer;
+pub(crate) mod schedule;
+pub(crate) mod strategy;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,16 +37,16 @@ use crate::report::training_curves;
 use crate::stop::StopSignals;
 
 /// What the Learner left: the last epoch's model and every epoch's record.
-pub struct Launched {
-    pub model: Network,
-    pub all_epochs: Vec<EpochSummary>,
-    pub first_step: Option<Instant>,
-    pub run_log: SharedRunLog,
-    pub steps_per_epoch: usize,
+pub(crate) struct Launched {
+    pub(crate) model: Network,
+    pub(crate) all_epochs: Vec<EpochSummary>,
+    pub(crate) first_step: Option<Instant>,
+    pub(crate) run_log: SharedRunLog,
+    pub(crate) steps_per_epoch: usize,
 }
 
 /// Assembles Burn's Learner for the prepared run and trains.
-pub fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
+pub(crate) fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     let Prepared {
         config,
         run_dir,

@@ -9,7 +9,7 @@ use kernels::adam::FusedAdam;
 use crate::config::{OptimizerConfig, OptimizerName};
 
 /// The optimizer the Learner steps with, as `config` describes it.
-pub fn optimizer(config: &OptimizerConfig) -> ModuleOptimizer {
+pub(crate) fn optimizer(config: &OptimizerConfig) -> ModuleOptimizer {
     let penalty = (config.weight_decay > 0.0).then_some(WeightDecayConfig {
         penalty: config.weight_decay,
     });

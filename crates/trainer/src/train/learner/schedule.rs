@@ -9,7 +9,7 @@ use crate::config::{ScheduleConfig, ScheduleName};
 
 /// A [`ScheduleConfig`] applied to a run of known length.
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     config: ScheduleConfig,
     lr: LearningRate,
     steps_per_epoch: u64,
@@ -24,7 +24,7 @@ const STEPS_TAKEN: &str = "steps_taken";
 impl Schedule {
     /// `config` for a run of `epochs` epochs of `steps_per_epoch` steps each,
     /// peaking at `lr`.
-    pub fn new(
+    pub(crate) fn new(
         config: &ScheduleConfig,
         lr: LearningRate,
         steps_per_epoch: usize,
@@ -42,7 +42,7 @@ impl Schedule {
     }
 
     /// The learning rate of optimisation step `step` (counting from 0).
-    pub fn lr_at(&self, step: u64) -> LearningRate {
+    pub(crate) fn lr_at(&self, step: u64) -> LearningRate {
         if step < self.warmup_steps {
             return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
         }

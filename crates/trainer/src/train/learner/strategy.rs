@@ -30,13 +30,13 @@ type Model = CrossEntropyClassifier;
 
 /// Trains on `devices` (autodiff devices; the first steps the optimizer), stopping at
 /// a step when `stop` says so.
-pub struct ResumableTraining {
-    pub devices: Vec<Device>,
-    pub stop: StopSignals,
-    pub run_dir: RunDir,
+pub(crate) struct ResumableTraining {
+    pub(crate) devices: Vec<Device>,
+    pub(crate) stop: StopSignals,
+    pub(crate) run_dir: RunDir,
     /// The step checkpoint the run resumes from, whose steps the training loader skips.
-    pub resume: Option<EpochProgress>,
-    pub running: SharedRunningMetrics,
+    pub(crate) resume: Option<EpochProgress>,
+    pub(crate) running: SharedRunningMetrics,
 }
 
 impl SupervisedLearningStrategy<Model> for ResumableTraining {

@@ -9,15 +9,16 @@ use crate::epoch::EpochSummary;
 
 /// Epoch summaries shared between the renderer, which Burn runs on its own thread,
 /// and the code that launched training.
-pub type History = Arc<Mutex<Vec<EpochSummary>>>;
+pub(crate) type History = Arc<Mutex<Vec<EpochSummary>>>;
 
 /// Called with the whole history after each epoch, to persist it; an error stops
 /// training.
-pub type EpochHook = Box<dyn Fn(&[EpochSummary]) -> Result<(), crate::TrainerError> + Send + Sync>;
+pub(crate) type EpochHook =
+    Box<dyn Fn(&[EpochSummary]) -> Result<(), crate::TrainerError> + Send + Sync>;
 
 /// Adds each finished epoch to the [`History`] and persists the history through its
 /// hook (metrics.csv, the curves), so that a kill after any epoch loses nothing.
-pub struct EpochRecorder {
+pub(crate) struct EpochRecorder {
     history: History,
     persist: EpochHook,
 }
@@ -30,11 +31,11 @@ impl std::fmt::Debug for EpochRecorder {
 
 impl EpochRecorder {
     /// `history` starts with the epochs of an earlier run being resumed.
-    pub fn new(history: History, persist: EpochHook) -> Self {
+    pub(crate) fn new(history: History, persist: EpochHook) -> Self {
         Self { history, persist }
     }
 
-    pub fn record(&self, epoch: EpochSummary) -> Result<(), crate::TrainerError> {
+    pub(crate) fn record(&self, epoch: EpochSummary) -> Result<(), crate::TrainerError> {
         let Ok(mut history) = self.history.lock() else {
             return Ok(());
         };
@@ -47,16 +48,16 @@ impl EpochRecorder {
 /// (each batch's value times its size, in batch order), so that an epoch resumed from
 /// a checkpoint within it reports the same numbers as an uninterrupted one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunningMetrics {
+pub(crate) struct RunningMetrics {
     /// The training steps the sums cover.
-    pub steps: usize,
-    pub loss: RunningMean,
-    pub accuracy: RunningMean,
+    pub(crate) steps: usize,
+    pub(crate) loss: RunningMean,
+    pub(crate) accuracy: RunningMean,
 }
 
 /// A mean over items, kept as its sum and count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunningMean {
+pub(crate) struct RunningMean {
     #[serde(with = "exact_f64")]
     sum: f64,
     count: usize,
@@ -64,32 +65,32 @@ pub struct RunningMean {
 
 impl RunningMean {
     /// Adds a batch of `count` items whose mean is `value`.
-    pub fn add(&mut self, value: f64, count: usize) {
+    pub(crate) fn add(&mut self, value: f64, count: usize) {
         if count > 0 {
             self.sum += value * count as f64;
             self.count += count;
         }
     }
 
-    pub fn mean(&self) -> f64 {
+    pub(crate) fn mean(&self) -> f64 {
         self.sum / self.count as f64
     }
 }
 
 /// Written by the renderer as batches are processed, seeded and read by the training
 /// loop.
-pub type SharedRunningMetrics = Arc<Mutex<RunningMetrics>>;
+pub(crate) type SharedRunningMetrics = Arc<Mutex<RunningMetrics>>;
 
 /// A float as the shortest decimal that reads back to the same bits (JSON numbers
 /// are read back only to within a unit in the last place).
 mod exact_f64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(value)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
         String::deserialize(deserializer)?
             .parse()
             .map_err(serde::de::Error::custom)

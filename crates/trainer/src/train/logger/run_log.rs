@@ -13,17 +13,17 @@ use crate::run_dir::RunDir;
 /// A run's TensorBoard log. The files only show what `metrics.csv` and the log lines
 /// hold, so a failure to write them warns once and training goes on without them.
 #[derive(Debug)]
-pub struct RunLog {
+pub(crate) struct RunLog {
     writer: Option<EventWriter>,
 }
 
 /// The log, shared by the renderer on Burn's thread and the code that launched it.
-pub type SharedRunLog = Arc<Mutex<RunLog>>;
+pub(crate) type SharedRunLog = Arc<Mutex<RunLog>>;
 
 impl RunLog {
     /// Opens a new event file for `run`, after removing the points a killed run logged
     /// past `resumed_after_step`, which this one logs again.
-    pub fn open(run: &RunDir, resumed_after_step: u64) -> Self {
+    pub(crate) fn open(run: &RunDir, resumed_after_step: u64) -> Self {
         let dir = run.tensorboard_dir();
         let writer = prune_after(&dir, resumed_after_step).and_then(|()| EventWriter::create(&dir));
         match writer {
@@ -41,12 +41,12 @@ impl RunLog {
     }
 
     /// The training loss of the batch of `step` and the learning rate it used.
-    pub fn step(&mut self, step: u64, loss: f64, lr: f64) {
+    pub(crate) fn step(&mut self, step: u64, loss: f64, lr: f64) {
         self.write(step, &[("train/loss", loss), ("train/lr", lr)]);
     }
 
     /// An epoch's scores, at the step that ended it.
-    pub fn epoch(&mut self, step: u64, epoch: &EpochSummary) {
+    pub(crate) fn epoch(&mut self, step: u64, epoch: &EpochSummary) {
         self.write(
             step,
             &[
