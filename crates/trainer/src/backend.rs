@@ -3,6 +3,17 @@
 
 use burn::prelude::*;
 
+/// The backend compiled in: a GPU feature wins over the CPU default.
+pub const COMPILED_BACKEND: &str = if cfg!(feature = "cuda") {
+    "cuda"
+} else if cfg!(feature = "wgpu") {
+    "wgpu"
+} else if cfg!(feature = "flex") {
+    "flex"
+} else {
+    "ndarray"
+};
+
 /// The backend this binary was built with and the device it computes on.
 #[derive(Debug, Clone)]
 pub struct Backend {
@@ -66,11 +77,12 @@ pub fn open(spec: Option<&str>) -> Result<Backend, BackendError> {
 
 #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 fn cpu(spec: Option<&str>) -> Result<Backend, BackendError> {
+    let name = COMPILED_BACKEND;
     #[cfg(feature = "flex")]
-    let (name, device) = ("flex", Device::flex());
+    let device = Device::flex();
     #[cfg(all(feature = "ndarray", not(feature = "flex")))]
     #[allow(deprecated)] // kept for users comparing against Burn's older CPU backend
-    let (name, device) = ("ndarray", Device::ndarray());
+    let device = Device::ndarray();
     match spec {
         None | Some("default" | "cpu") => Ok(Backend { name, device }),
         Some(spec) => Err(BackendError::NoDeviceChoice {

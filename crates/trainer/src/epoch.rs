@@ -21,7 +21,7 @@ impl std::fmt::Display for EpochSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "train loss {:.4}  train acc {:.2}%  valid loss {:.4}  valid acc {:.2}%  {:.1}s",
+            "train loss {:.4} acc {:.2}%  valid loss {:.4} acc {:.2}%  {:.1}s",
             self.train_loss,
             self.train_accuracy,
             self.valid_loss,

@@ -99,8 +99,6 @@ pub enum TrainerError {
     Batch(String),
     #[error("cannot read the model's output back from the device: {0}")]
     TensorRead(String),
-    #[error("resuming needs the directory of the run to continue")]
-    ResumeWithoutDir,
     #[error(
         "the run in {} keeps the config it was trained with, but this would change {changes}", dir.display()
     )]

@@ -69,6 +69,21 @@ impl RunDir {
         Self { root: root.into() }
     }
 
+    /// The run `path` names: the directory itself, or, for a file inside a run
+    /// (`RUN/model.bpk`, `RUN/checkpoint/model-3.bpk`), the run it belongs to.
+    pub fn named(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        if path.is_file()
+            && let Some(run) = path
+                .ancestors()
+                .skip(1)
+                .find(|dir| dir.join(CONFIG).is_file())
+        {
+            return Self::new(run);
+        }
+        Self::new(path)
+    }
+
     /// Where runs of the config (or sweep) file `file` go unless told otherwise:
     /// `artifacts/<file name without extension>`.
     pub fn default_for(file: &Path) -> PathBuf {

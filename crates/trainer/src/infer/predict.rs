@@ -33,6 +33,11 @@ impl Prediction {
         )
     }
 
+    /// The probability of the most probable class.
+    pub fn confidence(&self) -> f32 {
+        self.top(1).first().map_or(0.0, |&(_, p)| p)
+    }
+
     /// The `k` most probable classes with their probabilities, most probable first.
     pub(crate) fn top(&self, k: usize) -> Vec<(usize, f32)> {
         let mut ranked: Vec<(usize, f32)> =

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::store::burn_pack::Tensor as PackTensor;
@@ -23,7 +23,7 @@ use model::{Activation, Network, NetworkConfig, Normalization};
 use super::InteropError;
 use crate::TrainerError;
 use crate::config::TrainingConfig;
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, RunInfo};
 
 /// Writes `model`, built from `config`, as a safetensors file holding the state dict of
 /// the PyTorch `Net` with the same layers, so that `Net().load_state_dict(load_file(out))`
@@ -162,12 +162,14 @@ pub fn import_state_dict(
 }
 
 /// Imports a state dict (see [`import_state_dict`]) into a new run directory that
-/// `eval`, `predict` and `serve` take like a trained one. An existing run there is
-/// replaced only with `overwrite`, and only once the file has been read successfully.
+/// `eval`, `predict` and `serve` take like a trained one, recording `data_dir` as the
+/// data it is evaluated on. An existing run there is replaced only with `overwrite`,
+/// and only once the file has been read successfully.
 pub fn import_run(
     from: &Path,
     network: Option<NetworkConfig>,
     run: &RunDir,
+    data_dir: Option<PathBuf>,
     overwrite: bool,
     device: &Device,
 ) -> Result<TrainingConfig, InteropError> {
@@ -185,6 +187,10 @@ pub fn import_run(
     let config = TrainingConfig::new().with_model(network);
     run.create()?;
     run.save_config(&config)?;
+    run.save_info(&RunInfo {
+        data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),
+        ..RunInfo::default()
+    })?;
     run.save_model(&model)?;
     Ok(config)
 }

@@ -39,6 +39,10 @@ pub enum SweepError {
         trial: usize,
         dir: PathBuf,
     },
+    #[error(
+        "{} of {total} trials never ran ({}); no winner is chosen until every trial has", trials.len(), trials.join(", ")
+    )]
+    NotRun { total: usize, trials: Vec<String> },
     #[error("no trial of the sweep finished; see the train.log of each trial in {0}")]
     NothingFinished(PathBuf),
     #[error("the sweep has no trial {number}: its trials are numbered 1 to {count}")]

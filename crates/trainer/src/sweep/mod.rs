@@ -61,7 +61,8 @@ pub fn run_sweep(request: &SweepRequest) -> Result<Best, SweepError> {
     announce(request, &spec, &trials);
     write_plan(request, &spec)?;
     let outcomes = runner::run_all(request, &trials)?;
-    rank_and_score(request, &spec, trials, outcomes)
+    let ranked = rank(request, &spec, trials, outcomes)?;
+    score(request, &ranked)
 }
 
 /// Writes the sweep's directory, its `sweep.json` and every trial's directory and
@@ -99,7 +100,21 @@ pub fn collect_sweep(request: &SweepRequest) -> Result<Best, SweepError> {
         .map(|trial| runner::outcome_so_far(request, trial))
         .collect::<Result<Vec<_>, _>>()?;
     write_plan(request, &spec)?;
-    rank_and_score(request, &spec, trials, outcomes)
+    let not_run: Vec<String> = trials
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .map(|(trial, _)| trial.name())
+        .collect();
+    let total = trials.len();
+    let ranked = rank(request, &spec, trials, outcomes)?;
+    if !not_run.is_empty() {
+        return Err(SweepError::NotRun {
+            total,
+            trials: not_run,
+        });
+    }
+    score(request, &ranked)
 }
 
 /// The sweep's trials, once its directory is known to hold no other sweep's.
@@ -136,21 +151,24 @@ fn write_plan(request: &SweepRequest, spec: &SweepSpec) -> Result<(), SweepError
     )?)
 }
 
-/// Writes the leaderboards, scores the winner's trials on the test set and writes
-/// `best.json`.
-fn rank_and_score(
+/// Writes and prints the leaderboards.
+fn rank(
     request: &SweepRequest,
     spec: &SweepSpec,
     trials: Vec<Trial>,
     outcomes: Vec<Option<Outcome>>,
-) -> Result<Best, SweepError> {
-    let console = request.console;
+) -> Result<Vec<Ranked>, SweepError> {
     let ranked = ranking::rank(trials, outcomes, !spec.seeds.is_empty());
     let markdown = leaderboard::write_leaderboards(&request.dir, &ranked, spec.parameters.keys())?;
-    console.line(format_args!(
+    request.console.line(format_args!(
         "leaderboard (by validation accuracy):\n{markdown}"
     ));
+    Ok(ranked)
+}
 
+/// Scores the winner's trials on the test set and writes `best.json`.
+fn score(request: &SweepRequest, ranked: &[Ranked]) -> Result<Best, SweepError> {
+    let console = request.console;
     let Some((winner, valid_accuracy)) = ranked
         .first()
         .and_then(|entry| Some((entry, entry.valid_accuracy()?)))

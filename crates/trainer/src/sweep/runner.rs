@@ -131,11 +131,7 @@ pub(crate) fn run_trial(
     let attempt_start = log.metadata().map_or(0, |m| m.len());
 
     let mut command = Command::new(&request.trainer);
-    command
-        .arg("train")
-        .arg("--artifacts")
-        .arg(&dir)
-        .arg("--no-test");
+    command.arg("train").arg("--run").arg(&dir).arg("--no-test");
     if run.holds_checkpoint() {
         // Continue an interrupted trial where it stopped.
         command.arg("--resume");

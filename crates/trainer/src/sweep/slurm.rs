@@ -48,7 +48,7 @@ pub fn submit_to_slurm(
         "sweep".into(),
         "--config".into(),
         quote(&absolute(&request.spec_path).display().to_string()),
-        "--artifacts".into(),
+        "--run".into(),
         quote(&dir.display().to_string()),
     ];
     if let Some(data_dir) = &request.data_dir {

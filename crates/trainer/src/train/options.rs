@@ -18,8 +18,9 @@ pub struct TrainOptions {
     /// The config file; `None` is the default one, or a resumed run's own.
     pub config: Option<PathBuf>,
     pub overrides: Overrides,
-    /// The run directory; by default `artifacts/<config name>`.
-    pub artifacts: Option<PathBuf>,
+    /// The run directory; by default `artifacts/<config name>`, for a new run and for
+    /// one to resume.
+    pub run: Option<PathBuf>,
     pub resume: bool,
     /// With `resume`: continue the run as a new one in this directory, where the
     /// overrides may change what the run is.
@@ -33,16 +34,18 @@ pub struct TrainOptions {
 
 impl TrainOptions {
     pub fn into_request(self, console: Console) -> Result<TrainRequest, TrainerError> {
-        let resumed = match (self.resume, &self.artifacts) {
-            (true, None) => return Err(TrainerError::ResumeWithoutDir),
-            (true, Some(dir)) => Some(RunDir::new(dir)),
+        let resumed = match (self.resume, &self.run) {
+            (true, Some(dir)) => Some(RunDir::named(dir)),
+            (true, None) => Some(RunDir::new(
+                ConfigSource::new(self.config.clone()).load()?.1,
+            )),
             (false, _) => None,
         };
         let Some(run) = resumed else {
             let (config, default_dir) = ConfigSource::new(self.config).load()?;
             let config = self.overrides.apply(config)?;
             config.validate()?;
-            let run_dir = self.artifacts.unwrap_or(default_dir);
+            let run_dir = self.run.unwrap_or(default_dir);
             if run_dir.is_file() {
                 return Err(TrainerError::NotADirectory(run_dir));
             }
@@ -142,7 +145,7 @@ mod tests {
         })
         .expect("info");
         let request = TrainOptions {
-            artifacts: Some(run.root().to_path_buf()),
+            run: Some(run.root().to_path_buf()),
             resume: true,
             ..TrainOptions::default()
         }
@@ -161,7 +164,7 @@ mod tests {
             .expect("config");
         let resume = |overrides: Overrides, fork: Option<PathBuf>| {
             TrainOptions {
-                artifacts: Some(run.root().to_path_buf()),
+                run: Some(run.root().to_path_buf()),
                 resume: true,
                 overrides,
                 fork,
@@ -213,14 +216,21 @@ mod tests {
     }
 
     #[test]
-    fn resuming_needs_a_run_directory() {
+    fn resuming_without_a_directory_continues_the_run_the_config_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("wide.json");
+        std::fs::write(&config, "{}").expect("write");
         let options = TrainOptions {
+            config: Some(config),
             resume: true,
             ..TrainOptions::default()
         };
-        assert!(matches!(
-            options.into_request(Console::Stdout),
-            Err(TrainerError::ResumeWithoutDir)
-        ));
+        // No run there yet: the error names the directory resuming looked in.
+        match options.into_request(Console::Stdout) {
+            Err(TrainerError::NothingToResume(dir)) => {
+                assert_eq!(dir, Path::new("artifacts/wide"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

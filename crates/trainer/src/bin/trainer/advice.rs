@@ -8,15 +8,29 @@ use trainer::interop::InteropError;
 use trainer::serve::ServeError;
 use trainer::sweep::SweepError;
 
-/// Folds clap's multi-line usage error into the one line every error here gets.
-pub fn one_line(message: &str) -> String {
+/// The help to point a usage error to: `trainer SUBCOMMAND --help` for the first
+/// argument that names a subcommand, else `trainer --help`.
+pub fn help_for(args: impl Iterator<Item = String>) -> String {
+    let command = crate::cli::command();
+    let subcommand = args
+        .take_while(|arg| arg != "--")
+        .find(|arg| command.find_subcommand(arg).is_some());
+    match subcommand {
+        Some(name) => format!("trainer {name} --help"),
+        None => "trainer --help".to_string(),
+    }
+}
+
+/// Folds clap's multi-line usage error into the one line every error here gets,
+/// pointing to `help`.
+pub fn one_line(message: &str, help: &str) -> String {
     let lines: Vec<&str> = message
         .lines()
         .map(str::trim)
         .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
         .filter(|line| !line.is_empty())
         .collect();
-    format!("{}; see `trainer --help`", lines.join(" "))
+    format!("{}; see `{help}`", lines.join(" "))
 }
 
 /// Whether `error` is a write to a stdout whose reader has gone.
@@ -47,7 +61,10 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         return match error {
             SweepError::Trainer(error) => trainer_hint(error),
             SweepError::Read { .. } => Some("; pass --config with an existing JSON file".into()),
-            SweepError::Changed { .. } => Some(" (another --artifacts directory)".into()),
+            SweepError::Changed { .. } => Some(" (another --run directory)".into()),
+            SweepError::NotRun { .. } => {
+                Some("; train each with `trainer sweep --trial N`, then `--collect` again".into())
+            }
             _ => None,
         };
     }
@@ -55,7 +72,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         return match error {
             InteropError::Run(error) => trainer_hint(error),
             InteropError::TargetExists(_) => {
-                Some("; pass --overwrite to replace it, or choose another --out directory".into())
+                Some("; pass --overwrite to replace it, or choose another --run directory".into())
             }
             _ => None,
         };
@@ -72,13 +89,11 @@ fn trainer_hint(error: &TrainerError) -> Option<String> {
     let hint = match error {
         TrainerError::Data(error) => return data_hint(error),
         TrainerError::Backend(error) => return backend_hint(error),
-        TrainerError::NoModel(..) => "; train one there first, or point --model at a run directory",
-        TrainerError::BadModel { .. } => {
-            "; retrain it, or point --model at an intact run directory"
-        }
+        TrainerError::NoModel(..) => "; train one there first, or point --run at a run directory",
+        TrainerError::BadModel { .. } => "; retrain it, or point --run at an intact run directory",
         TrainerError::BadCheckpoint { .. } => ", or start over with --overwrite",
         TrainerError::RunExists(_) => {
-            "; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"
+            "; pass --resume to continue it, --overwrite to replace it, or choose another --run directory"
         }
         TrainerError::NothingToResume(_) => "; start a new run there without --resume",
         TrainerError::AlreadyFinished { .. } => "; pass a larger --epochs to train further",
@@ -122,11 +137,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clap_errors_fold_into_one_line() {
+    fn clap_errors_fold_into_one_line_pointing_to_the_subcommands_help() {
         let message = "error: unexpected argument '--epoch' found\n\n  tip: a similar argument exists: '--epochs'\n\nUsage: trainer train --epochs <N>\n\nFor more information, try '--help'.\n";
+        let args = ["train", "--epoch", "3"].map(String::from);
         assert_eq!(
-            one_line(message),
-            "error: unexpected argument '--epoch' found tip: a similar argument exists: '--epochs'; see `trainer --help`"
+            one_line(message, &help_for(args.into_iter())),
+            "error: unexpected argument '--epoch' found tip: a similar argument exists: '--epochs'; see `trainer train --help`"
+        );
+        let args = ["--data-dir", "d", "predict", "--run", "r"].map(String::from);
+        assert_eq!(help_for(args.into_iter()), "trainer predict --help");
+        assert_eq!(
+            help_for(["--epochs".to_string()].into_iter()),
+            "trainer --help"
         );
     }
 
@@ -152,13 +174,13 @@ mod tests {
         let direct = with_hint(&anyhow::Error::from(exists()));
         assert_eq!(
             direct,
-            "runs/a already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --artifacts directory"
+            "runs/a already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --run directory"
         );
         let in_sweep = with_hint(&anyhow::Error::from(SweepError::from(exists())));
         assert_eq!(in_sweep, direct);
         let imported = with_hint(&anyhow::Error::from(InteropError::TargetExists("x".into())));
         assert!(
-            imported.ends_with("choose another --out directory"),
+            imported.ends_with("choose another --run directory"),
             "{imported}"
         );
     }

@@ -1,8 +1,29 @@
 //! The command line's shape: the subcommands, each with its arguments in `commands/`.
 
-use clap::{Parser, Subcommand};
+use std::sync::LazyLock;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use trainer::backend::COMPILED_BACKEND;
 
 use crate::commands;
+
+/// `0.1.0 (flex backend, commit 1a2b3c4)`: the version, the backend compiled in and
+/// the commit built (`TRAINER_COMMIT`, from the build script).
+pub fn version() -> &'static str {
+    static VERSION: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{} ({COMPILED_BACKEND} backend, commit {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("TRAINER_COMMIT")
+        )
+    });
+    VERSION.as_str()
+}
+
+/// The command line as clap parses it, with [`version`].
+pub fn command() -> clap::Command {
+    Cli::command().version(version())
+}
 
 /// Train, evaluate and run an MNIST digit classifier (the PyTorch tutorial's MLP) on
 /// Burn. Without a subcommand, trains.
@@ -38,8 +59,12 @@ pub enum Command {
     /// for the comparison with PyTorch (bench/compare.sh); prints one JSON object on
     /// stdout, progress on stderr.
     Bench(commands::bench::BenchArgs),
-    /// Write a trained model's weights as the PyTorch tutorial's state dict.
+    /// Write a trained model as a PyTorch state dict (safetensors) or as ONNX.
     Export(commands::export::ExportArgs),
     /// Make a run directory from a PyTorch state dict of the tutorial's network.
     Import(commands::import::ImportArgs),
+    /// Print a shell completion script: `trainer completions bash > ~/.local/share/bash-completion/completions/trainer`.
+    Completions(commands::completions::CompletionsArgs),
+    /// Print the manual page (roff): `trainer man > trainer.1 && man ./trainer.1`.
+    Man,
 }

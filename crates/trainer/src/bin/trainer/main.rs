@@ -8,7 +8,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command};
 
@@ -46,10 +46,14 @@ fn reserve_heap() {
 
 fn main() -> ExitCode {
     reserve_heap();
-    let cli = match Cli::try_parse() {
+    let parsed = cli::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(error) if error.use_stderr() => {
-            eprintln!("{}", advice::one_line(&error.render().to_string()));
+            let help = advice::help_for(std::env::args().skip(1));
+            eprintln!("{}", advice::one_line(&error.render().to_string(), &help));
             return ExitCode::from(2);
         }
         Err(help_or_version) => help_or_version.exit(),
@@ -65,6 +69,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::exec(args),
         Command::Export(args) => commands::export::exec(args),
         Command::Import(args) => commands::import::exec(args),
+        Command::Completions(args) => commands::completions::exec(args),
+        Command::Man => commands::man::exec(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,16 +12,17 @@ use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Run directory holding config.json and model.bpk.
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    /// Run directory: the trained run, holding config.json and model.bpk (a file
+    /// inside it names it too).
+    #[arg(long = "run", value_name = "DIR", alias = "model")]
+    run: PathBuf,
     #[command(flatten)]
     common: CommonArgs,
 }
 
 pub fn exec(args: EvalArgs) -> anyhow::Result<()> {
     let console = Console::Stdout;
-    let run = RunDir::new(&args.model);
+    let run = RunDir::named(&args.run);
     let backend = super::open_backend(args.common.device.as_deref(), console)?;
     let model = run.load_model(&backend.device)?;
     let test = TestSet::of(&run, args.common.data_dir)?;

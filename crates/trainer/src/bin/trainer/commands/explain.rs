@@ -12,16 +12,20 @@ use trainer::run_dir::RunDir;
 use crate::args::CommonArgs;
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).args(["image", "test_index"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["image_path", "image", "test_index"]))]
 pub struct ExplainArgs {
-    /// Run directory holding config.json and model.bpk.
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    /// Run directory: the trained run, holding config.json and model.bpk (a file
+    /// inside it names it too).
+    #[arg(long = "run", value_name = "DIR", alias = "model")]
+    run: PathBuf,
     /// Explain this image of the test set.
     #[arg(long, value_name = "N")]
     test_index: Option<usize>,
     /// Explain this image file (PNG or JPEG), prepared as `predict` prepares it.
-    #[arg(long, value_name = "FILE", conflicts_with = "test_index")]
+    #[arg(value_name = "IMAGE", conflicts_with = "test_index")]
+    image_path: Option<PathBuf>,
+    /// An image file, as IMAGE is.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["test_index", "image_path"])]
     image: Option<PathBuf>,
     /// Also write the picture to this PNG file; it always goes into the run directory
     /// as explain-test-<N>.png or explain-<image name>.png.
@@ -33,13 +37,13 @@ pub struct ExplainArgs {
 
 pub fn exec(args: ExplainArgs) -> anyhow::Result<()> {
     let console = Console::Stdout;
-    let run = RunDir::new(&args.model);
+    let run = RunDir::named(&args.run);
     let backend = super::open_backend(args.common.device.as_deref(), console)?;
     // Saliency needs gradients, so the model is loaded onto an autodiff device.
     let device = backend.device.clone().autodiff();
     let (config, model) = run.load_model(&device)?;
     let side = image_side(config.model.input_size)?;
-    let input = match (args.image, args.test_index) {
+    let input = match (args.image_path.or(args.image), args.test_index) {
         (Some(path), _) => ImageInput::File(path),
         (None, index) => ImageInput::Test(index.unwrap_or_default()),
     };

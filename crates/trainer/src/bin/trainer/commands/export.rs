@@ -9,9 +9,10 @@ use trainer::run_dir::RunDir;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Run directory holding config.json and model.bpk.
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    /// Run directory: the trained run, holding config.json and model.bpk (a file
+    /// inside it names it too).
+    #[arg(long = "run", value_name = "DIR", alias = "model")]
+    run: PathBuf,
     /// File format to write.
     #[arg(long, value_enum)]
     format: ExportFormat,
@@ -30,7 +31,7 @@ enum ExportFormat {
 }
 
 pub fn exec(args: ExportArgs) -> anyhow::Result<()> {
-    let run = RunDir::new(&args.model);
+    let run = RunDir::named(&args.run);
     let backend = trainer::backend::open(None)?;
     let (config, model) = run.load_model(&backend.device)?;
     match args.format {

@@ -13,9 +13,10 @@ use trainer::serve::{
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Run directory holding config.json and model.bpk.
-    #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    /// Run directory: the trained run, holding config.json and model.bpk (a file
+    /// inside it names it too).
+    #[arg(long = "run", value_name = "DIR", alias = "model")]
+    run: PathBuf,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
     addr: String,
@@ -74,7 +75,7 @@ pub fn exec(args: ServeArgs) -> anyhow::Result<()> {
         },
         args.quiet,
     );
-    let run = RunDir::new(&args.model);
+    let run = RunDir::named(&args.run);
     let backend = super::open_backend(args.device.as_deref(), console)?;
     let (config, model) = run.load_model(&backend.device)?;
     let limits = ServeConfig {

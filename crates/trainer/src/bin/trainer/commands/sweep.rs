@@ -19,9 +19,10 @@ pub struct SweepArgs {
     /// configs/sweep-*.json.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Directory for the trials and leaderboards [default: artifacts/<sweep file name>].
-    #[arg(long, value_name = "DIR")]
-    artifacts: Option<PathBuf>,
+    /// Run directory of the sweep: its trials (each a run), leaderboards and best.json
+    /// [default: artifacts/<sweep file name>].
+    #[arg(long = "run", value_name = "DIR", alias = "artifacts")]
+    run: Option<PathBuf>,
     /// Trials to train at once, each in its own process.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: u16,
@@ -68,7 +69,7 @@ pub fn exec(args: SweepArgs) -> anyhow::Result<()> {
     let console = Console::Stdout;
     let request = SweepRequest {
         dir: args
-            .artifacts
+            .run
             .unwrap_or_else(|| RunDir::default_for(&args.config)),
         spec_path: args.config,
         jobs: usize::from(args.jobs),
@@ -81,7 +82,7 @@ pub fn exec(args: SweepArgs) -> anyhow::Result<()> {
     if args.plan {
         let trials = plan_sweep(&request)?;
         console.try_line(format_args!(
-            "planned {trials} trials in {}; train each with `trainer sweep --config {} --artifacts {} --trial N` (N from 1 to {trials}), then rank them with `--collect`",
+            "planned {trials} trials in {}; train each with `trainer sweep --config {} --run {} --trial N` (N from 1 to {trials}), then rank them with `--collect`",
             request.dir.display(),
             request.spec_path.display(),
             request.dir.display(),

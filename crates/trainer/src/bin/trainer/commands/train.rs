@@ -60,19 +60,20 @@ pub struct TrainArgs {
     /// Skip scoring the final model on the test set (sweeps test only their winner).
     #[arg(long)]
     no_test: bool,
-    /// Run directory for checkpoints, logs and the final model [default: artifacts/<config name>].
-    #[arg(long, value_name = "DIR")]
-    artifacts: Option<PathBuf>,
-    /// Continue the run in --artifacts from its last checkpoint (model, optimizer and
-    /// schedule state: an epoch's, or the step where SIGINT, SIGTERM or SIGUSR1
-    /// stopped it), with its saved config.
-    #[arg(long, requires = "artifacts")]
+    /// Run directory for checkpoints, logs and the final model [default:
+    /// artifacts/<config name>].
+    #[arg(long = "run", value_name = "DIR", alias = "artifacts")]
+    run: Option<PathBuf>,
+    /// Continue the run in --run (by default the one the config names) from its last
+    /// checkpoint (model, optimizer and schedule state: an epoch's, or the step where
+    /// SIGINT, SIGTERM or SIGUSR1 stopped it), with its saved config.
+    #[arg(long)]
     resume: bool,
     /// With --resume: continue the run as a new run in DIR, where flags and --set may
     /// change what the run is (a resumed run otherwise keeps its config).
     #[arg(long, value_name = "NEW_DIR", requires = "resume")]
     fork: Option<PathBuf>,
-    /// Replace a run that already exists in --artifacts.
+    /// Replace a run that already exists in --run.
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
     #[command(flatten)]
@@ -95,7 +96,7 @@ pub fn exec(args: TrainArgs) -> anyhow::Result<()> {
             log_interval: args.log_interval,
             devices: args.devices,
         },
-        artifacts: args.artifacts,
+        run: args.run,
         resume: args.resume,
         fork: args.fork,
         overwrite: args.overwrite,
