@@ -14,7 +14,7 @@ use crate::common::{
 
 #[test]
 fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (killed, whole) = (tmp.path().join("killed"), tmp.path().join("whole"));
     let args = |run: &Path| -> Vec<String> {
@@ -26,7 +26,7 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
             "30000",
             "--data-dir",
             path_str(&data_dir),
-            "--artifacts",
+            "--run",
             path_str(run),
             // A schedule, warm-up and AdamW, so that resuming must restore the
             // schedule's step count and the optimizer's state exactly.
@@ -112,7 +112,7 @@ fn killed_before_the_first_checkpoint_resume_starts_over() {
 
     let line = assert_clean_failure(&trainer(&[
         "--resume",
-        "--artifacts",
+        "--run",
         path_str(&tmp.path().join("never-ran")),
         "--data-dir",
         path_str(tmp.path()),
@@ -122,13 +122,13 @@ fn killed_before_the_first_checkpoint_resume_starts_over() {
 
 #[test]
 fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     let base = [
         "--data-dir",
         path_str(&data_dir),
-        "--artifacts",
+        "--run",
         path_str(&run),
         "--limit-train",
         "3000",
@@ -289,7 +289,7 @@ fn a_write_killed_at_any_moment_leaves_the_old_file_or_the_new_one() {
         command
             .args([
                 "export",
-                "--model",
+                "--run",
                 path_str(run.root()),
                 "--format",
                 "onnx",

@@ -9,10 +9,9 @@ use std::process::{Command, Output};
 pub use data::encode_idx as idx;
 
 /// The real MNIST files: `MNIST_DATA_DIR`, else the shared folder beside the
-/// checkout. `None` (the test is skipped) only when neither is set up; when
-/// `MNIST_DATA_DIR` is set, as in CI, it must be valid.
-pub fn mnist_dir() -> Option<PathBuf> {
-    from_env_or(
+/// checkout; a test that needs them fails, saying so, where neither is there.
+pub fn mnist_dir() -> PathBuf {
+    external(
         "MNIST_DATA_DIR",
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/mnist"),
         Kind::Directory,
@@ -20,16 +19,17 @@ pub fn mnist_dir() -> Option<PathBuf> {
     )
 }
 
-/// What a path found by [`from_env_or`] must be.
+/// What a path found by [`external`] must be.
 enum Kind {
     Directory,
     File,
 }
 
 /// Something a test takes from outside the repository: the path in the environment
-/// variable `var`, which must then be a `kind` (CI sets it), else `default` where it is
-/// one. `None` when neither is: the test is skipped, and says why (`skipped`).
-fn from_env_or(var: &str, default: PathBuf, kind: Kind, skipped: &str) -> Option<PathBuf> {
+/// variable `var`, which must then be a `kind` (CI sets it), else `default`. Panics,
+/// saying `missing`, where neither is one: tests that cannot run on every machine are
+/// `#[ignore]`d, and run where their parts are (`.ci/run`).
+fn external(var: &str, default: PathBuf, kind: Kind, missing: &str) -> PathBuf {
     let (is, what): (fn(&Path) -> bool, &str) = match kind {
         Kind::Directory => (Path::is_dir, "directory"),
         Kind::File => (Path::is_file, "file"),
@@ -37,13 +37,10 @@ fn from_env_or(var: &str, default: PathBuf, kind: Kind, skipped: &str) -> Option
     if let Some(path) = std::env::var_os(var) {
         let path = PathBuf::from(path);
         assert!(is(&path), "{var}={} is not a {what}", path.display());
-        return Some(path);
+        return path;
     }
-    if is(&default) {
-        return Some(default);
-    }
-    eprintln!("skipped: {skipped}");
-    None
+    assert!(is(&default), "{missing}");
+    default
 }
 
 /// Runs the `trainer` binary with `args` and without inherited data settings.
@@ -93,7 +90,7 @@ pub fn train_with_cli(data_dir: &Path, run: &Path, extra: &[&str]) -> Output {
         "train",
         "--data-dir",
         path_str(data_dir),
-        "--artifacts",
+        "--run",
         path_str(run),
     ];
     trainer(&[&args[..], extra].concat())
@@ -103,7 +100,7 @@ pub fn train_with_cli(data_dir: &Path, run: &Path, extra: &[&str]) -> Output {
 pub fn export(model: &Path, format: &str, out: &Path) -> Output {
     trainer(&[
         "export",
-        "--model",
+        "--run",
         path_str(model),
         "--format",
         format,
@@ -115,7 +112,7 @@ pub fn export(model: &Path, format: &str, out: &Path) -> Output {
 /// Runs `trainer import` of the state dict `from` into the run `out`, with `extra`
 /// arguments.
 pub fn import(from: &Path, out: &Path, extra: &[&str]) -> Output {
-    let args = ["import", "--from", path_str(from), "--out", path_str(out)];
+    let args = ["import", "--from", path_str(from), "--run", path_str(out)];
     trainer(&[&args[..], extra].concat())
 }
 
@@ -128,7 +125,7 @@ pub fn sweep(spec: &Path, data_dir: &Path, dir: &Path, stage: &[&str]) -> Output
         path_str(spec),
         "--data-dir",
         path_str(data_dir),
-        "--artifacts",
+        "--run",
         path_str(dir),
     ];
     trainer(&[&args[..], stage].concat())
@@ -163,7 +160,7 @@ pub fn tiny_args<'a>(dir: &'a Path, run: &'a Path) -> [&'a str; 6] {
     [
         "--data-dir",
         path_str(dir),
-        "--artifacts",
+        "--run",
         path_str(run),
         "--valid-size",
         "5",
@@ -227,12 +224,10 @@ pub fn train_quick_run_with_cli(data_dir: &Path, run_dir: &Path) {
     assert!(trained.status.success(), "{}", stderr(&trained));
 }
 
-/// The Python that `.ci/run` sets up with tests/python/requirements.txt (numpy,
-/// safetensors, onnx, onnxruntime): `TRAINER_TEST_PYTHON`, else the virtualenv in
-/// tests/python/.venv. `None` (the test is skipped) only when neither exists; when the
-/// variable is set, as in CI, it must be there.
-pub fn python() -> Option<PathBuf> {
-    from_env_or(
+/// The Python that `.ci/run` sets up with tests/python/requirements.txt:
+/// `TRAINER_TEST_PYTHON`, else the virtualenv in tests/python/.venv.
+pub fn python() -> PathBuf {
+    external(
         "TRAINER_TEST_PYTHON",
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/.venv/bin/python"),
         Kind::File,
@@ -240,11 +235,9 @@ pub fn python() -> Option<PathBuf> {
     )
 }
 
-/// Prometheus's `promtool`: `TRAINER_TEST_PROMTOOL`, else Debian's. `None` (the
-/// check is skipped) only when neither is there; when the variable is set, as in CI,
-/// it must be there.
-pub fn promtool() -> Option<PathBuf> {
-    from_env_or(
+/// Prometheus's `promtool`: `TRAINER_TEST_PROMTOOL`, else Debian's.
+pub fn promtool() -> PathBuf {
+    external(
         "TRAINER_TEST_PROMTOOL",
         PathBuf::from("/usr/bin/promtool"),
         Kind::File,

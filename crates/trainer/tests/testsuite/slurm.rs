@@ -3,31 +3,27 @@
 //! trial cancelled with `scancel` and submitted again finishes from its checkpoint;
 //! one longer than its time limit is warned, checkpoints, requeues itself and ends as
 //! it would have uninterrupted.
-//! They run when `TRAINER_TEST_SLURM` is set, as in CI, and are skipped otherwise.
-
-mod common;
+//! They need a cluster, so they are ignored by default: `.ci/run` starts one and runs
+//! them with `--ignored`.
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{leaderboard_scores, mnist_dir, path_str, stdout, trainer};
+use crate::common::{self, leaderboard_scores, mnist_dir, stdout, sweep};
 
 /// The cluster has one node: one test's jobs at a time.
 static CLUSTER: Mutex<()> = Mutex::new(());
 
-/// Whether to run: `TRAINER_TEST_SLURM` set, and then a cluster must answer.
-fn cluster() -> bool {
-    if std::env::var_os("TRAINER_TEST_SLURM").is_none() {
-        return false;
-    }
+/// The cluster, for this test's jobs alone while it is held.
+fn cluster() -> MutexGuard<'static, ()> {
     let sinfo = Command::new("sinfo").arg("-h").output();
     assert!(
         sinfo.is_ok_and(|out| out.status.success()),
-        "TRAINER_TEST_SLURM is set but no Slurm cluster answers: start one with tests/slurm/cluster.sh start"
+        "no Slurm cluster answers: start one with tests/slurm/cluster.sh start"
     );
-    true
+    CLUSTER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The job ids `trainer sweep --slurm` printed: the array's and the collector's.
@@ -65,26 +61,19 @@ fn wait_for(job: &str) {
     );
 }
 
-fn sweep(spec: &Path, data: &Path, dir: &Path, stage: &[&str]) -> std::process::Output {
-    let args = [
-        "sweep",
-        "--config",
-        path_str(spec),
-        "--data-dir",
-        path_str(data),
-        "--artifacts",
-        path_str(dir),
-    ];
-    trainer(&[&args[..], stage].concat())
+/// Submits the sweep with `--slurm` and `flags`: the job ids of its array and of its
+/// collect job.
+fn submit(spec: &Path, data: &Path, dir: &Path, flags: &[&str]) -> (String, String) {
+    let submitted = sweep(spec, data, dir, &[&["--slurm"], flags].concat());
+    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
+    job_ids(&stdout(&submitted))
 }
 
 /// Submits the sweep with `--slurm` and `flags` and waits for its collect job: the
 /// array's job id and the seconds it all took.
 fn swept_on_slurm(spec: &Path, data: &Path, dir: &Path, flags: &[&str]) -> (String, f64) {
     let started = Instant::now();
-    let submitted = sweep(spec, data, dir, &[&["--slurm"], flags].concat());
-    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
-    let (array, collect) = job_ids(&stdout(&submitted));
+    let (array, collect) = submit(spec, data, dir, flags);
     wait_for(&collect);
     (array, started.elapsed().as_secs_f64())
 }
@@ -98,14 +87,10 @@ fn swept_locally(spec: &Path, data: &Path, dir: &Path) -> f64 {
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster: start one with tests/slurm/cluster.sh start, then run with --ignored"]
 fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
-    let Some(data_dir) = mnist_dir() else { return };
-    if !cluster() {
-        return;
-    }
-    let _one = CLUSTER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let data_dir = mnist_dir();
+    let _one = cluster();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("sweep.json");
     std::fs::write(&spec, common::FOUR_TRIALS).expect("sweep file");
@@ -138,14 +123,10 @@ fn a_sweep_on_slurm_ranks_exactly_as_a_local_sweep() {
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster: start one with tests/slurm/cluster.sh start, then run with --ignored"]
 fn a_cancelled_trial_submitted_again_finishes_from_its_checkpoint() {
-    let Some(data_dir) = mnist_dir() else { return };
-    if !cluster() {
-        return;
-    }
-    let _one = CLUSTER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let data_dir = mnist_dir();
+    let _one = cluster();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("long.json");
     std::fs::write(
@@ -154,9 +135,7 @@ fn a_cancelled_trial_submitted_again_finishes_from_its_checkpoint() {
     )
     .expect("sweep file");
     let dir = tmp.path().join("sweep");
-    let submitted = sweep(&spec, &data_dir, &dir, &["--slurm"]);
-    assert!(submitted.status.success(), "{}", common::stderr(&submitted));
-    let (array, collect) = job_ids(&stdout(&submitted));
+    let (array, collect) = submit(&spec, &data_dir, &dir, &[]);
     let trial = dir.join("trial-001");
     let deadline = Instant::now() + Duration::from_secs(300);
     while !trial.join("checkpoint").join("model-1.bpk").exists() {
@@ -174,9 +153,7 @@ fn a_cancelled_trial_submitted_again_finishes_from_its_checkpoint() {
         "cancelled before the end"
     );
 
-    let again = sweep(&spec, &data_dir, &dir, &["--slurm"]);
-    assert!(again.status.success(), "{}", common::stderr(&again));
-    let (_, collect) = job_ids(&stdout(&again));
+    let (_, collect) = submit(&spec, &data_dir, &dir, &[]);
     wait_for(&collect);
     let log = std::fs::read_to_string(trial.join("train.log")).expect("train.log");
     // scancel's SIGTERM reaches the trial, which checkpoints where it is.
@@ -186,14 +163,10 @@ fn a_cancelled_trial_submitted_again_finishes_from_its_checkpoint() {
 }
 
 #[test]
+#[ignore = "needs a Slurm cluster: start one with tests/slurm/cluster.sh start, then run with --ignored"]
 fn a_trial_longer_than_its_time_limit_requeues_itself_and_ends_as_if_uninterrupted() {
-    let Some(data_dir) = mnist_dir() else { return };
-    if !cluster() {
-        return;
-    }
-    let _one = CLUSTER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let data_dir = mnist_dir();
+    let _one = cluster();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("long.json");
     // About 45 s of training, against a limit of one minute with the warning due 50 s

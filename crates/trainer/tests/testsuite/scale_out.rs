@@ -3,29 +3,19 @@
 //! the stages a cluster scheduler runs (`--plan`, `--trial N` each, `--collect`)
 //! ranks exactly as a local sweep does.
 
-mod common;
-
 use std::path::Path;
 
-use common::{
-    Signal, assert_clean_failure, assert_resume_is_exact, leaderboard_scores, mnist_dir, path_str,
-    signal_at, stdout, trainer, trainer_owned,
+use crate::common::{
+    self, Signal, assert_clean_failure, assert_resume_is_exact, leaderboard_scores, mnist_dir,
+    path_str, signal_at, stdout, train_with_cli, trainer, trainer_owned,
 };
 
 #[test]
 fn two_devices_train_the_default_run_to_the_tutorials_accuracy() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
-    let output = trainer(&[
-        "train",
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&run),
-        "--devices",
-        "2",
-    ]);
+    let output = train_with_cli(&data_dir, &run, &["--devices", "2"]);
     let out = stdout(&output);
     assert!(output.status.success(), "{}", common::stderr(&output));
     let accuracy: f64 = out
@@ -50,7 +40,7 @@ fn two_devices_train_the_default_run_to_the_tutorials_accuracy() {
 
 #[test]
 fn two_devices_killed_mid_epoch_then_resumed_end_like_an_uninterrupted_run() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let args = |run: &Path| -> Vec<String> {
         [
@@ -66,7 +56,7 @@ fn two_devices_killed_mid_epoch_then_resumed_end_like_an_uninterrupted_run() {
             "lr_schedule.name=cosine",
             "--data-dir",
             path_str(&data_dir),
-            "--artifacts",
+            "--run",
             path_str(run),
         ]
         .map(String::from)
@@ -95,7 +85,7 @@ fn short_run(data_dir: &Path, epochs: &str, extra: &[&str], run: &Path) -> Vec<S
         "--no-test",
         "--data-dir",
         path_str(data_dir),
-        "--artifacts",
+        "--run",
         path_str(run),
     ]
     .iter()
@@ -106,7 +96,7 @@ fn short_run(data_dir: &Path, epochs: &str, extra: &[&str], run: &Path) -> Vec<S
 
 #[test]
 fn a_run_stopped_by_sigterm_mid_epoch_checkpoints_there_and_resumes_exactly() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let args = |run: &Path| short_run(&data_dir, "2", &["--set", "lr_schedule.name=cosine"], run);
     let stopped =
@@ -119,7 +109,7 @@ fn a_run_stopped_by_sigterm_mid_epoch_checkpoints_there_and_resumes_exactly() {
 
 #[test]
 fn two_devices_stopped_by_slurms_warning_in_their_first_epoch_resume_exactly() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let args = |run: &Path| short_run(&data_dir, "2", &["--devices", "2"], run);
     assert_resume_is_exact(&args, tmp.path(), ("epoch 1/2 [", Signal::USR1), &data_dir);
@@ -127,7 +117,7 @@ fn two_devices_stopped_by_slurms_warning_in_their_first_epoch_resume_exactly() {
 
 #[test]
 fn a_damaged_step_checkpoint_is_named_with_the_way_out() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     let args = short_run(&data_dir, "1", &["--log-interval", "10"], &run);
@@ -135,12 +125,7 @@ fn a_damaged_step_checkpoint_is_named_with_the_way_out() {
     assert!(stderr.contains("checkpointed there"), "{stderr}");
     let progress = run.join("checkpoint/step/progress.json");
     std::fs::write(&progress, b"{\"epoch\": 1, \"running\"").expect("damage");
-    let line = assert_clean_failure(&trainer(&[
-        "train",
-        "--artifacts",
-        path_str(&run),
-        "--resume",
-    ]));
+    let line = assert_clean_failure(&trainer(&["train", "--run", path_str(&run), "--resume"]));
     assert!(line.contains("progress.json"), "{line}");
     assert!(line.contains("delete the folder"), "{line}");
 }
@@ -155,42 +140,18 @@ fn device_specs_that_cannot_be_met_are_one_line_errors() {
         ("3", "batch_size"),
         ("cpu,gpu7", "gpu7"),
     ] {
-        let line = assert_clean_failure(&trainer(&[
-            "train",
-            "--data-dir",
-            path_str(tmp.path()),
-            "--artifacts",
-            path_str(&run),
-            "--devices",
-            spec,
-        ]));
+        let line = assert_clean_failure(&train_with_cli(tmp.path(), &run, &["--devices", spec]));
         assert!(line.contains(named), "--devices {spec}: {line}");
     }
 }
 
 #[test]
 fn a_sweep_in_stages_ranks_exactly_as_a_local_sweep() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("sweep.json");
     std::fs::write(&spec, common::FOUR_TRIALS).expect("sweep file");
-    let sweep = |dir: &Path, stage: &[&str]| {
-        trainer(
-            &[
-                &[
-                    "sweep",
-                    "--config",
-                    path_str(&spec),
-                    "--data-dir",
-                    path_str(&data_dir),
-                    "--artifacts",
-                    path_str(dir),
-                ][..],
-                stage,
-            ]
-            .concat(),
-        )
-    };
+    let sweep = |dir: &Path, stage: &[&str]| common::sweep(&spec, &data_dir, dir, stage);
     let (local, staged) = (tmp.path().join("local"), tmp.path().join("staged"));
     let plain = sweep(&local, &[]);
     assert!(plain.status.success(), "{}", common::stderr(&plain));

@@ -30,7 +30,7 @@ impl Served {
             .arg("-c")
             .arg(format!(r#"{ulimit}; exec "$0" "$@""#))
             .arg(env!("CARGO_BIN_EXE_trainer"))
-            .args(["serve", "--model", path_str(run), "--addr", "127.0.0.1:0"])
+            .args(["serve", "--run", path_str(run), "--addr", "127.0.0.1:0"])
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).expect("log file"));

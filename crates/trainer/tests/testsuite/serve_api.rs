@@ -2,8 +2,6 @@
 //! gives for the same input; every bad request gets a 4xx with a JSON error; the real
 //! server process answers on a socket and stops cleanly on SIGINT and SIGTERM.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -16,7 +14,6 @@ use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use common::{assert_clean_failure, mnist_dir, path_str, trainer};
 use data::{Mnist, MnistDataset};
 use http_body_util::BodyExt;
 use image::{GrayImage, ImageFormat, Luma};
@@ -30,6 +27,8 @@ use trainer::serve::{
     BODY_LIMIT, MAX_BATCH, MAX_IMAGE_SIDE, Metrics, Predictor, ServeConfig, router,
 };
 use trainer::train::train;
+
+use crate::common::{self, assert_clean_failure, mnist_dir, path_str, trainer};
 
 /// An untrained tutorial network: its answers are arbitrary but deterministic, which
 /// is all that comparing the API with `predict` needs.
@@ -386,22 +385,23 @@ async fn bad_requests_get_a_json_error_and_a_4xx() {
         assert!(!error.contains('\n'), "{name}: one line: {error}");
     }
 
-    let (status, answer) = call(&app, "GET", "/api/predict", None, Vec::new()).await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(
-        answer["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("GET /api/predict")),
-        "{answer}"
-    );
-    let (status, answer) = call(&app, "GET", "/api/nothing", None, Vec::new()).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(
-        answer["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("/api/nothing")),
-        "{answer}"
-    );
+    for (uri, expected_status, expected_message) in [
+        (
+            "/api/predict",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET /api/predict",
+        ),
+        ("/api/nothing", StatusCode::NOT_FOUND, "/api/nothing"),
+    ] {
+        let (status, answer) = call(&app, "GET", uri, None, Vec::new()).await;
+        assert_eq!(status, expected_status);
+        assert!(
+            answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(expected_message)),
+            "{answer}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -439,7 +439,7 @@ async fn the_page_and_the_health_check() {
 
 #[tokio::test]
 async fn a_trained_model_reads_test_digits_through_the_api() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = trainer::backend::open(None).expect("backend");
     let request = common::quick_run(&data_dir, &tmp.path().join("run"));
@@ -505,7 +505,7 @@ fn start_server(run: &RunDir) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args([
             "serve",
-            "--model",
+            "--run",
             path_str(run.root()),
             "--addr",
             "127.0.0.1:0",
@@ -620,11 +620,11 @@ fn a_busy_port_or_a_missing_model_is_one_line() {
     let run = common::untrained_run(tmp.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let busy = trainer(&["serve", "--model", path_str(run.root()), "--addr", &addr]);
+    let busy = trainer(&["serve", "--run", path_str(run.root()), "--addr", &addr]);
     let line = assert_clean_failure(&busy);
     assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
 
-    let missing = trainer(&["serve", "--model", path_str(&tmp.path().join("none"))]);
+    let missing = trainer(&["serve", "--run", path_str(&tmp.path().join("none"))]);
     let line = assert_clean_failure(&missing);
     assert!(line.contains("holds no trained model"), "{line}");
 }

@@ -1,10 +1,37 @@
 //! Bad input of every kind ends in one clear line on stderr and a non-zero exit.
 
-mod common;
+use std::path::Path;
 
 use burn::prelude::*;
-use common::{assert_clean_failure, path_str, tiny_mnist, trainer};
 use trainer::config::TrainingConfig;
+
+use crate::common::{
+    self, assert_clean_failure, path_str, stderr, stdout, tiny_args, tiny_mnist, tiny_run,
+    tiny_run_after_one_epoch, trainer,
+};
+
+/// The one line with which `trainer predict` of the first test image fails, for a run
+/// whose model cannot be used.
+fn predict_failure(run: &Path) -> String {
+    assert_clean_failure(&trainer(&[
+        "predict",
+        "--run",
+        path_str(run),
+        "--test-index",
+        "0",
+    ]))
+}
+
+/// The one line with which resuming `run` for a second epoch fails.
+fn resume_failure(run: &Path) -> String {
+    assert_clean_failure(&trainer(&[
+        "--resume",
+        "--run",
+        path_str(run),
+        "--epochs",
+        "2",
+    ]))
+}
 
 #[test]
 fn missing_data_dir() {
@@ -15,7 +42,7 @@ fn missing_data_dir() {
         "train",
         "--data-dir",
         path_str(&missing),
-        "--artifacts",
+        "--run",
         path_str(&run),
         "--epochs",
         "1",
@@ -37,7 +64,7 @@ fn corrupt_idx_file() {
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
         path_str(tmp.path()),
-        "--artifacts",
+        "--run",
         path_str(&tmp.path().join("run")),
     ]));
     assert!(
@@ -91,7 +118,7 @@ fn data_that_does_not_fit_the_model() {
         path_str(tmp.path()),
         "--config",
         path_str(&config),
-        "--artifacts",
+        "--run",
         path_str(&tmp.path().join("run")),
     ]));
     assert!(
@@ -108,14 +135,14 @@ fn unreadable_image() {
     std::fs::write(&image, b"garbage").expect("write");
     let line = assert_clean_failure(&trainer(&[
         "predict",
-        "--model",
+        "--run",
         path_str(run.root()),
         path_str(&image),
     ]));
     assert!(line.contains("digit.png"), "{line}");
     let line = assert_clean_failure(&trainer(&[
         "predict",
-        "--model",
+        "--run",
         path_str(run.root()),
         path_str(&tmp.path().join("absent.png")),
     ]));
@@ -127,20 +154,14 @@ fn missing_or_damaged_model() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let line = assert_clean_failure(&trainer(&[
         "eval",
-        "--model",
+        "--run",
         path_str(&tmp.path().join("none")),
     ]));
     assert!(line.contains("config.json"), "{line}");
 
     let run = common::untrained_run(&tmp.path().join("run"));
     std::fs::write(run.model_path(), b"not a burnpack file").expect("write");
-    let line = assert_clean_failure(&trainer(&[
-        "predict",
-        "--model",
-        path_str(run.root()),
-        "--test-index",
-        "0",
-    ]));
+    let line = predict_failure(run.root());
     assert!(line.contains("model.bpk"), "{line}");
 }
 
@@ -150,14 +171,7 @@ fn an_existing_run_is_never_overwritten_silently() {
     tiny_mnist(tmp.path(), false);
     let run = common::untrained_run(&tmp.path().join("run"));
     let before = std::fs::read(run.model_path()).expect("read model");
-    let line = assert_clean_failure(&trainer(&[
-        "--data-dir",
-        path_str(tmp.path()),
-        "--artifacts",
-        path_str(run.root()),
-        "--valid-size",
-        "5",
-    ]));
+    let line = assert_clean_failure(&trainer(&tiny_args(tmp.path(), run.root())));
     assert!(
         line.contains("--resume") && line.contains("--overwrite"),
         "{line}"
@@ -170,7 +184,7 @@ fn bad_flags_are_one_line_too() {
     let line = assert_clean_failure(&trainer(&["--epochs", "-1"]));
     assert!(line.contains("--epochs"), "{line}");
     let line = assert_clean_failure(&trainer(&["eval"]));
-    assert!(line.contains("--model"), "{line}");
+    assert!(line.contains("--run"), "{line}");
     let line = assert_clean_failure(&trainer(&["--no-such-flag"]));
     assert!(line.contains("--no-such-flag"), "{line}");
 }
@@ -221,13 +235,7 @@ fn damaged_model_files_of_every_kind() {
     ];
     for (what, bytes) in cases {
         std::fs::write(run.model_path(), bytes).expect("write");
-        let line = assert_clean_failure(&trainer(&[
-            "predict",
-            "--model",
-            path_str(run.root()),
-            "--test-index",
-            "0",
-        ]));
+        let line = predict_failure(run.root());
         assert!(line.contains("model.bpk"), "{what}: {line}");
     }
 }
@@ -238,33 +246,8 @@ fn an_unwritable_artifacts_directory() {
     tiny_mnist(tmp.path(), false);
     let blocker = tmp.path().join("a-file");
     std::fs::write(&blocker, b"x").expect("write");
-    let line = assert_clean_failure(&trainer(&[
-        "--data-dir",
-        path_str(tmp.path()),
-        "--valid-size",
-        "5",
-        "--artifacts",
-        path_str(&blocker.join("run")),
-    ]));
+    let line = assert_clean_failure(&trainer(&tiny_args(tmp.path(), &blocker.join("run"))));
     assert!(line.contains("a-file"), "{line}");
-}
-
-/// A run trained for one epoch on the tiny data set in `dir`.
-fn tiny_run(dir: &std::path::Path) -> std::path::PathBuf {
-    tiny_mnist(dir, false);
-    let run = dir.join("run");
-    let trained = trainer(&[
-        "--data-dir",
-        path_str(dir),
-        "--artifacts",
-        path_str(&run),
-        "--valid-size",
-        "5",
-        "--epochs",
-        "1",
-    ]);
-    assert!(trained.status.success(), "{}", common::stderr(&trained));
-    run
 }
 
 #[test]
@@ -273,7 +256,7 @@ fn a_resumed_run_keeps_its_config_unless_forked() {
     let run = tiny_run(tmp.path());
     let config_before = std::fs::read(run.join("config.json")).expect("config");
     let resume = |extra: &[&str]| {
-        let mut args = vec!["--resume", "--artifacts", path_str(&run), "--epochs", "2"];
+        let mut args = vec!["--resume", "--run", path_str(&run), "--epochs", "2"];
         args.extend(extra);
         trainer(&args)
     };
@@ -328,41 +311,24 @@ fn damaged_run_files_are_named_never_replaced() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tiny_run(tmp.path());
     std::fs::write(run.join("run.json"), "garbage").expect("write");
-    let line = assert_clean_failure(&trainer(&["eval", "--model", path_str(&run)]));
+    let line = assert_clean_failure(&trainer(&["eval", "--run", path_str(&run)]));
     assert!(
         line.contains("run.json") && line.contains("damaged"),
         "{line}"
     );
-    let line = assert_clean_failure(&trainer(&[
-        "--resume",
-        "--artifacts",
-        path_str(&run),
-        "--epochs",
-        "2",
-    ]));
+    let line = resume_failure(&run);
     assert!(line.contains("run.json"), "{line}");
 
-    let run = {
-        let other = tempfile::tempdir().expect("tempdir");
-        let run = tiny_run(other.path());
-        (other, run)
-    };
-    let (_keep, run) = run;
+    let (_keep, run) = common::tiny_run_after_one_epoch();
     std::fs::write(run.join("metrics.csv"), "garbage\n").expect("write");
-    let line = assert_clean_failure(&trainer(&[
-        "--resume",
-        "--artifacts",
-        path_str(&run),
-        "--epochs",
-        "2",
-    ]));
+    let line = resume_failure(&run);
     assert!(line.contains("metrics.csv"), "{line}");
     assert_eq!(
         std::fs::read_to_string(run.join("metrics.csv")).expect("kept"),
         "garbage\n"
     );
     std::fs::write(run.join("config.json"), "{").expect("write");
-    let line = assert_clean_failure(&trainer(&["eval", "--model", path_str(&run)]));
+    let line = assert_clean_failure(&trainer(&["eval", "--run", path_str(&run)]));
     assert!(line.contains("config.json"), "{line}");
 }
 
@@ -374,7 +340,7 @@ fn limits_are_checked_before_anything_is_allocated_or_created() {
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
         path_str(tmp.path()),
-        "--artifacts",
+        "--run",
         path_str(&run),
         "--set",
         "model.hidden_sizes=[100000000]",
@@ -387,7 +353,7 @@ fn limits_are_checked_before_anything_is_allocated_or_created() {
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
         path_str(tmp.path()),
-        "--artifacts",
+        "--run",
         path_str(&run),
         "--valid-size",
         "0",
@@ -405,14 +371,14 @@ fn messages_name_what_is_wrong_without_internal_names() {
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
         path_str(tmp.path()),
-        "--artifacts",
+        "--run",
         path_str(&file),
     ]));
     assert!(line.contains("afile is a file, not a directory"), "{line}");
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
         path_str(&file),
-        "--artifacts",
+        "--run",
         path_str(&tmp.path().join("r2")),
     ]));
     assert!(
@@ -423,7 +389,7 @@ fn messages_name_what_is_wrong_without_internal_names() {
     let missing = tmp.path().join("missing").join("x.png");
     let line = assert_clean_failure(&trainer(&[
         "explain",
-        "--model",
+        "--run",
         path_str(&run),
         "--test-index",
         "0",
@@ -434,15 +400,7 @@ fn messages_name_what_is_wrong_without_internal_names() {
         line.contains("missing/x.png") && !line.contains("missing/.tmp"),
         "{line}"
     );
-    let line = assert_clean_failure(&trainer(&[
-        "export",
-        "--model",
-        path_str(&run),
-        "--format",
-        "safetensors",
-        "--out",
-        path_str(&missing),
-    ]));
+    let line = assert_clean_failure(&common::export(&run, "safetensors", &missing));
     assert!(
         line.contains("create it first") && !line.contains("missing/.tmp"),
         "{line}"
@@ -451,7 +409,7 @@ fn messages_name_what_is_wrong_without_internal_names() {
     let line = assert_clean_failure(&trainer(&[
         "--data-dir",
         path_str(tmp.path()),
-        "--artifacts",
+        "--run",
         path_str(&tmp.path().join("r3")),
         "--set",
         "model=[1]",
@@ -462,19 +420,13 @@ fn messages_name_what_is_wrong_without_internal_names() {
     image::GrayImage::new(9000, 4).save(&wide).expect("png");
     let line = assert_clean_failure(&trainer(&[
         "predict",
-        "--model",
+        "--run",
         path_str(&run),
         path_str(&wide),
     ]));
     assert!(line.contains("8192x8192"), "{line}");
 
-    let line = assert_clean_failure(&trainer(&[
-        "import",
-        "--from",
-        path_str(&file),
-        "--out",
-        path_str(&file),
-    ]));
+    let line = assert_clean_failure(&common::import(&file, &file, &[]));
     assert!(line.contains("is a file, not a directory"), "{line}");
 }
 
@@ -485,15 +437,7 @@ fn every_output_file_is_readable_by_all() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tiny_run(tmp.path());
     let out = tmp.path().join("net.safetensors");
-    let exported = trainer(&[
-        "export",
-        "--model",
-        path_str(&run),
-        "--format",
-        "safetensors",
-        "--out",
-        path_str(&out),
-    ]);
+    let exported = common::export(&run, "safetensors", &out);
     assert!(exported.status.success(), "{}", common::stderr(&exported));
     for path in [
         out,
@@ -504,4 +448,65 @@ fn every_output_file_is_readable_by_all() {
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
         assert_eq!(mode, 0o644, "{}", path.display());
     }
+}
+
+#[test]
+fn the_run_flags_old_spellings_still_work_and_a_file_in_a_run_names_the_run() {
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let data = path_str(tmp.path());
+    for (flag, target) in [
+        ("--model", run.clone()),
+        ("--run", run.join("model.bpk")),
+        ("--run", run.join("config.json")),
+    ] {
+        let summary = trainer(&["summary", flag, path_str(&target)]);
+        assert!(
+            summary.status.success(),
+            "{flag} {target:?}: {}",
+            stderr(&summary)
+        );
+        let eval = trainer(&["eval", flag, path_str(&target), "--data-dir", data]);
+        assert!(
+            eval.status.success(),
+            "{flag} {target:?}: {}",
+            stderr(&eval)
+        );
+    }
+    let again = tmp.path().join("again");
+    let old = trainer(&[
+        "--data-dir",
+        data,
+        "--artifacts",
+        path_str(&again),
+        "--valid-size",
+        "5",
+        "--epochs",
+        "1",
+    ]);
+    assert!(old.status.success(), "{}", stderr(&old));
+    assert!(again.join("model.bpk").is_file());
+}
+
+#[test]
+fn usage_errors_point_to_the_subcommands_help() {
+    let line = assert_clean_failure(&trainer(&["eval", "--modle", "x"]));
+    assert!(line.ends_with("see `trainer eval --help`"), "{line}");
+    let line = assert_clean_failure(&trainer(&["--epoch", "3"]));
+    assert!(line.ends_with("see `trainer --help`"), "{line}");
+}
+
+#[test]
+fn version_names_the_backend_and_completions_and_the_man_page_are_printed() {
+    let version = stdout(&trainer(&["--version"]));
+    assert!(
+        version.starts_with("trainer 0.1.0 (flex backend, commit "),
+        "{version}"
+    );
+    let bash = trainer(&["completions", "bash"]);
+    assert!(bash.status.success() && stdout(&bash).contains("complete -F _trainer"));
+    let man = stdout(&trainer(&["man"]));
+    assert!(
+        man.contains(".TH trainer 1") && man.contains("predict"),
+        "{man}"
+    );
 }

@@ -1,16 +1,15 @@
 //! Training, reloading, resuming, evaluating and predicting on the real MNIST.
 
-mod common;
-
 use burn::data::dataset::Dataset;
-use common::{mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use trainer::backend;
 use trainer::train::train;
 
+use crate::common::{self, mnist_dir, path_str, stdout, trainer};
+
 #[test]
 fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = backend::open(None).expect("default backend");
     let request = common::quick_run(&data_dir, &tmp.path().join("run"));
@@ -51,13 +50,13 @@ fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
 
 #[test]
 fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     let common = [
         "--data-dir",
         path_str(&data_dir),
-        "--artifacts",
+        "--run",
         path_str(&run),
         "--limit-train",
         "6000",
@@ -82,7 +81,7 @@ fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
     );
 
     // eval and predict find the data through the run, without --data-dir.
-    let eval = trainer(&["eval", "--model", path_str(&run)]);
+    let eval = trainer(&["eval", "--run", path_str(&run)]);
     let out = stdout(&eval);
     assert!(eval.status.success(), "{}", common::stderr(&eval));
     assert!(
@@ -98,7 +97,7 @@ fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
     assert_eq!(matrix_rows, 10, "{out}");
     assert!(out.contains("confusion.png"), "{out}");
 
-    let predict = trainer(&["predict", "--model", path_str(&run), "--test-index", "0"]);
+    let predict = trainer(&["predict", "--run", path_str(&run), "--test-index", "0"]);
     let out = stdout(&predict);
     assert!(predict.status.success(), "{}", common::stderr(&predict));
     assert!(out.contains("predicted 7"), "{out}");
@@ -106,7 +105,7 @@ fn resume_continues_at_the_next_epoch_and_eval_and_predict_use_the_run() {
 
 #[test]
 fn predict_reads_an_image_file_of_a_test_digit() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("run");
     common::train_quick_run_with_cli(&data_dir, &run);
@@ -130,7 +129,7 @@ fn predict_reads_an_image_file_of_a_test_digit() {
         paths.push(path);
         labels.push(item.label);
     }
-    let mut args = vec!["predict", "--model", path_str(&run)];
+    let mut args = vec!["predict", "--run", path_str(&run)];
     args.extend(paths.iter().map(|p| path_str(p)));
     let predict = trainer(&args);
     let out = stdout(&predict);
@@ -146,7 +145,7 @@ fn predict_reads_an_image_file_of_a_test_digit() {
 
 #[test]
 fn the_default_configuration_reaches_the_tutorials_accuracy_in_its_five_epochs() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("default");
     // configs/mnist-mlp.json, as a user runs it from the project's root.
@@ -157,7 +156,7 @@ fn the_default_configuration_reaches_the_tutorials_accuracy_in_its_five_epochs()
         path_str(&config),
         "--data-dir",
         path_str(&data_dir),
-        "--artifacts",
+        "--run",
         path_str(&run),
     ]);
     assert!(trained.status.success(), "{}", common::stderr(&trained));

@@ -3,8 +3,6 @@
 //! file giving Rust's logits; files written outside Burn (safetensors and the zip
 //! layout of torch.save) importing back to identical predictions; and the commands.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -13,13 +11,13 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, ModuleStore, SafetensorsStore};
-use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use model::{Network, NetworkConfig};
-use trainer::TrainerError;
-use trainer::interop::{export_safetensors, import_run, import_state_dict};
+use trainer::interop::{InteropError, export_safetensors, import_run, import_state_dict};
 use trainer::run_dir::RunDir;
 use trainer::train::train;
+
+use crate::common::{self, argmax, assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 
 /// The largest difference allowed between the numpy forward pass and Rust's logits.
 const LOGIT_TOLERANCE: f64 = 1e-5;
@@ -205,7 +203,7 @@ fn import_refuses_files_that_are_not_the_tutorial_net() {
     ];
     for (path, expected) in cases {
         let err = import_state_dict(&path, None, &device).expect_err("not the tutorial's net");
-        assert!(matches!(err, TrainerError::Import { .. }), "{err}");
+        assert!(matches!(err, InteropError::Import { .. }), "{err}");
         let message = err.to_string();
         assert!(
             message.contains(expected) && message.contains(path_str(&path)),
@@ -224,20 +222,21 @@ fn import_keeps_an_existing_run_unless_told_to_overwrite() {
     let run = RunDir::new(tmp.path().join("run"));
 
     let imported =
-        import_run(&file, None, &run, false, &device).expect("imports into a new directory");
+        import_run(&file, None, &run, None, false, &device).expect("imports into a new directory");
     assert_eq!(imported.model.hidden_sizes, vec![16]);
     let (loaded_config, _) = run
         .load_model(&device)
         .expect("a run directory like any other");
     assert_eq!(loaded_config.model.hidden_sizes, vec![16]);
 
-    let err = import_run(&file, None, &run, false, &device).expect_err("the run exists");
-    assert!(matches!(err, TrainerError::ImportTargetExists(_)), "{err}");
+    let err = import_run(&file, None, &run, None, false, &device).expect_err("the run exists");
+    assert!(matches!(err, InteropError::TargetExists(_)), "{err}");
     std::fs::write(tmp.path().join("junk.safetensors"), b"0123456789").expect("write");
     let failed = import_run(
         &tmp.path().join("junk.safetensors"),
         None,
         &run,
+        None,
         true,
         &device,
     );
@@ -246,23 +245,19 @@ fn import_keeps_an_existing_run_unless_told_to_overwrite() {
         run.model_path().is_file(),
         "a failed import leaves the run alone"
     );
-    import_run(&file, None, &run, true, &device).expect("--overwrite replaces it");
+    import_run(&file, None, &run, None, true, &device).expect("--overwrite replaces it");
 }
 
 /// The most probable class of each row of logits.
 fn classes(logits: &[Vec<f32>]) -> Vec<usize> {
-    logits
-        .iter()
-        .map(|row| (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best }))
-        .collect()
+    logits.iter().map(|row| argmax(row)).collect()
 }
 
 #[test]
+#[ignore = "needs a Python with tests/python/requirements.txt (.ci/run makes tests/python/.venv); run with --ignored"]
 fn numpy_forward_pass_gives_rust_logits_and_its_files_import_back_identically() {
-    let Some(data_dir) = mnist_dir() else { return };
-    let Some(python) = common::python() else {
-        return;
-    };
+    let data_dir = mnist_dir();
+    let python = common::python();
     let tmp = tempfile::tempdir().expect("tempdir");
     let backend = trainer::backend::open(None).expect("backend");
     let device = backend.device.clone();
@@ -285,7 +280,7 @@ fn numpy_forward_pass_gives_rust_logits_and_its_files_import_back_identically() 
     let json = serde_json::json!({ "images": image_rows, "logits": logit_rows });
     std::fs::write(&cases, json.to_string()).expect("write cases");
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/forward.py");
+    let script = common::python_script("forward.py");
     let rewritten = tmp.path().join("from-numpy");
     let output = Command::new(&python)
         .args([
@@ -333,7 +328,7 @@ fn numpy_forward_pass_gives_rust_logits_and_its_files_import_back_identically() 
 
 #[test]
 fn the_commands_export_import_and_predict_alike() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (run, file, imported) = (
         tmp.path().join("run"),
@@ -343,34 +338,20 @@ fn the_commands_export_import_and_predict_alike() {
     let data = path_str(&data_dir);
     common::train_quick_run_with_cli(&data_dir, &run);
 
-    let export = trainer(&[
-        "export",
-        "--model",
-        path_str(&run),
-        "--format",
-        "safetensors",
-        "--out",
-        path_str(&file),
-    ]);
+    let export = common::export(&run, "safetensors", &file);
     assert!(export.status.success(), "{}", common::stderr(&export));
     assert!(
         stdout(&export).contains("784-64-64-10"),
         "{}",
         stdout(&export)
     );
-    let import = trainer(&[
-        "import",
-        "--from",
-        path_str(&file),
-        "--out",
-        path_str(&imported),
-    ]);
+    let import = common::import(&file, &imported, &[]);
     assert!(import.status.success(), "{}", common::stderr(&import));
 
     let predictions = |model: &Path| {
         let out = trainer(&[
             "predict",
-            "--model",
+            "--run",
             path_str(model),
             "--data-dir",
             data,
@@ -386,7 +367,7 @@ fn the_commands_export_import_and_predict_alike() {
     };
     assert_eq!(predictions(&imported), predictions(&run));
     let scores = |model: &Path| {
-        let out = trainer(&["eval", "--model", path_str(model), "--data-dir", data]);
+        let out = trainer(&["eval", "--run", path_str(model), "--data-dir", data]);
         assert!(out.status.success(), "{}", common::stderr(&out));
         stdout(&out)
             .lines()
@@ -397,22 +378,8 @@ fn the_commands_export_import_and_predict_alike() {
     };
     assert_eq!(scores(&imported), scores(&run));
 
-    let again = trainer(&[
-        "import",
-        "--from",
-        path_str(&file),
-        "--out",
-        path_str(&imported),
-    ]);
+    let again = common::import(&file, &imported, &[]);
     assert!(assert_clean_failure(&again).contains("pass --overwrite"));
-    let bad_format = trainer(&[
-        "export",
-        "--model",
-        path_str(&run),
-        "--format",
-        "tflite",
-        "--out",
-        path_str(&file),
-    ]);
+    let bad_format = common::export(&run, "tflite", &file);
     assert!(assert_clean_failure(&bad_format).contains("tflite"));
 }

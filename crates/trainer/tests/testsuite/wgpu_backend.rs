@@ -1,22 +1,20 @@
 //! The wgpu backend, exercised for real on whatever adapter the machine has (in CI,
 //! Mesa's software Vulkan driver): training, and parity with the CPU backend on the
 //! same checkpoint. Built only with `--features wgpu`.
-#![cfg(feature = "wgpu")]
-
-mod common;
 
 use std::process::Command;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use common::{assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 use data::{Mnist, MnistBatcher, MnistDataset};
 use model::{ConvBlockConfig, Network, NetworkConfig, NetworkKind};
 use trainer::backend::{self, Backend};
 use trainer::infer::evaluate;
 use trainer::run_dir::RunDir;
 use trainer::train::train;
+
+use crate::common::{self, argmax, assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 
 /// Logits of `model` for every image of `test`, batch by batch.
 fn all_logits(model: &Network, test: &MnistDataset, device: &Device) -> Vec<f32> {
@@ -37,15 +35,9 @@ fn all_logits(model: &Network, test: &MnistDataset, device: &Device) -> Vec<f32>
         .collect()
 }
 
-fn argmax(row: &[f32]) -> usize {
-    (0..row.len())
-        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_flex_checkpoint_gives_the_same_answers_on_wgpu() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let cnn = NetworkConfig::new()
         .with_kind(NetworkKind::Cnn)
         .with_conv(vec![
@@ -98,30 +90,20 @@ fn a_flex_checkpoint_gives_the_same_answers_on_wgpu() {
 
 #[test]
 fn a_short_wgpu_training_run_learns_and_its_checkpoint_scores_the_same_on_flex() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     // One device, then two workers on the one adapter (data-parallel training).
     for devices in [&[][..], &["--devices", "2"]] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let run_path = tmp.path().join("run");
-        let output = trainer(
-            &[
-                &[
-                    "train",
-                    "--data-dir",
-                    path_str(&data_dir),
-                    "--artifacts",
-                    path_str(&run_path),
-                    "--epochs",
-                    "1",
-                    "--limit-train",
-                    "5000",
-                    "--batch-size",
-                    "32",
-                ][..],
-                devices,
-            ]
-            .concat(),
-        );
+        let quick = [
+            "--epochs",
+            "1",
+            "--limit-train",
+            "5000",
+            "--batch-size",
+            "32",
+        ];
+        let output = common::train_with_cli(&data_dir, &run_path, &[&quick[..], devices].concat());
         let out = stdout(&output);
         assert!(
             output.status.success(),
@@ -165,7 +147,7 @@ fn no_usable_adapter_is_one_clear_line() {
     let output = Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args([
             "eval",
-            "--model",
+            "--run",
             path_str(tmp.path()),
             "--device",
             "discrete:7",
@@ -182,6 +164,6 @@ fn no_usable_adapter_is_one_clear_line() {
 
 #[test]
 fn an_unknown_device_is_rejected() {
-    let line = assert_clean_failure(&trainer(&["eval", "--model", "x", "--device", "gpu7"]));
+    let line = assert_clean_failure(&trainer(&["eval", "--run", "x", "--device", "gpu7"]));
     assert!(line.contains("gpu7"), "{line}");
 }

@@ -3,16 +3,16 @@
 //! ranks its conv keys; a kill mid-epoch then `--resume` ends exactly like an
 //! uninterrupted run; an impossible network is a one-line error naming its key.
 
-mod common;
-
 use std::path::Path;
 
 use burn::data::dataset::Dataset;
-use common::served::Served;
-use common::{
-    Signal, assert_clean_failure, assert_resume_is_exact, mnist_dir, path_str, stdout, trainer,
-};
 use data::{Mnist, MnistDataset};
+
+use crate::common::served::Served;
+use crate::common::{
+    self, Signal, assert_clean_failure, assert_resume_is_exact, mnist_dir, path_str, stdout,
+    trainer,
+};
 
 /// A small CNN: two 3x3 blocks with batch norm and pooling, then 392-32-10.
 const CNN: &str = r#"{
@@ -41,7 +41,7 @@ fn train_args<'a>(config: &'a Path, data: &'a Path, run: &'a Path) -> Vec<&'a st
         path_str(config),
         "--data-dir",
         path_str(data),
-        "--artifacts",
+        "--run",
         path_str(run),
     ]
 }
@@ -57,7 +57,7 @@ fn accuracy(out: &str) -> f64 {
 
 #[test]
 fn a_cnn_run_learns_and_every_command_takes_it() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (config, run) = (config(tmp.path()), tmp.path().join("run"));
     let trained = trainer(
@@ -77,7 +77,7 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
 
     let eval = trainer(&[
         "eval",
-        "--model",
+        "--run",
         path_str(&run),
         "--data-dir",
         path_str(&data_dir),
@@ -86,14 +86,14 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
     let learned = accuracy(&stdout(&eval));
     assert!(learned >= 90.0, "1 epoch on 6,000 images: {learned}%");
 
-    let predict = trainer(&["predict", "--model", path_str(&run), "--test-index", "0"]);
+    let predict = trainer(&["predict", "--run", path_str(&run), "--test-index", "0"]);
     assert!(
         stdout(&predict).contains("predicted 7"),
         "{}",
         stdout(&predict)
     );
 
-    let explain = trainer(&["explain", "--model", path_str(&run), "--test-index", "0"]);
+    let explain = trainer(&["explain", "--run", path_str(&run), "--test-index", "0"]);
     assert!(explain.status.success(), "{}", common::stderr(&explain));
     let picture = run.join("explain-test-0.png");
     let image = image::open(&picture).expect("the explanation is a PNG");
@@ -102,7 +102,7 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
         trainer::report::PICTURE_SIZE
     );
 
-    let summary = trainer(&["summary", "--model", path_str(&run)]);
+    let summary = trainer(&["summary", "--run", path_str(&run)]);
     assert!(
         stdout(&summary).contains("bn2 (BatchNorm2d)"),
         "{}",
@@ -111,15 +111,7 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
 
     // Export, import back: the imported run scores exactly as the trained one.
     let weights = tmp.path().join("cnn.safetensors");
-    let export = trainer(&[
-        "export",
-        "--model",
-        path_str(&run),
-        "--format",
-        "safetensors",
-        "--out",
-        path_str(&weights),
-    ]);
+    let export = common::export(&run, "safetensors", &weights);
     assert!(export.status.success(), "{}", common::stderr(&export));
     // The state dict of the README's PyTorch module: its names, PyTorch's layouts.
     let bytes = std::fs::read(&weights).expect("exported");
@@ -153,17 +145,11 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
     .collect();
     assert_eq!(names, expected);
     let imported = tmp.path().join("imported");
-    let import = trainer(&[
-        "import",
-        "--from",
-        path_str(&weights),
-        "--out",
-        path_str(&imported),
-    ]);
+    let import = common::import(&weights, &imported, &[]);
     assert!(import.status.success(), "{}", common::stderr(&import));
     let again = trainer(&[
         "eval",
-        "--model",
+        "--run",
         path_str(&imported),
         "--data-dir",
         path_str(&data_dir),
@@ -171,15 +157,7 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
     assert_eq!(accuracy(&stdout(&again)), learned, "{}", stdout(&again));
     // A state dict that names no network (PyTorch's own) takes it from --config.
     let named = tmp.path().join("named");
-    let import = trainer(&[
-        "import",
-        "--from",
-        path_str(&weights),
-        "--out",
-        path_str(&named),
-        "--config",
-        path_str(&config),
-    ]);
+    let import = common::import(&weights, &named, &["--config", path_str(&config)]);
     assert!(import.status.success(), "{}", common::stderr(&import));
     assert!(
         stdout(&import).contains("conv4k3bn+pool2"),
@@ -209,7 +187,7 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
 
 #[test]
 fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = config(tmp.path());
     let args = |run: &Path| -> Vec<String> {
@@ -228,7 +206,7 @@ fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
 
 #[test]
 fn a_sweep_over_conv_blocks_ranks_every_trial() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     config(tmp.path());
     let sweep = tmp.path().join("sweep.json");
@@ -244,15 +222,7 @@ fn a_sweep_over_conv_blocks_ranks_every_trial() {
     )
     .expect("sweep config");
     let artifacts = tmp.path().join("sweep");
-    let swept = trainer(&[
-        "sweep",
-        "--config",
-        path_str(&sweep),
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&artifacts),
-    ]);
+    let swept = common::sweep(&sweep, &data_dir, &artifacts, &[]);
     assert!(swept.status.success(), "{}", common::stderr(&swept));
     let leaderboard = std::fs::read_to_string(artifacts.join("leaderboard.csv")).expect("csv");
     assert_eq!(
@@ -292,7 +262,7 @@ fn impossible_networks_are_one_line_errors_naming_the_key_before_training() {
             path_str(&config),
             "--data-dir",
             path_str(tmp.path()),
-            "--artifacts",
+            "--run",
             path_str(&run),
             "--set",
             setting,
@@ -306,7 +276,7 @@ fn impossible_networks_are_one_line_errors_naming_the_key_before_training() {
 #[test]
 fn an_mlp_run_written_before_the_cnn_still_loads() {
     // config.json as the release before the CNN wrote it: no kind, conv or devices.
-    let written = include_str!("fixtures/mlp-config-before-cnn.json");
+    let written = include_str!("../fixtures/mlp-config-before-cnn.json");
     assert!(!written.contains("\"kind\"") && !written.contains("\"conv\""));
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = trainer::run_dir::RunDir::new(tmp.path().join("run"));
@@ -319,7 +289,7 @@ fn an_mlp_run_written_before_the_cnn_still_loads() {
     let (config, _) = run.load_model(&device).expect("the old run loads");
     assert_eq!(config.model.kind, model::NetworkKind::Mlp);
     assert_eq!(config.model.architecture(), "784-64-64-10");
-    let summary = trainer(&["summary", "--model", path_str(run.root())]);
+    let summary = trainer(&["summary", "--run", path_str(run.root())]);
     assert!(
         stdout(&summary).contains("784-64-64-10"),
         "{}",

@@ -2,32 +2,22 @@
 //! a piped log, TensorBoard event files read back by the real `tensorboard` package
 //! (tests/python/read_events.py), `trainer summary`, and `--dry-run`.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assert_clean_failure, mnist_dir, path_str, stderr, stdout, trainer};
 use trainer::report::tensorboard::EventWriter;
+
+use crate::common::{
+    self, assert_clean_failure, mnist_dir, path_str, stderr, stdout, train_with_cli, trainer,
+};
 
 /// 6,000 images at batch 64: 94 steps an epoch.
 const STEPS_PER_EPOCH: u64 = 94;
 
 fn train(data_dir: &Path, run: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "train",
-        "--data-dir",
-        path_str(data_dir),
-        "--artifacts",
-        path_str(run),
-        "--limit-train",
-        "6000",
-        "--log-interval",
-        "30",
-    ];
-    args.extend(extra);
-    let output = trainer(&args);
+    let logged = ["--limit-train", "6000", "--log-interval", "30"];
+    let output = train_with_cli(data_dir, run, &[&logged[..], extra].concat());
     assert!(output.status.success(), "{}", stderr(&output));
     stdout(&output)
 }
@@ -60,14 +50,37 @@ fn steps(points: &[(u64, f64)]) -> Vec<u64> {
     points.iter().map(|&(step, _)| step).collect()
 }
 
-#[test]
-fn progress_lines_and_tensorboard_logs_follow_the_run_and_its_resumption() {
-    let Some(data_dir) = mnist_dir() else { return };
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let run = tmp.path().join("run");
+/// A 1-epoch run of 6000 images logging every 30 steps, resumed for a second epoch
+/// after a killed one had logged a point: the run's directory (in `tmp`), and what the
+/// first run printed.
+fn logged_run(tmp: &Path) -> (PathBuf, String) {
+    let data_dir = mnist_dir();
+    let run = tmp.join("run");
     let log = train(&data_dir, &run, &["--epochs", "1"]);
+    let events = std::fs::read_dir(run.join("tensorboard")).expect("tensorboard/");
+    assert_eq!(events.count(), 1);
 
-    let progress: Vec<&str> = log.lines().filter(|l| l.contains("/6000] loss")).collect();
+    // A killed second epoch had logged a point the resumed one logs again.
+    let mut killed = EventWriter::create(&run.join("tensorboard")).expect("writer");
+    killed.scalar("train/loss", 120, 99.0).expect("point");
+    drop(killed);
+    let resumed = train(&data_dir, &run, &["--resume", "--epochs", "2"]);
+    // Step 120 of the run is step 26 of epoch 2.
+    assert!(resumed.contains("epoch 2/2 [1664/6000] loss "), "{resumed}");
+    (run, log)
+}
+
+/// The progress lines of a log: one every 30 steps.
+fn progress(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("/6000] loss")).collect()
+}
+
+#[test]
+fn progress_lines_follow_the_run_and_its_resumption() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, log) = logged_run(tmp.path());
+
+    let progress = progress(&log);
     assert_eq!(progress.len(), 3, "steps 30, 60 and 90 of 94:\n{log}");
     assert!(
         progress[0].starts_with("epoch 1/1 [1920/6000] loss "),
@@ -82,21 +95,15 @@ fn progress_lines_and_tensorboard_logs_follow_the_run_and_its_resumption() {
         log.contains("total parameters: 55,050 (784-64-64-10)"),
         "{log}"
     );
+}
 
-    let events = std::fs::read_dir(run.join("tensorboard")).expect("tensorboard/");
-    assert_eq!(events.count(), 1);
-
-    // A killed second epoch had logged a point the resumed one logs again.
-    let mut killed = EventWriter::create(&run.join("tensorboard")).expect("writer");
-    killed.scalar("train/loss", 120, 99.0).expect("point");
-    drop(killed);
-    let resumed = train(&data_dir, &run, &["--resume", "--epochs", "2"]);
-    // Step 120 of the run is step 26 of epoch 2.
-    assert!(resumed.contains("epoch 2/2 [1664/6000] loss "), "{resumed}");
-
-    let Some(python) = common::python() else {
-        return;
-    };
+#[test]
+#[ignore = "needs a Python with tests/python/requirements.txt (.ci/run makes tests/python/.venv); run with --ignored"]
+fn tensorboard_reads_the_runs_event_files_as_the_run_logged_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (run, log) = logged_run(tmp.path());
+    let progress = progress(&log);
+    let python = common::python();
     let scalars = tensorboard_scalars(&python, &run.join("tensorboard"));
     let loss = &scalars["train/loss"];
     assert_eq!(
@@ -162,7 +169,7 @@ fn progress_lines_and_tensorboard_logs_follow_the_run_and_its_resumption() {
 fn summary_shows_the_layers_of_a_run_or_a_config() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = common::untrained_run(&tmp.path().join("run"));
-    let shown = trainer(&["summary", "--model", path_str(run.root())]);
+    let shown = trainer(&["summary", "--run", path_str(run.root())]);
     assert!(shown.status.success(), "{}", stderr(&shown));
     let table = stdout(&shown);
     let lines: Vec<&str> = table.lines().collect();
@@ -187,27 +194,20 @@ fn summary_shows_the_layers_of_a_run_or_a_config() {
 
     let line = assert_clean_failure(&trainer(&["summary"]));
     assert!(
-        line.contains("--model") || line.contains("--config"),
+        line.contains("--run") || line.contains("--config"),
         "{line}"
     );
     let empty = tmp.path().join("empty");
-    let line = assert_clean_failure(&trainer(&["summary", "--model", path_str(&empty)]));
+    let line = assert_clean_failure(&trainer(&["summary", "--run", path_str(&empty)]));
     assert!(line.contains("empty"), "{line}");
 }
 
 #[test]
 fn a_dry_run_takes_one_step_of_each_split_and_writes_nothing() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run = tmp.path().join("dry");
-    let output = trainer(&[
-        "train",
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&run),
-        "--dry-run",
-    ]);
+    let output = train_with_cli(&data_dir, &run, &["--dry-run"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let log = stdout(&output);
     let line = log

@@ -2,38 +2,26 @@
 //! winner and resume; early stopping; the pictures; optimizers and schedules; and a
 //! data set other than MNIST.
 
-mod common;
-
 use std::path::Path;
 
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use common::{assert_clean_failure, mnist_dir, path_str, stderr, stdout, trainer};
 use data::{Mnist, MnistDataset};
 use trainer::infer::evaluate;
 use trainer::run_dir::RunDir;
+
+use crate::common::{
+    self, assert_clean_failure, mnist_dir, path_str, stderr, stdout, train_with_cli, trainer,
+};
 
 fn png_size(path: &Path) -> (u32, u32) {
     let image = image::open(path).unwrap_or_else(|e| panic!("{} is no PNG: {e}", path.display()));
     (image.width(), image.height())
 }
 
-/// Runs the sweep `spec` into `dir`.
-fn sweep(spec: &Path, dir: &Path, data_dir: &Path) -> std::process::Output {
-    trainer(&[
-        "sweep",
-        "--config",
-        path_str(spec),
-        "--artifacts",
-        path_str(dir),
-        "--data-dir",
-        path_str(data_dir),
-    ])
-}
-
 #[test]
 fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("sweep-two.json");
     let write_spec = |lrs: &str| {
@@ -48,7 +36,7 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
     };
     write_spec("[0.0003, 0.003]");
     let dir = tmp.path().join("sweep");
-    let run_sweep = || sweep(&spec, &dir, &data_dir);
+    let run_sweep = || common::sweep(&spec, &data_dir, &dir, &[]);
 
     let first = run_sweep();
     assert!(first.status.success(), "{}", stderr(&first));
@@ -133,7 +121,7 @@ fn a_two_trial_sweep_ranks_tests_the_winner_and_resumes_without_rerunning() {
 
 #[test]
 fn a_sweep_with_seeds_ranks_configurations_by_their_median() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("sweep-seeds.json");
     std::fs::write(
@@ -143,7 +131,7 @@ fn a_sweep_with_seeds_ranks_configurations_by_their_median() {
     )
     .expect("write sweep file");
     let dir = tmp.path().join("sweep");
-    let swept = sweep(&spec, &dir, &data_dir);
+    let swept = common::sweep(&spec, &data_dir, &dir, &[]);
     assert!(swept.status.success(), "{}", stderr(&swept));
     let csv = std::fs::read_to_string(dir.join("leaderboard.csv")).expect("leaderboard.csv");
     let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
@@ -205,27 +193,26 @@ fn a_bad_sweep_file_or_setting_is_one_line() {
 
 #[test]
 fn early_stopping_keeps_the_epoch_with_the_lowest_validation_loss() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run_dir = tmp.path().join("run");
     // A small training set and a high rate overfit within a few epochs.
-    let trained = trainer(&[
-        "train",
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&run_dir),
-        "--epochs",
-        "12",
-        "--limit-train",
-        "1000",
-        "--valid-size",
-        "2000",
-        "--lr",
-        "0.01",
-        "--patience",
-        "2",
-    ]);
+    let trained = train_with_cli(
+        &data_dir,
+        &run_dir,
+        &[
+            "--epochs",
+            "12",
+            "--limit-train",
+            "1000",
+            "--valid-size",
+            "2000",
+            "--lr",
+            "0.01",
+            "--patience",
+            "2",
+        ],
+    );
     assert!(trained.status.success(), "{}", stderr(&trained));
     let run = RunDir::new(&run_dir);
     let epochs = run.load_metrics(usize::MAX).expect("metrics.csv");
@@ -269,7 +256,7 @@ fn early_stopping_keeps_the_epoch_with_the_lowest_validation_loss() {
 
 #[test]
 fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let run_dir = tmp.path().join("run");
     common::train_quick_run_with_cli(&data_dir, &run_dir);
@@ -278,7 +265,7 @@ fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
         trainer::report::CURVES_SIZE
     );
 
-    let evaluated = trainer(&["eval", "--model", path_str(&run_dir)]);
+    let evaluated = trainer(&["eval", "--run", path_str(&run_dir)]);
     assert!(evaluated.status.success(), "{}", stderr(&evaluated));
     let side = trainer::report::confusion_size(10);
     assert_eq!(png_size(&run_dir.join("confusion.png")), (side, side));
@@ -286,7 +273,7 @@ fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
     let out = tmp.path().join("seven.png");
     let explained = trainer(&[
         "explain",
-        "--model",
+        "--run",
         path_str(&run_dir),
         "--test-index",
         "0",
@@ -317,7 +304,7 @@ fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
         .expect("save png");
     let explained = trainer(&[
         "explain",
-        "--model",
+        "--run",
         path_str(&run_dir),
         "--image",
         path_str(&drawn),
@@ -331,7 +318,7 @@ fn training_eval_and_explain_draw_pngs_of_the_promised_sizes() {
 
 #[test]
 fn optimizers_and_schedules_each_learn() {
-    let Some(data_dir) = mnist_dir() else { return };
+    let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let variants: [&[&str]; 3] = [
         &[
@@ -357,21 +344,11 @@ fn optimizers_and_schedules_each_learn() {
     ];
     for (index, settings) in variants.iter().enumerate() {
         let run_dir = tmp.path().join(format!("run-{index}"));
-        let mut args = vec![
-            "train".to_string(),
-            "--data-dir".into(),
-            path_str(&data_dir).into(),
-            "--artifacts".into(),
-            path_str(&run_dir).into(),
-            "--epochs".into(),
-            "2".into(),
-            "--limit-train".into(),
-            "4000".into(),
-        ];
+        let mut args = vec!["--epochs", "2", "--limit-train", "4000"];
         for setting in settings.iter() {
-            args.extend(["--set".to_string(), setting.to_string()]);
+            args.extend(["--set", *setting]);
         }
-        let trained = trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let trained = train_with_cli(&data_dir, &run_dir, &args);
         assert!(
             trained.status.success(),
             "{settings:?}: {}",
@@ -469,23 +446,22 @@ fn another_idx_data_set_trains_with_its_own_sizes_and_class_names() {
     std::fs::create_dir(&data_dir).expect("mkdir");
     write_bars_dataset(&data_dir);
     let run_dir = tmp.path().join("run");
-    let trained = trainer(&[
-        "train",
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&run_dir),
-        "--epochs",
-        "8",
-        "--valid-size",
-        "60",
-        "--batch-size",
-        "16",
-        "--lr",
-        "0.003",
-        "--set",
-        r#"class_names=["horizontal", "vertical", "diagonal"]"#,
-    ]);
+    let trained = train_with_cli(
+        &data_dir,
+        &run_dir,
+        &[
+            "--epochs",
+            "8",
+            "--valid-size",
+            "60",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.003",
+            "--set",
+            r#"class_names=["horizontal", "vertical", "diagonal"]"#,
+        ],
+    );
     assert!(trained.status.success(), "{}", stderr(&trained));
     let out = stdout(&trained);
     assert!(out.contains("of 12x12, 3 classes"), "{out}");
@@ -494,44 +470,28 @@ fn another_idx_data_set_trains_with_its_own_sizes_and_class_names() {
     let accuracy = info.test_accuracy.expect("tested");
     assert!(accuracy >= 90.0, "bars are easy: test accuracy {accuracy}");
 
-    let evaluated = trainer(&["eval", "--model", path_str(&run_dir)]);
+    let evaluated = trainer(&["eval", "--run", path_str(&run_dir)]);
     assert!(evaluated.status.success(), "{}", stderr(&evaluated));
     assert!(
         stdout(&evaluated).contains("vertical:"),
         "{}",
         stdout(&evaluated)
     );
-    let predicted = trainer(&[
-        "predict",
-        "--model",
-        path_str(&run_dir),
-        "--test-index",
-        "1",
-    ]);
+    let predicted = trainer(&["predict", "--run", path_str(&run_dir), "--test-index", "1"]);
     assert!(predicted.status.success(), "{}", stderr(&predicted));
     assert!(
         stdout(&predicted).contains("(label vertical): predicted vertical"),
         "{}",
         stdout(&predicted)
     );
-    let explained = trainer(&[
-        "explain",
-        "--model",
-        path_str(&run_dir),
-        "--test-index",
-        "2",
-    ]);
+    let explained = trainer(&["explain", "--run", path_str(&run_dir), "--test-index", "2"]);
     assert!(explained.status.success(), "{}", stderr(&explained));
 
     // Class names that do not match the data's classes are refused before training.
-    let line = assert_clean_failure(&trainer(&[
-        "train",
-        "--data-dir",
-        path_str(&data_dir),
-        "--artifacts",
-        path_str(&tmp.path().join("other")),
-        "--set",
-        r#"class_names=["a", "b"]"#,
-    ]));
+    let line = assert_clean_failure(&train_with_cli(
+        &data_dir,
+        &tmp.path().join("other"),
+        &["--set", r#"class_names=["a", "b"]"#],
+    ));
     assert!(line.contains("class_names"), "{line}");
 }
