@@ -9,6 +9,7 @@ mod common;
 mod bench;
 mod cli_errors;
 mod cnn;
+mod docs;
 mod end_to_end;
 mod experiments;
 mod export_roundtrip;
