@@ -69,8 +69,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::exec(args),
         Command::Export(args) => commands::export::exec(args),
         Command::Import(args) => commands::import::exec(args),
-        Command::Completions(args) => commands::completions::exec(args),
-        Command::Man => commands::man::exec(),
+        Command::Completions(args) => commands::completions::exec(args, cli::command()),
+        Command::Man => commands::man::exec(cli::command()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

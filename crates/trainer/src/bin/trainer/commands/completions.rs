@@ -10,8 +10,8 @@ pub struct CompletionsArgs {
     shell: Shell,
 }
 
-pub fn exec(args: CompletionsArgs) -> anyhow::Result<()> {
-    let mut command = crate::cli::command();
+/// Prints the script for `command`, the whole command line.
+pub fn exec(args: CompletionsArgs, mut command: clap::Command) -> anyhow::Result<()> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "trainer", &mut script);
     super::print(&script)
