@@ -5,7 +5,7 @@ use data::{Mnist, MnistBatcher, MnistDataset};
 use trainer::backend;
 use trainer::train::train;
 
-use crate::common::{self, mnist_dir, path_str, stdout, trainer};
+use crate::common::{self, assert_clean_failure, mnist_dir, path_str, stdout, trainer};
 
 #[test]
 fn one_epoch_on_6000_images_learns_and_the_saved_model_reloads_exactly() {
@@ -141,6 +141,48 @@ fn predict_reads_an_image_file_of_a_test_digit() {
             .unwrap_or_else(|| panic!("no line for {}: {out}", path.display()));
         assert!(line.contains(&format!("predicted {label}")), "{line}");
     }
+
+    // A threshold no prediction reaches flags each one, naming the command that
+    // shows what the network saw; none flags none. --image names an image as the
+    // argument does.
+    let flagged = |threshold: &str| {
+        let out = trainer(&[
+            "predict",
+            "--run",
+            path_str(&run),
+            "--image",
+            path_str(&paths[0]),
+            "--min-confidence",
+            threshold,
+        ]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        stdout(&out)
+            .lines()
+            .filter(|l| l.contains("low confidence"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let lines = flagged("1");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("below 100%")
+            && lines[0].contains(&format!("trainer explain --run {}", path_str(&run))),
+        "{lines:?}"
+    );
+    assert!(flagged("0").is_empty());
+    let line = assert_clean_failure(&trainer(&[
+        "predict",
+        "--run",
+        path_str(&run),
+        "--test-index",
+        "0",
+        "--min-confidence",
+        "1.5",
+    ]));
+    assert!(
+        line.contains("1.5") && line.contains("probability"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -162,6 +204,12 @@ fn the_default_configuration_reaches_the_tutorials_accuracy_in_its_five_epochs()
     assert!(trained.status.success(), "{}", common::stderr(&trained));
     let log = stdout(&trained);
     assert!(log.contains("epoch 5/5 "), "{log}");
+    // The epoch lines fit a terminal of 80 columns.
+    let wide: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("epoch ") && l.chars().count() > 80)
+        .collect();
+    assert!(wide.is_empty(), "{wide:?}");
     let info = trainer::run_dir::RunDir::new(&run)
         .load_info()
         .expect("run.json");

@@ -345,8 +345,13 @@ fn the_commands_export_import_and_predict_alike() {
         "{}",
         stdout(&export)
     );
-    let import = common::import(&file, &imported, &[]);
+    // The imported run records where its data is, so that the commands find it
+    // without --data-dir, as they find a trained run's.
+    let import = common::import(&file, &imported, &["--data-dir", data]);
     assert!(import.status.success(), "{}", common::stderr(&import));
+    let eval = trainer(&["eval", "--run", path_str(&imported)]);
+    assert!(eval.status.success(), "{}", common::stderr(&eval));
+    assert!(stdout(&eval).contains("test loss"), "{}", stdout(&eval));
 
     let predictions = |model: &Path| {
         let out = trainer(&[

@@ -181,6 +181,20 @@ fn a_sweep_in_stages_ranks_exactly_as_a_local_sweep() {
         );
     }
     assert!(!staged.join("leaderboard.csv").exists());
+    // Collected before every trial ran, the sweep names the ones missing and picks
+    // no winner.
+    let trial_2 = staged.join("trial-002");
+    let aside = tmp.path().join("trial-002");
+    std::fs::rename(&trial_2, &aside).expect("moved aside");
+    let early = sweep(&staged, &["--collect"]);
+    let line = assert_clean_failure(&early);
+    assert!(
+        line.contains("1 of 4 trials never ran (trial-002)") && line.contains("--trial N"),
+        "{line}"
+    );
+    assert!(stdout(&early).contains("leaderboard"), "{}", stdout(&early));
+    assert!(!staged.join("best.json").exists());
+    std::fs::rename(&aside, &trial_2).expect("moved back");
     let collected = sweep(&staged, &["--collect"]);
     assert!(collected.status.success(), "{}", common::stderr(&collected));
     assert_eq!(leaderboard_scores(&staged), leaderboard_scores(&local));
