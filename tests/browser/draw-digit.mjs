@@ -3,7 +3,7 @@
 // the page shows a prediction equal to what the API answers for the same drawing and
 // for the same prepared pixels. Keeps a screenshot of the page with the drawn 7.
 //
-//   node tests/browser/draw-digit.mjs --model RUN_DIR [--trainer target/release/trainer]
+//   node tests/browser/draw-digit.mjs --run RUN_DIR [--trainer target/release/trainer]
 //        [--screenshot artifacts/browser/drawn-digit.png] [--chromium /usr/bin/chromium]
 //
 // Starts and stops the server itself (SIGTERM, which must end it with status 0).
@@ -17,14 +17,14 @@ import { chromium } from 'playwright-core';
 
 const { values: options } = parseArgs({
   options: {
-    model: { type: 'string' },
+    run: { type: 'string' },
     trainer: { type: 'string', default: 'target/release/trainer' },
     screenshot: { type: 'string', default: 'artifacts/browser/drawn-digit.png' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
   },
 });
-if (!options.model) {
-  console.error('usage: node draw-digit.mjs --model RUN_DIR [--trainer BIN] [--screenshot FILE] [--chromium BIN]');
+if (!options.run) {
+  console.error('usage: node draw-digit.mjs --run RUN_DIR [--trainer BIN] [--screenshot FILE] [--chromium BIN]');
   process.exit(2);
 }
 
@@ -34,7 +34,7 @@ const ONE = [[0.5, 0.14], [0.5, 0.5], [0.5, 0.86]];
 
 /** Starts the server on a free port; resolves to its base URL once it listens. */
 function startServer() {
-  const server = spawn(options.trainer, ['serve', '--model', options.model, '--addr', '127.0.0.1:0'], {
+  const server = spawn(options.trainer, ['serve', '--run', options.run, '--addr', '127.0.0.1:0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));

@@ -10,7 +10,7 @@ duration=${2:-30s}
 bin=${TRAINER_BIN:-target/release/trainer}
 here=$(cd "$(dirname "$0")" && pwd)
 log=$(mktemp)
-"$bin" serve --model "$model" --addr 127.0.0.1:0 >"$log" 2>&1 &
+"$bin" serve --run "$model" --addr 127.0.0.1:0 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 url=
