@@ -1,7 +1,9 @@
 //! Writing files so that a crash, a kill or a full disk at any moment leaves either
 //! the old file or the new one: each goes to a hidden partial file beside its target
 //! and is renamed into place. The MNIST cache and every output of the trainer are
-//! written so.
+//! written so. A target that is no regular file is never replaced: a FIFO or a
+//! character device (`/dev/stdout`, `/dev/null`) is written into as it is, through a
+//! symbolic link too; anything else is refused.
 
 use std::io::Write;
 use std::path::Path;
@@ -25,6 +27,11 @@ pub fn write_atomically(target: &Path, contents: &[u8]) -> std::io::Result<()> {
             "it is a directory; name a file",
         ));
     }
+    if let Ok(metadata) = std::fs::metadata(target)
+        && !metadata.is_file()
+    {
+        return write_into_special(target, &metadata, contents);
+    }
     let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -41,6 +48,29 @@ pub fn write_atomically(target: &Path, contents: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&partial);
     }
     written
+}
+
+/// Writes `contents` into a FIFO or a character device as a stream: there is no file to
+/// replace, and replacing the node would break whatever it stands for.
+fn write_into_special(
+    target: &Path,
+    metadata: &std::fs::Metadata,
+    contents: &[u8],
+) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = metadata.file_type();
+        if kind.is_fifo() || kind.is_char_device() {
+            let mut stream = std::fs::OpenOptions::new().write(true).open(target)?;
+            return stream.write_all(contents).and_then(|()| stream.flush());
+        }
+    }
+    let _ = metadata;
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "it is not a regular file, a FIFO or a terminal; name a file",
+    ))
 }
 
 /// `.model.onnx.1234.partial`: hidden, named for its target and its writer, so that
@@ -87,6 +117,52 @@ fn remove_stale_partials(dir: &Path, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_a_device_and_a_link_to_one_are_written_into_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).expect("reads the fifo"))
+        };
+        write_atomically(&fifo, b"through the pipe").expect("written into");
+        assert_eq!(reader.join().expect("joins"), b"through the pipe");
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .expect("stat")
+                .file_type()
+                .is_fifo()
+        );
+
+        let null = Path::new("/dev/null");
+        write_atomically(null, b"gone").expect("written into");
+        assert!(
+            std::fs::metadata(null)
+                .expect("stat")
+                .file_type()
+                .is_char_device()
+        );
+        let link = dir.path().join("null");
+        std::os::unix::fs::symlink(null, &link).expect("symlink");
+        write_atomically(&link, b"gone").expect("written through the link");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("stat")
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::metadata(null)
+                .expect("stat")
+                .file_type()
+                .is_char_device()
+        );
+    }
 
     #[test]
     fn a_killed_writers_partial_file_is_removed_by_the_next_write() {

@@ -336,3 +336,35 @@ fn a_write_killed_at_any_moment_leaves_the_old_file_or_the_new_one() {
         .collect();
     assert_eq!(names, ["model.onnx"]);
 }
+
+#[test]
+fn an_output_that_is_a_fifo_or_a_device_is_written_into_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let fifo = tmp.path().join("weights.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).expect("reads the fifo"))
+    };
+    let exported = common::export(&run, "safetensors", &fifo);
+    assert!(exported.status.success(), "{}", common::stderr(&exported));
+    let streamed = reader.join().expect("joins");
+    assert!(streamed.len() > 1000, "{} bytes", streamed.len());
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .expect("stat")
+            .file_type()
+            .is_fifo()
+    );
+    let null = Path::new("/dev/null");
+    let discarded = common::export(&run, "onnx", null);
+    assert!(discarded.status.success(), "{}", common::stderr(&discarded));
+    assert!(
+        std::fs::metadata(null)
+            .expect("stat")
+            .file_type()
+            .is_char_device()
+    );
+}
