@@ -48,6 +48,8 @@ pub enum TrainerError {
     },
     #[error("{0} already holds a run")]
     RunExists(PathBuf),
+    #[error("{} is being written by {}; wait for it to finish, or stop it", dir.display(), holder.map_or_else(|| "another process".to_string(), |pid| format!("process {pid}")))]
+    RunBusy { dir: PathBuf, holder: Option<u32> },
     #[error(
         "cannot resume the run in {dir}: its checkpoints hold a {checkpoint} network but the config describes {config}; resume with the run's own config, or start a new run elsewhere"
     )]

@@ -25,6 +25,8 @@ use crate::config::TrainingConfig;
 use crate::epoch::EpochSummary;
 
 const CONFIG: &str = "config.json";
+/// The file whose advisory lock the process writing a run holds, with its pid in it.
+const LOCK: &str = ".lock";
 const METRICS: &str = "metrics.csv";
 const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds";
 const RUN_INFO: &str = "run.json";
@@ -56,6 +58,13 @@ pub struct RunInfo {
     pub(crate) test_loss: Option<f64>,
     /// Test-set accuracy of the final model, in percent.
     pub test_accuracy: Option<f64>,
+}
+
+/// The lock of a run directory held by the process writing it, released when dropped
+/// or when the process ends, however it ends.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
 }
 
 /// A run directory.
@@ -345,11 +354,48 @@ impl RunDir {
         })
     }
 
+    /// Locks the run for writing, making its directory if need be: refused, naming
+    /// the process, while another holds it. Readers take no lock.
+    pub(crate) fn lock_for_writing(&self) -> Result<RunLock, TrainerError> {
+        use std::io::{Read, Seek, Write};
+        self.create()?;
+        let path = self.root.join(LOCK);
+        let write_error = |error| TrainerError::Write {
+            path: path.clone(),
+            error,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(write_error)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(TrainerError::RunBusy {
+                    dir: self.root.clone(),
+                    holder: holder.trim().parse().ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(write_error(error)),
+        }
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| write!(file, "{}", std::process::id()))
+            .map_err(write_error)?;
+        Ok(RunLock { _file: file })
+    }
+
     /// Removes what a run that failed before its first checkpoint wrote, and the
     /// directory itself when nothing else is left in it, so that the next plain
     /// `train` there starts cleanly.
     pub(crate) fn discard(&self) -> Result<(), TrainerError> {
         self.clear()?;
+        let _ = std::fs::remove_file(self.root.join(LOCK));
         // Not empty: the user keeps other files here.
         let _ = std::fs::remove_dir(&self.root);
         Ok(())

@@ -33,7 +33,7 @@ use crate::config::TrainingConfig;
 use crate::console::Console;
 use crate::epoch::EpochSummary;
 use crate::infer::{Evaluation, evaluate};
-use crate::run_dir::{RunDir, RunInfo};
+use crate::run_dir::{RunDir, RunInfo, RunLock};
 use crate::stop::StopSignals;
 
 /// What to train and where.
@@ -113,6 +113,8 @@ struct Prepared {
     earlier_epochs: Vec<EpochSummary>,
     info: RunInfo,
     stop: StopSignals,
+    /// Held until the run is finished: no other process writes it meanwhile.
+    _lock: RunLock,
 }
 
 /// Reads the data, fits the config to it, and claims the run directory: only once the
@@ -141,7 +143,18 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         data_load,
     } = load(config, data_dir.as_deref(), console)?;
 
-    let from = prepare_run_dir(&run_dir, &config, resume, overwrite, console)?;
+    let existed = run_dir.root().exists();
+    let lock = run_dir.lock_for_writing()?;
+    let from = match prepare_run_dir(&run_dir, &config, resume, overwrite, console) {
+        Ok(from) => from,
+        Err(error) => {
+            // A directory made only to be locked is not left behind.
+            if !existed {
+                run_dir.discard()?;
+            }
+            return Err(error);
+        }
+    };
     let epochs_done = from.epochs_done();
     let earlier_epochs = run_dir.load_metrics(epochs_done)?;
     let stopped_early = config
@@ -195,6 +208,7 @@ fn prepare(request: TrainRequest, backend: &Backend) -> Result<Prepared, Trainer
         earlier_epochs,
         info,
         stop,
+        _lock: lock,
     })
 }
 

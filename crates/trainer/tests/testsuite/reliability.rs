@@ -368,3 +368,73 @@ fn an_output_that_is_a_fifo_or_a_device_is_written_into_not_replaced() {
             .is_char_device()
     );
 }
+
+#[test]
+fn a_second_writer_of_a_run_is_refused_while_the_first_trains_and_readers_are_not() {
+    use std::io::{BufRead, BufReader};
+    let data_dir = mnist_dir();
+    let (tmp, done) = tiny_run_after_one_epoch();
+    let run = tmp.path().join("busy");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args([
+            "train",
+            "--data-dir",
+            path_str(&data_dir),
+            "--run",
+            path_str(&run),
+            "--epochs",
+            "50",
+            "--log-interval",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("trainer starts");
+    let lines = BufReader::new(first.stdout.take().expect("piped")).lines();
+    let started = lines
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("epoch 1/50 ["));
+    assert!(started, "the first run trains");
+    let pid = first.id().to_string();
+    for second in [
+        trainer(&[
+            "train",
+            "--data-dir",
+            path_str(&data_dir),
+            "--run",
+            path_str(&run),
+            "--overwrite",
+        ]),
+        trainer(&[
+            "train",
+            "--run",
+            path_str(&run),
+            "--resume",
+            "--epochs",
+            "51",
+        ]),
+    ] {
+        let line = assert_clean_failure(&second);
+        assert!(
+            line.contains("is being written by process") && line.contains(&pid),
+            "{line}"
+        );
+    }
+    // Readers take no lock: another run reads as ever while this one trains.
+    let read = trainer(&["summary", "--run", path_str(&done)]);
+    assert!(read.status.success(), "{}", common::stderr(&read));
+    let _ = first.kill();
+    let _ = first.wait();
+    // The lock died with its holder: the run resumes.
+    let resumed = trainer(&[
+        "train",
+        "--run",
+        path_str(&run),
+        "--resume",
+        "--epochs",
+        "1",
+    ]);
+    let said = format!("{}{}", stdout(&resumed), common::stderr(&resumed));
+    assert!(!said.contains("is being written"), "{said}");
+}
