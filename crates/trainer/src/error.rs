@@ -71,6 +71,20 @@ pub enum TrainerError {
     )]
     InputSizeMismatch { expected: usize, found: usize },
     #[error(
+        "every image of the data has the label {0}: a classifier needs two classes or more; fix the labels file"
+    )]
+    OneClass(usize),
+    #[error(
+        "the data's labels do not name classes: taken from them, the class count would be {classes} (the largest label, {max_label}, is that of {split} image {index}), and {empty} of those classes have no image; fix the labels file, or set num_classes in the config to train with them as they are"
+    )]
+    NotClasses {
+        classes: usize,
+        empty: usize,
+        max_label: usize,
+        split: &'static str,
+        index: usize,
+    },
+    #[error(
         "the data has labels up to {max_label} but the model has {classes} classes; set num_classes to at least {needed} in the config, or leave it out to take the class count from the labels"
     )]
     TooFewClasses {

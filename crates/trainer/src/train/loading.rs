@@ -64,11 +64,54 @@ pub(crate) fn load(
     })
 }
 
+/// Refuses labels that cannot be a data set's classes when the class count is taken
+/// from them: a single class, or a largest label far above the others, such as one
+/// 255 among digits (most of the classes it would make have no image). A data set
+/// that leaves a class or two empty, as EMNIST's letters leave 0, passes.
+fn check_labels_name_classes(mnist: &Mnist) -> Result<(), TrainerError> {
+    let classes = mnist.num_classes();
+    let mut seen = vec![false; classes];
+    for &label in mnist.train.labels().iter().chain(mnist.test.labels()) {
+        seen[usize::from(label)] = true;
+    }
+    let empty = seen.iter().filter(|&&seen| !seen).count();
+    if classes - empty < 2 {
+        return Err(TrainerError::OneClass(classes.saturating_sub(1)));
+    }
+    if empty * 2 <= classes {
+        return Ok(());
+    }
+    let max_label = classes.saturating_sub(1);
+    let (split, labels) = match mnist
+        .train
+        .labels()
+        .iter()
+        .position(|&l| usize::from(l) == max_label)
+    {
+        Some(_) => ("training", mnist.train.labels()),
+        None => ("test", mnist.test.labels()),
+    };
+    let index = labels
+        .iter()
+        .position(|&label| usize::from(label) == max_label)
+        .unwrap_or(0);
+    Err(TrainerError::NotClasses {
+        classes,
+        empty,
+        max_label,
+        split,
+        index,
+    })
+}
+
 /// The config with the network's input size and class count taken from the data:
 /// the pixels per image, and `num_classes` if configured, else the largest label
 /// plus one.
 fn fit_to_data(mut config: TrainingConfig, mnist: &Mnist) -> Result<TrainingConfig, TrainerError> {
     let needed = mnist.num_classes();
+    if config.num_classes.is_none() {
+        check_labels_name_classes(mnist)?;
+    }
     let classes = config.num_classes.unwrap_or(needed);
     if classes < needed {
         return Err(TrainerError::TooFewClasses {

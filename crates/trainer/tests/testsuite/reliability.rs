@@ -438,3 +438,35 @@ fn a_second_writer_of_a_run_is_refused_while_the_first_trains_and_readers_are_no
     let said = format!("{}{}", stdout(&resumed), common::stderr(&resumed));
     assert!(!said.contains("is being written"), "{said}");
 }
+
+#[test]
+fn labels_that_name_no_classes_are_refused_unless_the_class_count_is_set() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let train = |labels: &[u8], extra: &[&str]| {
+        tiny_mnist(tmp.path(), false);
+        let file = tmp.path().join("train-labels-idx1-ubyte");
+        std::fs::write(&file, common::idx(0x801, &[20], labels)).expect("labels");
+        let test = tmp.path().join("t10k-labels-idx1-ubyte");
+        std::fs::write(&test, common::idx(0x801, &[5], &labels[..5])).expect("labels");
+        let run = tmp.path().join("run");
+        let _ = std::fs::remove_dir_all(&run);
+        trainer(&[&tiny_args(tmp.path(), &run)[..], &["--epochs", "1"], extra].concat())
+    };
+    let mut stray: Vec<u8> = (0..20).map(|i| i % 10).collect();
+    stray[17] = 255;
+    let line = assert_clean_failure(&train(&stray, &[]));
+    assert!(
+        line.contains("class count would be 256")
+            && line.contains("training image 17")
+            && line.contains("num_classes"),
+        "{line}"
+    );
+    let line = assert_clean_failure(&train(&[0; 20], &[]));
+    assert!(
+        line.contains("every image of the data has the label 0"),
+        "{line}"
+    );
+    // Set, the class count is the user's: the stray label trains as a class of its own.
+    let set = train(&stray, &["--set", "num_classes=256"]);
+    assert!(set.status.success(), "{}", common::stderr(&set));
+}
