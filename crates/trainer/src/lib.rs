@@ -18,5 +18,6 @@ mod stats;
 pub mod stop;
 pub mod sweep;
 pub mod train;
+mod weights;
 
 pub use error::TrainerError;

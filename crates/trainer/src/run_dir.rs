@@ -340,6 +340,15 @@ impl RunDir {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+        if let Some(bad) = crate::weights::first_non_finite(&model) {
+            return Err(TrainerError::BadModel {
+                path,
+                reason: format!(
+                    "its tensor {} holds {}, not a finite number",
+                    bad.tensor, bad.value
+                ),
+            });
+        }
         Ok((config, model))
     }
 

@@ -158,6 +158,20 @@ pub fn import_state_dict(
     if !result.errors.is_empty() || !result.missing.is_empty() || !result.unused.is_empty() {
         return Err(import_error(result.to_string().trim().replace('\n', "; ")));
     }
+    if let Some(bad) = crate::weights::first_non_finite(&model) {
+        // Named as the file names it: `hidden.1.weight` is the file's `fc2.weight`.
+        let pytorch = prefixes
+            .iter()
+            .find(|(_, burn)| bad.tensor.starts_with(&format!("{burn}.")))
+            .map_or_else(
+                || bad.tensor.clone(),
+                |(pytorch, burn)| format!("{pytorch}{}", &bad.tensor[burn.len()..]),
+            );
+        return Err(import_error(format!(
+            "its tensor {pytorch} holds {}; weights must be finite numbers (no NaN or infinity)",
+            bad.value
+        )));
+    }
     Ok((config, model))
 }
 

@@ -388,3 +388,59 @@ fn the_commands_export_import_and_predict_alike() {
     let bad_format = common::export(&run, "tflite", &file);
     assert!(assert_clean_failure(&bad_format).contains("tflite"));
 }
+
+#[test]
+fn import_refuses_weights_that_are_not_numbers_naming_the_tensor() {
+    use safetensors::SafeTensors;
+    use safetensors::tensor::TensorView;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let device = Device::flex();
+    let good = tmp.path().join("good.safetensors");
+    export_safetensors(
+        &NetworkConfig::new().init(&device),
+        &NetworkConfig::new(),
+        &good,
+    )
+    .expect("exports");
+    let bytes = std::fs::read(&good).expect("read");
+    let file = SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            (
+                name,
+                view.dtype(),
+                view.shape().to_vec(),
+                view.data().to_vec(),
+            )
+        })
+        .collect();
+    let (_, _, _, data) = tensors
+        .iter_mut()
+        .find(|(name, ..)| name == "fc2.weight")
+        .expect("fc2.weight");
+    data[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(*dtype, shape.clone(), data).expect("view"),
+            )
+        })
+        .collect();
+    let nan = tmp.path().join("nan.safetensors");
+    std::fs::write(
+        &nan,
+        safetensors::serialize(views, None).expect("serialises"),
+    )
+    .expect("write");
+    let err = import_state_dict(&nan, None, &device).expect_err("a NaN weight");
+    let message = err.to_string();
+    assert!(
+        message.contains("fc2.weight holds NaN") && message.contains("finite"),
+        "{message}"
+    );
+    import_state_dict(&good, None, &device).expect("the file before the NaN imports");
+}
