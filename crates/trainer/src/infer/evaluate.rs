@@ -14,7 +14,7 @@ use crate::TrainerError;
 pub struct Evaluation {
     /// Mean cross-entropy per image.
     pub loss: f64,
-    pub(crate) correct: usize,
+    pub correct: usize,
     pub(crate) total: usize,
     /// `confusion[true_class][predicted_class]` counts images.
     pub confusion: Vec<Vec<usize>>,
