@@ -173,7 +173,7 @@ fn score(request: &SweepRequest, ranked: &[Ranked]) -> Result<Best, SweepError> 
         .first()
         .and_then(|entry| Some((entry, entry.valid_accuracy()?)))
     else {
-        return Err(SweepError::NothingFinished(request.dir.clone()).into());
+        return Err(SweepError::NothingFinished(request.dir.clone()));
     };
     // The device is opened only now, so that it is free while the trials train.
     let backend = backend::open(request.device.as_deref()).map_err(TrainerError::from)?;

@@ -161,8 +161,7 @@ pub(crate) fn run_trial(
             signal,
             trial: trial.number,
             dir,
-        }
-        .into());
+        });
     }
     let outcome = match (status.success(), finished(&run)) {
         (true, Ok(Some(outcome))) => outcome,
@@ -280,8 +279,7 @@ pub(crate) fn check_trials_are_ours(
         if other_data || !same_plan(&run.load_config()?, &trial.config) {
             return Err(SweepError::Changed {
                 dir: run.root().to_path_buf(),
-            }
-            .into());
+            });
         }
     }
     Ok(())
