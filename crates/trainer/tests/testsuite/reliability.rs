@@ -82,6 +82,14 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
         out.contains("resuming after epoch") && out.contains("epoch 3/3"),
         "{out}"
     );
+    // Scratch files of records the kill interrupted are gone with the resume.
+    let scratch: Vec<_> = std::fs::read_dir(&checkpoints)
+        .expect("checkpoint/")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(scratch.is_empty(), "{scratch:?}");
 
     let uninterrupted = trainer(&args(&whole).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
