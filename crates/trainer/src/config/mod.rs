@@ -7,11 +7,13 @@ mod optimizer;
 mod overlay;
 mod overrides;
 mod schedule;
+mod unique_keys;
 mod validate;
 
 pub(crate) use optimizer::{OptimizerConfig, OptimizerName};
 pub use overrides::{ConfigSource, Overrides};
 pub(crate) use schedule::{ScheduleConfig, ScheduleName};
+pub(crate) use unique_keys::check_unique_keys;
 
 use burn::config::Config;
 use data::SplitConfig;

@@ -16,6 +16,10 @@ impl TrainingConfig {
             path: shown.clone(),
             error,
         })?;
+        super::check_unique_keys(&text).map_err(|reason| ConfigError::Parse {
+            path: shown.clone(),
+            reason,
+        })?;
         let mut written: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
                 path: shown.clone(),

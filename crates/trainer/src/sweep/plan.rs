@@ -71,6 +71,7 @@ impl SweepSpec {
             path: path.to_path_buf(),
             error,
         })?;
+        crate::config::check_unique_keys(&text).map_err(invalid)?;
         let spec: Self =
             serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
                 .map_err(|e| invalid(format!("`{}`: {}", e.path(), e.inner())))?;

@@ -510,3 +510,23 @@ fn version_names_the_backend_and_completions_and_the_man_page_are_printed() {
         "{man}"
     );
 }
+
+#[test]
+fn a_config_or_sweep_file_that_names_a_key_twice_is_one_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("twice.json");
+    std::fs::write(&config, "{\"lr\": 0.1,\n \"epochs\": 2,\n \"lr\": 0.001}").expect("write");
+    let line = assert_clean_failure(&trainer(&["summary", "--config", path_str(&config)]));
+    assert!(
+        line.contains("`lr` is given twice") && line.contains("line 3"),
+        "{line}"
+    );
+    let sweep = tmp.path().join("sweep.json");
+    std::fs::write(
+        &sweep,
+        r#"{"method": "grid", "parameters": {"lr": [0.1]}, "method": "random"}"#,
+    )
+    .expect("write");
+    let line = assert_clean_failure(&trainer(&["sweep", "--config", path_str(&sweep), "--plan"]));
+    assert!(line.contains("`method` is given twice"), "{line}");
+}
