@@ -169,15 +169,20 @@ fn a_trial_longer_than_its_time_limit_requeues_itself_and_ends_as_if_uninterrupt
     let _one = cluster();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = tmp.path().join("long.json");
-    // About 45 s of training, against a limit of one minute with the warning due 50 s
-    // before it: Slurm checks its limits every 30 s, so the warning comes 10 to 40 s
-    // into each run of the task, always before the limit.
-    std::fs::write(
-        &spec,
-        r#"{"base": {"epochs": 9, "model": {"hidden_sizes": [512, 512]}},
-            "method": "grid", "parameters": {"lr": [0.001]}}"#,
-    )
-    .expect("sweep file");
+    let long = |epochs: usize| {
+        format!(
+            r#"{{"base": {{"epochs": {epochs}, "model": {{"hidden_sizes": [512, 512]}}}},
+                "method": "grid", "parameters": {{"lr": [0.001]}}}}"#
+        )
+    };
+    // About a minute of training, against a limit of one minute with the warning due
+    // 50 s before it: Slurm checks its limits every 30 s, so the warning comes 10 to
+    // 40 s into each run of the task, always before the limit and before the training
+    // ends. The epochs that take a minute on this machine are measured first.
+    std::fs::write(&spec, long(3)).expect("sweep file");
+    let per_epoch = swept_locally(&spec, &data_dir, &tmp.path().join("probe")) / 3.0;
+    let epochs = ((60.0 / per_epoch).ceil() as usize).clamp(5, 60);
+    std::fs::write(&spec, long(epochs)).expect("sweep file");
     let (on_slurm, local) = (tmp.path().join("slurm"), tmp.path().join("local"));
     let (array, slurm_seconds) = swept_on_slurm(
         &spec,
