@@ -82,19 +82,11 @@ fn check_labels_name_classes(mnist: &Mnist) -> Result<(), TrainerError> {
         return Ok(());
     }
     let max_label = classes.saturating_sub(1);
-    let (split, labels) = match mnist
-        .train
-        .labels()
-        .iter()
-        .position(|&l| usize::from(l) == max_label)
-    {
-        Some(_) => ("training", mnist.train.labels()),
-        None => ("test", mnist.test.labels()),
+    let at = |labels: &[u8]| labels.iter().position(|&l| usize::from(l) == max_label);
+    let (split, index) = match at(mnist.train.labels()) {
+        Some(index) => ("training", index),
+        None => ("test", at(mnist.test.labels()).unwrap_or(0)),
     };
-    let index = labels
-        .iter()
-        .position(|&label| usize::from(label) == max_label)
-        .unwrap_or(0);
     Err(TrainerError::NotClasses {
         classes,
         empty,
