@@ -13,6 +13,7 @@ pub mod infer;
 pub mod interop;
 pub mod report;
 pub mod run_dir;
+mod seal;
 pub mod serve;
 mod stats;
 pub mod stop;

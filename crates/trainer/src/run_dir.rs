@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use burn::store::ModuleRecord;
 use model::Network;
 use serde::{Deserialize, Serialize};
 
@@ -263,15 +264,18 @@ impl RunDir {
 
     /// Where the checkpoint taken within an epoch, when a run is stopped, goes.
     pub(crate) fn step_checkpoint_dir(&self) -> PathBuf {
-        self.root.join(CHECKPOINTS).join("step")
+        self.checkpoint_dir().join("step")
+    }
+
+    /// Where the per-epoch checkpoints are.
+    pub(crate) fn checkpoint_dir(&self) -> PathBuf {
+        self.root.join(CHECKPOINTS)
     }
 
     /// The path of one of Burn's per-epoch checkpoint records (`model`, `optim` or
     /// `scheduler`).
     pub(crate) fn checkpoint_path(&self, record: &str, epoch: usize) -> PathBuf {
-        self.root
-            .join(CHECKPOINTS)
-            .join(format!("{record}-{epoch}.bpk"))
+        self.checkpoint_dir().join(format!("{record}-{epoch}.bpk"))
     }
 
     /// Rewrites `metrics.csv` with one row per epoch.
@@ -344,13 +348,15 @@ impl RunDir {
     /// Saves the final model, replacing any earlier one only once it is complete.
     pub fn save_model(&self, model: &Network) -> Result<(), TrainerError> {
         let path = self.model_path();
-        model
+        let bytes = model
             .clone()
-            .save_file(&path)
+            .into_record()
+            .into_bytes()
             .map_err(|e| TrainerError::Write {
                 error: std::io::Error::other(e.to_string()),
-                path,
-            })
+                path: path.clone(),
+            })?;
+        crate::seal::write(&path, &bytes).map_err(|error| TrainerError::Write { path, error })
     }
 
     /// Loads the run's configuration and final model onto `device`.
@@ -361,14 +367,17 @@ impl RunDir {
             return Err(TrainerError::NoModel(self.root.clone(), MODEL));
         }
         config.check_memory()?;
+        let bad_model = |reason: String| TrainerError::BadModel {
+            path: path.clone(),
+            reason,
+        };
+        let bytes = crate::seal::read(&path).map_err(|e| bad_model(e.to_string()))?;
+        let record = ModuleRecord::from_bytes(bytes).map_err(|e| bad_model(e.to_string()))?;
         let model = config
             .model
             .init(device)
-            .try_load_file(&path)
-            .map_err(|e| TrainerError::BadModel {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            .try_load_record(record)
+            .map_err(|e| bad_model(e.to_string()))?;
         if let Some(bad) = crate::weights::first_non_finite(&model) {
             return Err(TrainerError::BadModel {
                 path,

@@ -221,6 +221,50 @@ fn a_damaged_checkpoint_is_reported_not_panicked_on() {
     }
 }
 
+#[test]
+fn one_flipped_bit_in_a_checkpoint_or_a_model_is_named_as_damage() {
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let data = tiny_args(tmp.path(), &run);
+    let flip = |path: &Path| {
+        let intact = std::fs::read(path).expect("read");
+        let mut flipped = intact.clone();
+        // In the weights, far from the header: a number that still parses.
+        let at = flipped.len() - 1000;
+        flipped[at] ^= 0x40;
+        std::fs::write(path, flipped).expect("flip");
+        intact
+    };
+    for record in ["model", "optim"] {
+        let path = run.join(format!("checkpoint/{record}-1.bpk"));
+        let intact = flip(&path);
+        let line = assert_clean_failure(&trainer(
+            &[&data[..], &["--epochs", "2", "--resume"]].concat(),
+        ));
+        assert!(
+            line.contains(&format!("{record}-1.bpk")) && line.contains("damaged"),
+            "{line}"
+        );
+        std::fs::write(&path, intact).expect("restore");
+    }
+    let model = run.join("model.bpk");
+    flip(&model);
+    for command in ["eval", "export"] {
+        let out = tmp.path().join("model.safetensors");
+        let mut args = vec![command, "--run", path_str(&run)];
+        if command == "export" {
+            args.extend(["--format", "safetensors", "--out", path_str(&out)]);
+        } else {
+            args.extend(["--data-dir", path_str(tmp.path())]);
+        }
+        let line = assert_clean_failure(&trainer(&args));
+        assert!(
+            line.contains("model.bpk") && line.contains("damaged"),
+            "{command}: {line}"
+        );
+        assert!(!out.exists(), "export wrote a model from damaged weights");
+    }
+}
+
 /// Runs the trainer with every file it writes limited to `kib` KiB, as a full disk
 /// would stop it (the write fails with EFBIG; the signal that would kill it is
 /// ignored), without needing the privileges to mount a small file system.

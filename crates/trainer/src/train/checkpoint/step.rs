@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::train::checkpoint::{
-    AsyncCheckpointer, Checkpoint, CheckpointingAction, CheckpointingStrategy, FileCheckpointer,
+    AsyncCheckpointer, Checkpoint, CheckpointingAction, CheckpointingStrategy,
 };
 use burn::train::metric::store::EventStoreClient;
 use burn::train::{Interrupter, Learner, LearningCheckpointer};
 use serde::{Deserialize, Serialize};
 
-use super::check_records;
+use super::{SealedFile, check_records};
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::{CHECKPOINT_RECORDS, RunDir};
@@ -142,10 +142,10 @@ fn checkpointer(
 
 fn writer<R: Checkpoint>(
     dir: &Path,
-    name: &str,
+    name: &'static str,
     failures: Option<&Interrupter>,
 ) -> AsyncCheckpointer<R> {
-    let writer = AsyncCheckpointer::new(FileCheckpointer::new(dir, name));
+    let writer = AsyncCheckpointer::new(SealedFile::new(dir, name));
     match failures {
         Some(failures) => writer.with_interrupter(failures.clone()),
         None => writer,

@@ -27,6 +27,7 @@ use self::optimizer::optimizer;
 use self::schedule::Schedule;
 use self::strategy::ResumableTraining;
 use super::Prepared;
+use super::checkpoint::SealedFile;
 use super::logger::history::{EpochHook, EpochRecorder, History, SharedRunningMetrics};
 use super::logger::run_log::{RunLog, SharedRunLog};
 use super::renderer::{DivergenceSlot, EpochRenderer, FirstStep, MetricNames, StepReporting};
@@ -34,6 +35,7 @@ use crate::TrainerError;
 use crate::console::Console;
 use crate::epoch::EpochSummary;
 use crate::report::training_curves;
+use crate::run_dir::CHECKPOINT_RECORDS;
 use crate::stop::StopSignals;
 
 /// What the Learner left: the last epoch's model and every epoch's record.
@@ -108,6 +110,8 @@ pub(crate) fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
         accuracy: accuracy.name(),
         learning_rate: learning_rate.name(),
     };
+    let checkpoints = run_dir.checkpoint_dir();
+    let [model_record, optim_record, scheduler_record] = CHECKPOINT_RECORDS;
     let mut training = SupervisedTraining::new(
         run_dir.root(),
         Arc::new(train_loader),
@@ -120,7 +124,11 @@ pub(crate) fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     // hook, so neither is used.
     .with_metric_logger(InMemoryMetricLogger::default())
     .with_application_logger(None)
-    .with_default_checkpointers()
+    .with_custom_checkpointers(
+        SealedFile::new(&checkpoints, model_record),
+        SealedFile::new(&checkpoints, optim_record),
+        SealedFile::new(&checkpoints, scheduler_record),
+    )
     .with_checkpointing_strategy(KeepLastNCheckpoints::new(usize::MAX))
     .num_epochs(prepared.epochs_to_train);
     if let Some(patience) = config.patience {
