@@ -145,13 +145,16 @@ impl Drop for LogGuard {
 /// cannot multiply the series by inventing paths.
 const ROUTES: [&str; 5] = ["/", "/healthz", "/readyz", "/metrics", "/api/predict"];
 
+/// The status logged and counted for a request whose client went away before its
+/// answer was ready, as nginx does.
+const CLIENT_CLOSED: u16 = 499;
+
 /// Logs and counts every request: wraps the routes as a middleware.
 pub(crate) async fn observe(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let started = Instant::now();
     let _in_flight = metrics.in_flight();
     let route = request
         .extensions()
@@ -171,27 +174,58 @@ pub(crate) async fn observe(
             peer,
         )
     });
+    let mut entry = Entry {
+        metrics: metrics.clone(),
+        route,
+        started: Instant::now(),
+        logged,
+        written: false,
+    };
     let response = next.run(request).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let status = response.status().as_u16();
-    metrics.answered(route, status, seconds);
-    if let Some((method, path, peer)) = logged {
-        let bytes = response.body().size_hint().exact().or_else(|| {
-            response
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-        });
-        let peer = peer.map(|p| p.to_string()).unwrap_or_default();
-        tracing::info!(
-            target: ACCESS,
-            %method,
-            %path,
-            status,
-            bytes = bytes.unwrap_or(0),
-            latency_ms = seconds * 1e3,
-            %peer,
-        );
-    }
+    let bytes = response.body().size_hint().exact().or_else(|| {
+        response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+    });
+    entry.write(response.status().as_u16(), bytes.unwrap_or(0));
     response
+}
+
+/// A request's log line and count, written once: with its answer's status, or with
+/// [`CLIENT_CLOSED`] when the request is dropped unanswered.
+struct Entry {
+    metrics: Arc<Metrics>,
+    route: &'static str,
+    started: Instant,
+    logged: Option<(axum::http::Method, String, Option<SocketAddr>)>,
+    written: bool,
+}
+
+impl Entry {
+    fn write(&mut self, status: u16, bytes: u64) {
+        self.written = true;
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.metrics.answered(self.route, status, seconds);
+        if let Some((method, path, peer)) = &self.logged {
+            let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+            tracing::info!(
+                target: ACCESS,
+                %method,
+                %path,
+                status,
+                bytes,
+                latency_ms = seconds * 1e3,
+                %peer,
+            );
+        }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if !self.written {
+            self.write(CLIENT_CLOSED, 0);
+        }
+    }
 }

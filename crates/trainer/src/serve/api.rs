@@ -157,6 +157,17 @@ impl RequestError {
     }
 }
 
+/// The body length a request declares in its `Content-Length`, if it does.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 impl RequestError {
     /// A body that could not be read: over the limit, or cut off.
     pub(crate) fn from_body_error(error: &axum::Error) -> Self {

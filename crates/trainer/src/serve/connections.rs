@@ -1,12 +1,15 @@
-//! Holding connections: accepting them under a cap (one over it gets a 503 and is
-//! closed, so the ones admitted keep being served), closing those whose request
-//! headers are slow to arrive and those left idle, and raising the open-file limit so
-//! that the cap, not the system, decides.
+//! Holding connections: accepting them under a cap, closing those whose request head
+//! is slow to arrive (counted from accept, so a connection that sends nothing holds a
+//! place for the header timeout only) and those left idle, shedding the quietest
+//! idle or head-less connection to admit a new one at the cap (one over it with every
+//! held connection at work gets a 503), and raising the open-file limit so that the
+//! cap, not the system, decides. Every refusal, shed and timeout is logged and counted.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,7 +17,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tower::ServiceExt;
 
 use super::ServeConfig;
@@ -28,6 +31,12 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// After a failed accept (out of file descriptors, say), a pause before the next, so
 /// that a failing accept does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+/// How long a connection admitted in place of a shed one waits for its place.
+const ADMIT_WAIT: Duration = Duration::from_secs(1);
+/// An end of input this soon after a request's last byte is a client that shut down
+/// its sending side with the request and waits for the answer; one after a longer
+/// silence is a client that gave up waiting.
+const HALF_CLOSE_GRACE: Duration = Duration::from_millis(500);
 
 /// What a connection beyond the cap is told before it is closed.
 fn busy() -> Vec<u8> {
@@ -54,6 +63,7 @@ pub(crate) async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) {
     let admitted = Arc::new(Semaphore::new(config.max_connections));
+    let held = Arc::new(Held::default());
     let (stopping, stopped) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     tokio::pin!(stop);
@@ -71,19 +81,39 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = admitted.clone().try_acquire_owned() else {
-            metrics.rejected(Reject::ConnectionLimit);
-            // Best effort, without waiting: a client that reads nothing gets a reset.
-            let _ = stream.try_write(&busy());
-            continue;
+        let place = match admitted.clone().try_acquire_owned() {
+            Ok(permit) => Place::Free(permit),
+            Err(_) => match held.shed_quietest() {
+                Some(shed) => {
+                    metrics.rejected(Reject::Shed);
+                    tracing::warn!(
+                        "closing the connection from {} ({}) to admit one from {peer}: {} connections held",
+                        shed.peer,
+                        shed.quiet,
+                        config.max_connections
+                    );
+                    Place::Heir(shed.place)
+                }
+                None => {
+                    refuse(&stream, peer, &metrics, config.max_connections);
+                    continue;
+                }
+            },
         };
         let (app, metrics, config) = (app.clone(), metrics.clone(), config.clone());
-        let (stopped, open) = (stopped.clone(), open.clone());
+        let (stopped, open, held) = (stopped.clone(), open.clone(), held.clone());
         open.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let _connection = metrics.connection();
-            connection(stream, peer, app, &config, stopped).await;
-            drop(permit);
+            if let Some(permit) = place.taken().await {
+                let _connection = metrics.connection();
+                let activity = Arc::new(Activity::new(peer));
+                let id = held.insert(activity.clone());
+                connection(stream, activity.clone(), app, &config, &metrics, stopped).await;
+                held.remove(id);
+                activity.hand_over(permit);
+            } else {
+                refuse(&stream, peer, &metrics, config.max_connections);
+            }
             open.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -94,16 +124,132 @@ pub(crate) async fn serve(
     }
 }
 
+/// The place of a new connection under the cap: free, or the place of a connection
+/// shed for it, handed over when that one has closed.
+enum Place {
+    Free(OwnedSemaphorePermit),
+    Heir(oneshot::Receiver<OwnedSemaphorePermit>),
+}
+
+impl Place {
+    /// The permit, once the shed connection hands it over (within [`ADMIT_WAIT`]).
+    async fn taken(self) -> Option<OwnedSemaphorePermit> {
+        match self {
+            Self::Free(permit) => Some(permit),
+            Self::Heir(handed) => tokio::time::timeout(ADMIT_WAIT, handed).await.ok()?.ok(),
+        }
+    }
+}
+
+/// Refuses a connection beyond the cap: a 503 written without waiting (a client that
+/// reads nothing gets a reset), a log line and a count.
+fn refuse(stream: &TcpStream, peer: SocketAddr, metrics: &Metrics, cap: usize) {
+    metrics.rejected(Reject::ConnectionLimit);
+    tracing::warn!(
+        "refused the connection from {peer}: all {cap} connections held are answering requests"
+    );
+    let _ = stream.try_write(&busy());
+}
+
+/// The connections held, so that the quietest can make room for a new one.
+#[derive(Debug, Default)]
+struct Held {
+    connections: Mutex<(u64, HashMap<u64, Arc<Activity>>)>,
+}
+
+/// A connection closed to make room: who it was, how quiet, and its place to come.
+struct Shed {
+    peer: SocketAddr,
+    quiet: Quiet,
+    place: oneshot::Receiver<OwnedSemaphorePermit>,
+}
+
+impl Held {
+    fn insert(&self, activity: Arc<Activity>) -> u64 {
+        let mut held = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let (next, connections) = &mut *held;
+        *next += 1;
+        connections.insert(*next, activity);
+        *next
+    }
+
+    fn remove(&self, id: u64) {
+        let mut held = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        held.1.remove(&id);
+    }
+
+    /// Closes the connection that has been quiet longest, waiting for a request head
+    /// or idle between requests; none while every one is answering a request.
+    fn shed_quietest(&self) -> Option<Shed> {
+        let held = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let (activity, quiet) = held
+            .1
+            .values()
+            .filter(|activity| !activity.shed.load(Ordering::SeqCst))
+            .filter_map(|activity| Some((activity, activity.quiet()?)))
+            .max_by_key(|(_, quiet)| quiet.duration())?;
+        let (heir, place) = oneshot::channel();
+        *activity.heir.lock().unwrap_or_else(|e| e.into_inner()) = Some(heir);
+        activity.shed.store(true, Ordering::SeqCst);
+        activity.close.notify_one();
+        Some(Shed {
+            peer: activity.peer,
+            quiet,
+            place,
+        })
+    }
+}
+
 /// What a connection is doing, as its watchdog sees it: requests under way, when the
-/// last one ended, and when the bytes of the next one began to arrive.
+/// last one ended, when the bytes of the next one began to arrive, and whether the
+/// client has stopped sending.
 #[derive(Debug)]
 struct Activity {
+    peer: SocketAddr,
     started: Instant,
     /// Milliseconds after `started`.
     last_done: AtomicU64,
     /// Milliseconds after `started`, plus one; 0 while no byte of a next request came.
+    /// It starts at 1: the first request's head is awaited from accept.
     head_started: AtomicU64,
+    /// Milliseconds after `started` of the last byte read.
+    last_read: AtomicU64,
     busy: AtomicUsize,
+    /// The client shut down its sending side after its request: close once answered.
+    done_sending: AtomicBool,
+    /// Picked to make room for a new connection.
+    shed: AtomicBool,
+    /// The connection admitted in its place, to be handed its permit: through the
+    /// semaphore, another accept could take it first.
+    heir: Mutex<Option<oneshot::Sender<OwnedSemaphorePermit>>>,
+    /// Wakes the connection to close it.
+    close: Notify,
+}
+
+/// How long a connection with no request under way has been quiet.
+#[derive(Debug, Clone, Copy)]
+enum Quiet {
+    /// Waiting for a complete request head, since accept or since its first byte.
+    Head(Duration),
+    /// Idle since its last answer.
+    Idle(Duration),
+}
+
+impl Quiet {
+    fn duration(self) -> Duration {
+        match self {
+            Self::Head(quiet) | Self::Idle(quiet) => quiet,
+        }
+    }
+}
+
+impl std::fmt::Display for Quiet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Head(quiet) => write!(f, "no request head for {:.1} s", quiet.as_secs_f64()),
+            Self::Idle(quiet) => write!(f, "idle for {:.1} s", quiet.as_secs_f64()),
+        }
+    }
 }
 
 /// What the watchdog makes of a connection.
@@ -111,27 +257,60 @@ enum Verdict {
     Fine,
     /// A request's head has been arriving for too long: close at once.
     SlowHead,
-    /// No request for too long: close once nothing is under way.
-    Idle,
+    /// No request for too long, or the client sends no more: close once nothing is
+    /// under way.
+    Done,
 }
 
 impl Activity {
+    fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            started: Instant::now(),
+            last_done: AtomicU64::new(0),
+            head_started: AtomicU64::new(1),
+            last_read: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            done_sending: AtomicBool::new(false),
+            shed: AtomicBool::new(false),
+            heir: Mutex::new(None),
+            close: Notify::new(),
+        }
+    }
+
+    /// Gives the connection's permit to the one admitted in its place, if any, or back.
+    fn hand_over(&self, permit: OwnedSemaphorePermit) {
+        let heir = self.heir.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(heir) = heir {
+            // An heir that gave up waiting drops the permit, which returns it.
+            let _ = heir.send(permit);
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn verdict(&self, config: &ServeConfig) -> Verdict {
+    fn since(&self, ms: u64) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(ms))
+    }
+
+    /// How long the connection has been quiet; `None` while a request is under way.
+    fn quiet(&self) -> Option<Quiet> {
         if self.busy.load(Ordering::SeqCst) > 0 {
-            return Verdict::Fine;
+            return None;
         }
-        let now = self.now_ms();
-        let since = |ms: u64| Duration::from_millis(now.saturating_sub(ms));
-        match self.head_started.load(Ordering::SeqCst) {
-            0 if since(self.last_done.load(Ordering::SeqCst)) >= config.idle_timeout => {
-                Verdict::Idle
-            }
-            0 => Verdict::Fine,
-            started if since(started - 1) >= config.header_timeout => Verdict::SlowHead,
+        Some(match self.head_started.load(Ordering::SeqCst) {
+            0 => Quiet::Idle(self.since(self.last_done.load(Ordering::SeqCst))),
+            started => Quiet::Head(self.since(started - 1)),
+        })
+    }
+
+    fn verdict(&self, config: &ServeConfig) -> Verdict {
+        match self.quiet() {
+            Some(Quiet::Head(quiet)) if quiet >= config.header_timeout => Verdict::SlowHead,
+            Some(Quiet::Idle(quiet)) if quiet >= config.idle_timeout => Verdict::Done,
+            Some(_) if self.done_sending.load(Ordering::SeqCst) => Verdict::Done,
             _ => Verdict::Fine,
         }
     }
@@ -150,16 +329,36 @@ impl tokio::io::AsyncRead for Watched {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
+        let activity = self.activity.clone();
+        if activity.done_sending.load(Ordering::SeqCst) {
+            // The watchdog closes the connection once the answer is out.
+            return std::task::Poll::Pending;
+        }
         let before = buf.filled().len();
         let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before && self.activity.busy.load(Ordering::SeqCst) == 0 {
-            let now = self.activity.now_ms().saturating_add(1);
-            let _ = self.activity.head_started.compare_exchange(
-                0,
-                now,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
+        if !matches!(polled, std::task::Poll::Ready(Ok(()))) {
+            return polled;
+        }
+        let now = activity.now_ms();
+        if buf.filled().len() > before {
+            activity.last_read.store(now, Ordering::SeqCst);
+            if activity.busy.load(Ordering::SeqCst) == 0 {
+                let _ = activity.head_started.compare_exchange(
+                    0,
+                    now.saturating_add(1),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+            }
+        } else if buf.remaining() > 0
+            && activity.busy.load(Ordering::SeqCst) > 0
+            && activity.since(activity.last_read.load(Ordering::SeqCst)) < HALF_CLOSE_GRACE
+        {
+            // The end of input right behind the request: the client shut down its
+            // sending side and reads the answer. Passed on, it would make hyper drop
+            // the request as abandoned.
+            activity.done_sending.store(true, Ordering::SeqCst);
+            return std::task::Poll::Pending;
         }
         polled
     }
@@ -202,20 +401,16 @@ impl tokio::io::AsyncWrite for Watched {
 }
 
 /// Serves one connection until it closes, a request's head takes longer than the
-/// header timeout, it idles past the idle timeout, or the server stops.
+/// header timeout, it idles past the idle timeout, it is shed, or the server stops.
 async fn connection(
     stream: TcpStream,
-    peer: SocketAddr,
+    activity: Arc<Activity>,
     app: Router,
     config: &ServeConfig,
+    metrics: &Metrics,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let activity = Arc::new(Activity {
-        started: Instant::now(),
-        last_done: AtomicU64::new(0),
-        head_started: AtomicU64::new(0),
-        busy: AtomicUsize::new(0),
-    });
+    let peer = activity.peer;
     let tracked = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -224,10 +419,9 @@ async fn connection(
         activity.head_started.store(0, Ordering::SeqCst);
         async move {
             let response = app.oneshot(request.map(axum::body::Body::new)).await;
-            let done = activity.started.elapsed().as_millis();
             activity
                 .last_done
-                .store(u64::try_from(done).unwrap_or(u64::MAX), Ordering::SeqCst);
+                .store(activity.now_ms(), Ordering::SeqCst);
             activity.busy.fetch_sub(1, Ordering::SeqCst);
             Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
         }
@@ -250,9 +444,17 @@ async fn connection(
                 }
                 return;
             }
+            () = activity.close.notified() => return,
             () = tokio::time::sleep(WATCH), if !closing => match activity.verdict(config) {
-                Verdict::SlowHead => return,
-                Verdict::Idle => {
+                Verdict::SlowHead => {
+                    metrics.rejected(Reject::HeaderTimeout);
+                    tracing::info!(
+                        "closed the connection from {peer}: no complete request head within {} s",
+                        config.header_timeout.as_secs_f64()
+                    );
+                    return;
+                }
+                Verdict::Done => {
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }

@@ -45,6 +45,12 @@ pub(crate) enum Reject {
     RequestTimeout,
     /// A connection that could not be accepted (out of file descriptors, say).
     AcceptFailed,
+    /// A connection closed because its request head did not arrive within
+    /// `--header-timeout`.
+    HeaderTimeout,
+    /// A connection idle or waiting for a request head, closed at the cap to admit a
+    /// new one.
+    Shed,
 }
 
 impl Reject {
@@ -55,6 +61,8 @@ impl Reject {
             Self::BodyTimeout => "body_timeout",
             Self::RequestTimeout => "request_timeout",
             Self::AcceptFailed => "accept_failed",
+            Self::HeaderTimeout => "header_timeout",
+            Self::Shed => "shed",
         }
     }
 }
@@ -129,6 +137,8 @@ impl Metrics {
             Reject::BodyTimeout,
             Reject::RequestTimeout,
             Reject::AcceptFailed,
+            Reject::HeaderTimeout,
+            Reject::Shed,
         ] {
             let _created = rejected.get_or_create(&CauseLabels {
                 cause: cause.cause(),

@@ -30,7 +30,7 @@ mod predictor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -48,6 +48,7 @@ pub use self::connections::raise_open_file_limit;
 pub use self::error::ServeError;
 pub use self::metrics::Metrics;
 use self::metrics::Reject;
+use self::predictor::Deadline;
 pub use self::predictor::Predictor;
 
 const PAGE: &str = include_str!("../../static/index.html");
@@ -88,12 +89,14 @@ impl Default for ServeConfig {
 #[derive(Debug)]
 struct Shared {
     predictor: Arc<Predictor>,
-    /// One permit per CPU for the CPU-bound work of a request: more at once would not
-    /// go faster, and the cap bounds the memory that images being prepared can take.
-    workers: Semaphore,
-    /// Prediction requests waiting for a worker or working.
+    /// The heavy lane: one permit per CPU but one for the CPU-bound work of requests
+    /// that decode images or hold many items, so that a CPU is left to the light
+    /// requests (a few pixel arrays), which never wait for these. More at once would
+    /// not go faster, and the cap bounds the memory that images being prepared take.
+    heavy: Arc<Semaphore>,
+    /// Heavy requests waiting for a permit or working.
     queued: AtomicUsize,
-    /// `queue_size` plus the workers: how many may be queued.
+    /// `queue_size` plus the heavy lane's permits: how many may be queued.
     capacity: usize,
     config: ServeConfig,
     metrics: Arc<Metrics>,
@@ -108,12 +111,13 @@ impl Shared {
 /// The routes of the service, answering with `predictor` within `config`'s bounds
 /// and counting into `metrics`.
 pub fn router(predictor: Arc<Predictor>, config: ServeConfig, metrics: Arc<Metrics>) -> Router {
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let heavy_lane = cpus.saturating_sub(1).max(1);
     let shared = Arc::new(Shared {
         predictor,
-        workers: Semaphore::new(workers),
+        heavy: Arc::new(Semaphore::new(heavy_lane)),
         queued: AtomicUsize::new(0),
-        capacity: workers + config.queue_size,
+        capacity: heavy_lane + config.queue_size,
         config,
         metrics: metrics.clone(),
     });
@@ -318,6 +322,16 @@ async fn off_runtime<T: Send + 'static>(
         .map_err(|e| RequestError::Internal(e.to_string()))
 }
 
+/// Marks a request's work abandoned when dropped: when its handler is (its client went
+/// away, or its time ran out), the work still under way stops at the next image.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 async fn predict(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -326,6 +340,11 @@ async fn predict(
     let arrived = Instant::now();
     let config = &shared.config;
     let kind = BodyKind::of(&headers)?;
+    // Before the body is asked for, so that a client that sent `Expect: 100-continue`
+    // hears 413 instead of being invited to send it.
+    if api::declared_length(&headers).is_some_and(|length| length > BODY_LIMIT as u64) {
+        return Err(RequestError::TooLarge);
+    }
     let body = match within(config.body_timeout, axum::body::to_bytes(body, BODY_LIMIT)).await {
         None => {
             shared.metrics.rejected(Reject::BodyTimeout);
@@ -334,40 +353,66 @@ async fn predict(
         Some(Err(error)) => return Err(RequestError::from_body_error(&error)),
         Some(Ok(body)) => body,
     };
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let _abandon_on_drop = AbandonOnDrop(abandoned.clone());
+    let deadline = Deadline::new(arrived, config.request_timeout, abandoned);
+    let late = || {
+        shared.metrics.rejected(Reject::RequestTimeout);
+        RequestError::RequestTimeout(config.request_timeout)
+    };
+    let predictor = shared.predictor.clone();
+    // A small JSON body is read where the request is, taking tens of microseconds; a
+    // light request is answered there too: handing it to a blocking thread and back
+    // would cost more than the work itself (a third of the throughput at 32 clients).
+    let read = if matches!(kind, BodyKind::Json) && body.len() <= READ_ON_RUNTIME {
+        let request = predictor.read(kind, body)?;
+        if request.is_light() {
+            let answer = predictor
+                .answer(request, &deadline)
+                .map_err(|error| match error {
+                    RequestError::RequestTimeout(_) => late(),
+                    error => error,
+                })?;
+            shared.metrics.predicted(answer.images());
+            return Ok(Json(answer));
+        }
+        Ok(request)
+    } else {
+        Err(body)
+    };
     if shared.queued.fetch_add(1, Ordering::SeqCst) >= shared.capacity {
         shared.queued.fetch_sub(1, Ordering::SeqCst);
         shared.metrics.rejected(Reject::QueueFull);
         return Err(RequestError::Busy);
     }
     let _queued = Queued(&shared.queued);
-    let late = || {
-        shared.metrics.rejected(Reject::RequestTimeout);
-        RequestError::RequestTimeout(config.request_timeout)
-    };
-    let waiting = config.request_timeout.saturating_sub(arrived.elapsed());
-    let permit = within(waiting, shared.workers.acquire())
+    let permit = within(deadline.left(), shared.heavy.clone().acquire_owned())
         .await
         .ok_or_else(late)?
         .map_err(|e| RequestError::Internal(e.to_string()))?;
-    // The deadline holds up to the work itself, which MAX_BATCH bounds.
-    if arrived.elapsed() > config.request_timeout {
+    if deadline.left().is_zero() {
         return Err(late());
     }
-    let predictor = shared.predictor.clone();
-    // Light work runs where the request is: handing it to a blocking thread and back
-    // would cost more than the work itself (a third of the throughput at 32 clients).
-    let answer = if matches!(kind, BodyKind::Json) && body.len() <= READ_ON_RUNTIME {
-        let request = predictor.read(kind, body)?;
-        if request.is_light() {
-            predictor.answer(request)
-        } else {
-            off_runtime(move || predictor.answer(request)).await?
+    let work = deadline.clone();
+    let answering = off_runtime(move || {
+        // Held until the work stops, cancelled or not: the lane's bound is on CPUs.
+        let _permit = permit;
+        let request = match read {
+            Ok(request) => request,
+            Err(body) => predictor.read(kind, body)?,
+        };
+        predictor.answer(request, &work)
+    });
+    let answer = match within(deadline.left(), answering).await {
+        None => {
+            deadline.abandon();
+            return Err(late());
         }
-    } else {
-        off_runtime(move || predictor.read(kind, body).and_then(|r| predictor.answer(r))).await?
+        Some(answer) => answer?.map_err(|error| match error {
+            RequestError::RequestTimeout(_) => late(),
+            error => error,
+        })?,
     };
-    drop(permit);
-    let answer = answer?;
     shared.metrics.predicted(answer.images());
     Ok(Json(answer))
 }

@@ -2,6 +2,9 @@
 //! arrays or images) into the network's input, and answers with its predictions.
 
 use std::io::Cursor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use base64::Engine;
@@ -38,6 +41,45 @@ impl Request {
                 items.len() <= LIGHT_ITEMS && items.iter().all(|item| item.image.is_none())
             }
         }
+    }
+}
+
+/// When a request's work stops: at its deadline, or once its handler has given up on
+/// it. Checked between images, the unit of work that cannot be cut.
+#[derive(Debug, Clone)]
+pub(super) struct Deadline {
+    at: Instant,
+    limit: Duration,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Deadline {
+    /// `limit` after `arrived`, or sooner once `abandoned` is set.
+    pub(super) fn new(arrived: Instant, limit: Duration, abandoned: Arc<AtomicBool>) -> Self {
+        Self {
+            at: arrived + limit,
+            limit,
+            abandoned,
+        }
+    }
+
+    /// The time left; zero once the work is to stop.
+    pub(super) fn left(&self) -> Duration {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return Duration::ZERO;
+        }
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    pub(super) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), RequestError> {
+        if self.left().is_zero() {
+            return Err(RequestError::RequestTimeout(self.limit));
+        }
+        Ok(())
     }
 }
 
@@ -123,8 +165,12 @@ impl Predictor {
     }
 
     /// Answers a request: decodes and prepares its images, checks its pixel arrays,
-    /// and runs the forward pass.
-    pub(super) fn answer(&self, request: Request) -> Result<Answer, RequestError> {
+    /// and runs the forward pass, unless `deadline` passes first.
+    pub(super) fn answer(
+        &self,
+        request: Request,
+        deadline: &Deadline,
+    ) -> Result<Answer, RequestError> {
         let (inputs, batch) = match request {
             Request::Image(bytes) => (vec![self.image_input(&bytes)?], false),
             Request::Items { items, batch } => {
@@ -132,6 +178,7 @@ impl Predictor {
                     .into_iter()
                     .enumerate()
                     .map(|(index, item)| {
+                        deadline.check()?;
                         self.item_input(item)
                             .map_err(|source| in_batch(batch, index, source))
                     })
@@ -139,6 +186,7 @@ impl Predictor {
                 (inputs, batch)
             }
         };
+        deadline.check()?;
         let (rows, from_image): (Vec<Vec<f32>>, Vec<bool>) = inputs
             .into_iter()
             .map(|input| (input.pixels, input.from_image))
@@ -241,6 +289,25 @@ mod tests {
         Predictor::new(config.init(&device), &config, device)
     }
 
+    fn no_deadline() -> Deadline {
+        Deadline::new(Instant::now(), Duration::from_secs(3600), Arc::default())
+    }
+
+    #[test]
+    fn work_stops_between_images_once_abandoned() {
+        let pixels = format!("{{\"pixels\": {:?}}}", vec![0.5_f32; 784]);
+        let batch = format!("[{}]", [pixels.as_str(); 3].join(","));
+        let deadline = no_deadline();
+        assert!(
+            predictor()
+                .answer(read(&batch).expect("a batch"), &deadline)
+                .is_ok()
+        );
+        deadline.abandon();
+        let stopped = predictor().answer(read(&batch).expect("a batch"), &deadline);
+        assert!(matches!(stopped, Err(RequestError::RequestTimeout(_))));
+    }
+
     fn read(body: &str) -> Result<Request, RequestError> {
         predictor().read(BodyKind::Json, Bytes::from(body.to_string()))
     }
@@ -269,14 +336,17 @@ mod tests {
         let error = read(r#"[{"pixels": [0.5]}, {"pixel": [0.5]}]"#).expect_err("a misspelt key");
         assert!(error.to_string().starts_with("item 1: "), "{error}");
         let request = read(r#"[{"pixels": [0.5]}]"#).expect("a batch");
-        let error = predictor().answer(request).expect_err("too few pixels");
+        let error = predictor()
+            .answer(request, &no_deadline())
+            .expect_err("too few pixels");
         assert!(
             error
                 .to_string()
                 .starts_with("item 0: `pixels` has 1 values"),
             "{error}"
         );
-        let error = read(r#"{"pixels": [0.5]}"#).and_then(|r| predictor().answer(r));
+        let error =
+            read(r#"{"pixels": [0.5]}"#).and_then(|r| predictor().answer(r, &no_deadline()));
         assert!(
             error
                 .expect_err("too few pixels")

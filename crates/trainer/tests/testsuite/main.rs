@@ -18,6 +18,7 @@ mod onnx_export;
 mod reliability;
 mod scale_out;
 mod serve_api;
+mod serve_hostile;
 mod serve_ops;
 mod slurm;
 #[cfg(feature = "wgpu")]

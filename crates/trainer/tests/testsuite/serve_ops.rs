@@ -86,10 +86,22 @@ fn half_sent_requests_time_out_while_a_normal_client_is_served() {
 #[test]
 fn a_flood_beyond_the_cap_leaves_the_admitted_connections_served() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (server, _, _) =
-        untrained_server(tmp.path(), "true", &["--max-connections", "20", "--quiet"]);
+    let (server, _, log) = untrained_server(tmp.path(), "true", &["--max-connections", "20"]);
+    // Each admitted connection is at work: its request's body is on its way, so none
+    // can be shed to make room.
+    let body = pixels_body(1);
+    let (first, rest) = body.split_at(10);
     let mut admitted: Vec<TcpStream> = (0..20)
-        .map(|_| TcpStream::connect(&server.addr).expect("connects"))
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).expect("connects");
+            let head = format!(
+                "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).expect("head");
+            stream.write_all(first).expect("a first part of the body");
+            stream
+        })
         .collect();
     // Let the server take them in before the flood arrives.
     std::thread::sleep(Duration::from_millis(300));
@@ -97,7 +109,7 @@ fn a_flood_beyond_the_cap_leaves_the_admitted_connections_served() {
     for _ in 0..100 {
         let mut extra = TcpStream::connect(&server.addr).expect("the kernel accepts");
         extra
-            .set_read_timeout(Some(Duration::from_secs(2)))
+            .set_read_timeout(Some(Duration::from_secs(3)))
             .expect("timeout");
         let mut answer = String::new();
         let _ = extra.read_to_string(&mut answer);
@@ -105,9 +117,7 @@ fn a_flood_beyond_the_cap_leaves_the_admitted_connections_served() {
     }
     assert_eq!(refused, 100, "every connection over the cap is turned away");
     for stream in &mut admitted {
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .expect("send");
+        stream.write_all(rest).expect("the rest of the body");
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
@@ -119,6 +129,14 @@ fn a_flood_beyond_the_cap_leaves_the_admitted_connections_served() {
             String::from_utf8_lossy(&buffer[..n])
         );
     }
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        logged
+            .matches("refused the connection from 127.0.0.1:")
+            .count(),
+        100,
+        "every refusal is logged: {logged}"
+    );
     drop(admitted);
     std::thread::sleep(Duration::from_millis(500));
     let (_, metrics) = server.get("/metrics");

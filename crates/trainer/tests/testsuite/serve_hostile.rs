@@ -1,0 +1,230 @@
+//! `trainer serve` against clients that hold it up: thousands of connections that send
+//! nothing, heavy image batches beside light pixel requests, requests past their time,
+//! clients that give up or only half close, and bodies announced too large.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::common::{self, served::Served};
+
+/// A server of an untrained run in `dir/run` with `flags`, its log in `dir/server.log`.
+fn server(dir: &Path, flags: &[&str]) -> Served {
+    let run = common::untrained_run(&dir.join("run"));
+    Served::start(run.root(), "true", flags, &dir.join("server.log"))
+}
+
+fn log(dir: &Path) -> String {
+    // The log is written in batches, a few milliseconds behind.
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::read_to_string(dir.join("server.log")).expect("log")
+}
+
+fn pixels_request() -> Vec<u8> {
+    let body = format!("{{\"pixels\": [{}]}}", vec!["0.5"; 784].join(","));
+    let mut request = format!(
+        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    request
+}
+
+/// A JSON batch of `images` base64 PNGs, 4096x4096 and 16-bit, each a dark square on
+/// white: small to send, a fraction of a second each to decode and prepare.
+fn heavy_request(images: usize) -> Vec<u8> {
+    let side = 4096;
+    let picture = image::ImageBuffer::from_fn(side, side, |x, y| {
+        let ink = (1500..2600).contains(&x) && (1000..3000).contains(&y);
+        image::Luma([if ink { 0u16 } else { u16::MAX }])
+    });
+    let mut png = Vec::new();
+    image::DynamicImage::ImageLuma16(picture)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encode");
+    let item = format!(
+        "{{\"image\": \"{}\"}}",
+        base64::engine::general_purpose::STANDARD.encode(&png)
+    );
+    let body = format!("[{}]", vec![item; images].join(","));
+    let mut request = format!(
+        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body.as_bytes());
+    request
+}
+
+/// Sends `request` on a new connection; the connection, to read the answer from.
+fn send(server: &Served, request: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(&server.addr).expect("connects");
+    stream.write_all(request).expect("send");
+    stream
+}
+
+/// The status of the answer on `stream`, read within `limit`; 0 if none came.
+fn status(stream: &mut TcpStream, limit: Duration) -> u16 {
+    stream.set_read_timeout(Some(limit)).expect("timeout");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_thousand_silent_connections_leave_health_checks_and_predictions_answered() {
+    rlimit::increase_nofile_limit(8192).expect("open-file limit");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = server(tmp.path(), &[]);
+    let mut silent = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for round in 0..20 {
+        silent.extend((0..100).map(|_| TcpStream::connect(&served.addr).expect("connects")));
+        let started = Instant::now();
+        let (health, _) = served.get("/healthz");
+        let mut asked = send(&served, &pixels_request());
+        let predicted = status(&mut asked, Duration::from_secs(5));
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(
+            (health, predicted),
+            (200, 200),
+            "after {} silent",
+            100 * (round + 1)
+        );
+    }
+    eprintln!("2,000 silent connections: slowest /healthz + /api/predict pair {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    let logged = log(tmp.path());
+    assert!(logged.contains("no request head for"), "sheds are logged");
+    let (_, metrics) = served.get("/metrics");
+    assert!(
+        !metrics.contains(r#"trainer_rejected_total{cause="shed"} 0"#),
+        "sheds are counted: {metrics}"
+    );
+}
+
+#[test]
+fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = server(
+        tmp.path(),
+        &["--header-timeout", "1", "--idle-timeout", "60"],
+    );
+    let mut silent = TcpStream::connect(&served.addr).expect("connects");
+    let started = Instant::now();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buffer = [0u8; 16];
+    let closed = matches!(silent.read(&mut buffer), Ok(0) | Err(_));
+    assert!(closed && started.elapsed() < Duration::from_secs(15));
+    assert!(log(tmp.path()).contains("no complete request head within 1 s"));
+}
+
+#[test]
+fn light_requests_do_not_wait_behind_heavy_batches() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = server(tmp.path(), &["--quiet"]);
+    let heavy = heavy_request(14);
+    let mut batches: Vec<TcpStream> = (0..4).map(|_| send(&served, &heavy)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut latencies = Vec::new();
+    for _ in 0..100 {
+        let started = Instant::now();
+        let mut asked = send(&served, &pixels_request());
+        assert_eq!(status(&mut asked, Duration::from_secs(10)), 200);
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let batches_started = Instant::now();
+    let heavy_statuses: Vec<u16> = batches
+        .iter_mut()
+        .map(|batch| status(batch, Duration::from_secs(120)))
+        .collect();
+    eprintln!(
+        "pixel requests beside 4 heavy batches: median {:?}, p99 {:?}; the batches ended {:?} after",
+        latencies[50],
+        latencies[98],
+        batches_started.elapsed()
+    );
+    assert!(
+        heavy_statuses.iter().all(|s| *s == 200),
+        "{heavy_statuses:?}"
+    );
+    // The batches were still at work when the light requests were done: had those
+    // queued behind them, they would have waited for the batches' seconds of work.
+    assert!(
+        batches_started.elapsed() > latencies[98],
+        "the batches ended before the light requests did"
+    );
+}
+
+#[test]
+fn the_request_timeout_bounds_the_work_and_a_client_that_leaves_is_logged_499() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = server(tmp.path(), &["--request-timeout", "1"]);
+    let heavy = heavy_request(14);
+    let started = Instant::now();
+    let mut late = send(&served, &heavy);
+    assert_eq!(status(&mut late, Duration::from_secs(30)), 503);
+    let took = started.elapsed();
+    eprintln!("14 images with --request-timeout 1: 503 after {took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    let patient_dir = tmp.path().join("patient");
+    std::fs::create_dir(&patient_dir).expect("mkdir");
+    let patient = server(&patient_dir, &[]);
+    let leaving = send(&patient, &heavy);
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(leaving);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, metrics) = served.get("/metrics");
+    assert!(
+        metrics.contains(r#"trainer_rejected_total{cause="request_timeout"} 1"#),
+        "{metrics}"
+    );
+    let (_, metrics) = patient.get("/metrics");
+    assert!(
+        metrics.contains(r#"trainer_http_requests_total{path="/api/predict",status="499"} 1"#),
+        "{metrics}"
+    );
+    assert!(log(&patient_dir).contains("status=499"));
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_is_answered() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = server(tmp.path(), &["--quiet"]);
+    for request in [pixels_request(), heavy_request(1)] {
+        for _ in 0..10 {
+            let mut stream = send(&served, &request);
+            stream.shutdown(Shutdown::Write).expect("half close");
+            assert_eq!(status(&mut stream, Duration::from_secs(30)), 200);
+        }
+    }
+}
+
+#[test]
+fn a_body_announced_over_the_limit_is_refused_before_it_is_sent() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = server(tmp.path(), &["--quiet"]);
+    let mut stream = send(
+        &served,
+        b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(status(&mut stream, Duration::from_secs(5)), 413);
+}
