@@ -16,7 +16,7 @@ use super::{SweepError, SweepRequest};
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::RunDir;
-use crate::stop::StopSignals;
+use crate::stop::{SWEEP_RUNNER, StopSignals};
 
 const PLAN: &str = "trial.json";
 const LOG: &str = "train.log";
@@ -131,6 +131,7 @@ pub(crate) fn run_trial(
     let attempt_start = log.metadata().map_or(0, |m| m.len());
 
     let mut command = Command::new(&request.trainer);
+    command.env(SWEEP_RUNNER, std::process::id().to_string());
     command.arg("train").arg("--run").arg(&dir).arg("--no-test");
     if run.holds_checkpoint() {
         // Continue an interrupted trial where it stopped.

@@ -526,3 +526,57 @@ fn labels_that_name_no_classes_are_refused_unless_the_class_count_is_set() {
     let set = train(&stray, &["--set", "num_classes=256"]);
     assert!(set.status.success(), "{}", common::stderr(&set));
 }
+
+#[test]
+fn a_sweep_runner_killed_outright_takes_its_running_trial_with_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spec = tmp.path().join("sweep.json");
+    std::fs::write(
+        &spec,
+        r#"{"base": {"epochs": 5000, "limit_train": 3000, "split": {"valid_size": 1000}},
+            "parameters": {"lr": [0.001, 0.003]}}"#,
+    )
+    .expect("write sweep file");
+    let dir = tmp.path().join("sweep");
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["sweep", "--config", path_str(&spec), "--data-dir"])
+        .arg(mnist_dir())
+        .args(["--run", path_str(&dir)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the sweep starts");
+    // The trial's process ID, once it has written its lock and a checkpoint.
+    let waited = std::time::Instant::now();
+    let (trial_dir, trial) = loop {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(120),
+            "no trial started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let Some(trial_dir) = std::fs::read_dir(&dir).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .find(|path| path.join("checkpoint/model-1.bpk").exists())
+        }) else {
+            continue;
+        };
+        let pid = std::fs::read_to_string(trial_dir.join(".lock")).expect("the trial's lock");
+        break (trial_dir, pid.trim().parse::<i32>().expect("a process ID"));
+    };
+    let running = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    };
+    assert!(running(trial), "the trial runs");
+    runner.kill().expect("SIGKILL to the runner");
+    runner.wait().expect("reaped");
+    let killed = std::time::Instant::now();
+    while running(trial) && killed.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!running(trial), "the trial trains on without its runner");
+    let log = std::fs::read_to_string(trial_dir.join("train.log")).expect("train.log");
+    assert!(log.contains("SIGTERM"), "the trial stopped as asked: {log}");
+}
