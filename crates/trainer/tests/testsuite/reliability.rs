@@ -87,7 +87,7 @@ fn killed_mid_epoch_then_resumed_ends_exactly_like_an_uninterrupted_run() {
         .expect("checkpoint/")
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".tmp"))
+        .filter(|name| name.ends_with(".tmp") || name.ends_with(".partial"))
         .collect();
     assert!(scratch.is_empty(), "{scratch:?}");
 
