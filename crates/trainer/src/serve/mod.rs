@@ -56,17 +56,18 @@ const PAGE: &str = include_str!("../../static/index.html");
 /// The bounds the service holds its clients to. Each is a flag of `trainer serve`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
-    /// Connections held at once; one more gets a 503 and is closed.
+    /// Connections held at once; one more sheds the quietest idle or head-less one,
+    /// or gets a 503 and is closed.
     pub max_connections: usize,
-    /// Time a request's headers may take to arrive.
+    /// Time from accept, or from the previous answer, to a complete request head.
     pub header_timeout: Duration,
     /// Time a request's body may take to arrive.
     pub body_timeout: Duration,
     /// Time a connection may sit without a request before it is closed.
     pub idle_timeout: Duration,
-    /// Time from a prediction request's arrival to its answer.
+    /// Time from a prediction request's arrival to its answer, all its work included.
     pub request_timeout: Duration,
-    /// Prediction requests that may wait for a free CPU; more get a 503.
+    /// Heavy prediction requests that may wait for a CPU; more get a 503.
     pub queue_size: usize,
 }
 

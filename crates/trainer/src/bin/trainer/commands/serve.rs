@@ -23,10 +23,11 @@ pub struct ServeArgs {
     /// Device of a GPU backend to compute on, as for the other commands.
     #[arg(long, value_name = "DEVICE")]
     device: Option<String>,
-    /// Connections held at once; one more is answered 503 and closed.
+    /// Connections held at once; one more takes the place of the quietest idle or
+    /// head-less one, or is answered 503 when all are answering requests.
     #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
-    /// Seconds a request's headers may take to arrive.
+    /// Seconds from accept, or from the previous answer, to a complete request head.
     #[arg(long, value_name = "S", default_value_t = 5.0, value_parser = seconds)]
     header_timeout: f64,
     /// Seconds a request's body (at most 4 MiB) may take to arrive; then 408.
@@ -35,11 +36,12 @@ pub struct ServeArgs {
     /// Seconds a connection may sit without a request before it is closed.
     #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = seconds)]
     idle_timeout: f64,
-    /// Seconds from a prediction request's arrival to its answer; then 503.
+    /// Seconds from a prediction request's arrival to its answer, decoding and
+    /// prediction included; then 503.
     #[arg(long, value_name = "S", default_value_t = 30.0, value_parser = seconds)]
     request_timeout: f64,
-    /// Prediction requests that may wait for a free CPU; more are answered 503 with
-    /// Retry-After.
+    /// Heavy prediction requests (images, big batches) that may wait for a CPU; more
+    /// are answered 503 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 64)]
     queue_size: u32,
     /// Log lines on stderr as text or as JSON objects.
