@@ -4,7 +4,11 @@
 # ratios. Installs PyTorch into bench/.venv first if it is missing (pip; the PyPI wheel
 # pulls CUDA libraries, ~5 GB; it serves this benchmark only, never the tests).
 #
-#   bench/compare.sh [--data-dir DIR] [--epochs N] [--skip-reference]
+#   bench/compare.sh [--data-dir DIR] [--epochs N] [--cnn-epochs N] [--skip-reference] [--skip-cnn]
+#
+# The second table sets the CNN (configs/mnist-cnn.json, --cnn-epochs epochs, default
+# 1) beside the same network in preloaded PyTorch (bench/pytorch_cnn.py) on 1 and 2
+# threads.
 #
 # PyTorch's OpenMP threads spin while they wait; on a 2-core machine shared with
 # anything else that slows it down badly, so the references run with
@@ -16,13 +20,17 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 data_dir="${MNIST_DATA_DIR:-../shared/data/mnist}"
 epochs=5
+cnn_epochs=1
 reference=1
+cnn=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --data-dir) data_dir="$2"; shift 2 ;;
     --epochs) epochs="$2"; shift 2 ;;
+    --cnn-epochs) cnn_epochs="$2"; shift 2 ;;
     --skip-reference) reference=0; shift ;;
-    *) echo "error: unknown argument $1; use --data-dir DIR, --epochs N, --skip-reference" >&2; exit 2 ;;
+    --skip-cnn) cnn=0; shift ;;
+    *) echo "error: unknown argument $1; use --data-dir DIR, --epochs N, --cnn-epochs N, --skip-reference, --skip-cnn" >&2; exit 2 ;;
   esac
 done
 [ -d "$data_dir" ] || { echo "error: no MNIST directory $data_dir; pass --data-dir DIR" >&2; exit 1; }
@@ -68,13 +76,18 @@ measure fast_one env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_fa
 if [ "$reference" = 1 ]; then
   measure reference env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_reference.py --data-dir "$data_dir" --epochs "$epochs"
 fi
+if [ "$cnn" = 1 ]; then
+  measure burn_cnn "$trainer" bench --config configs/mnist-cnn.json --data-dir "$data_dir" --epochs "$cnn_epochs"
+  measure cnn_two env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_cnn.py --data-dir "$data_dir" --epochs "$cnn_epochs" --threads 2
+  measure cnn_one env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_cnn.py --data-dir "$data_dir" --epochs "$cnn_epochs" --threads 1
+fi
 
 "$venv/bin/python" - "$results" <<'EOF'
 import json, os, platform, sys
 
 results = sys.argv[1]
 runs = {}
-for name in ("burn", "fast", "fast_spin", "fast_one", "reference"):
+for name in ("burn", "fast", "fast_spin", "fast_one", "reference", "burn_cnn", "cnn_two", "cnn_one"):
     path = os.path.join(results, name + ".json")
     if os.path.exists(path) and os.path.getsize(path) > 0:
         runs[name] = json.load(open(path))
@@ -96,7 +109,7 @@ def cell(run, key, fmt):
     value = run.get(key)
     return "-" if value is None else fmt.format(value)
 
-def ratio(other, key, better):
+def ratio(other, key, better, burn=burn):
     mine, theirs = burn.get(key), other.get(key)
     if not mine or not theirs or key == "test_accuracy":
         return ""
@@ -130,4 +143,19 @@ for label, key, better, fmt in rows:
     table.append([label, cell(burn, key, fmt)] + [cell(runs[n], key, fmt) + ratio(runs[n], key, better) for n in names])
 for row in table:
     print("| " + " | ".join(row) + " |")
+
+if "burn_cnn" in runs:
+    cnn = runs["burn_cnn"]
+    peers = [n for n in ("cnn_two", "cnn_one") if n in runs]
+    cnn_labels = {"cnn_two": "PyTorch CNN (2 threads)", "cnn_one": "PyTorch CNN (1 thread)"}
+    print()
+    print(f"CNN ({cnn['network']}), epochs: {cnn['epochs']}")
+    print()
+    header = ["measure", f"Burn {cnn['implementation'].split('-', 1)[1]}"] + [cnn_labels[n] for n in peers]
+    table = [header, ["---"] * len(header)]
+    for label, key, better, fmt in rows:
+        table.append([label, cell(cnn, key, fmt)]
+                     + [cell(runs[n], key, fmt) + ratio(runs[n], key, better, cnn) for n in peers])
+    for row in table:
+        print("| " + " | ".join(row) + " |")
 EOF

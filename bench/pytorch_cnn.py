@@ -11,7 +11,9 @@ pytorch_fast.py does.
 The second form loads the safetensors file into `Cnn` with load_state_dict (strict),
 and prints its test accuracy: what `trainer eval` says of the run it came from.
 
-Per-epoch lines go to stderr; the last stdout line is one JSON object.
+Per-epoch lines go to stderr; the last stdout line is one JSON object with the keys
+of `trainer bench` (evaluation at batch 1000 and batch-1 latency included), so that
+`compare.sh` sets it beside `trainer bench --config configs/mnist-cnn.json`.
 """
 
 import time
@@ -78,6 +80,7 @@ def main():
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--check-export", metavar="FILE", default=None)
     args = p.parse_args()
+    started = C.process_start_time(_T0)
     data_dir = C.resolve_data_dir(args.data_dir)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -93,10 +96,13 @@ def main():
         print(json.dumps({"export": args.check_export, "test_accuracy": accuracy(model, x_test, y_test)}))
         return
 
+    loading = time.perf_counter()
     x_all, y_all = load(data_dir, f["train_images"], f["train_labels"])
     perm = torch.randperm(x_all.shape[0], generator=C.split_generator(42))
     train = perm[: C.TRAIN_SIZE]
     x_train, y_train = x_all[train], y_all[train]
+    data_load_seconds = time.perf_counter() - loading
+    startup_to_first_step = None
 
     model = Cnn()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.002)
@@ -114,21 +120,22 @@ def main():
             loss.backward()
             optimizer.step()
             schedule.step()
+            if startup_to_first_step is None:
+                startup_to_first_step = time.time() - started
         epoch_times.append(time.perf_counter() - t)
         C.log("epoch %d/%d: last loss %.4f, %.1fs" % (epoch, args.epochs, loss.item(), epoch_times[-1]))
-    print(
-        json.dumps(
-            {
-                "implementation": "pytorch-cnn",
-                "epochs": args.epochs,
-                "epoch_seconds": C.median_or_none(epoch_times),
-                "train_images_per_second": x_train.shape[0] / C.median_or_none(epoch_times),
-                "test_accuracy": accuracy(model, x_test, y_test),
-                "threads": torch.get_num_threads(),
-            }
-        )
+    C.finish(
+        implementation="pytorch-cnn",
+        epochs=args.epochs,
+        model=model,
+        evaluate_test=lambda: accuracy(model, x_test, y_test),
+        latency_input=x_test[0:1].clone(),
+        train_images=x_train.shape[0],
+        test_images=x_test.shape[0],
+        epoch_times=epoch_times,
+        startup_to_first_step=startup_to_first_step,
+        data_load_seconds=data_load_seconds,
     )
-
 
 if __name__ == "__main__":
     main()

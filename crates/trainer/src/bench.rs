@@ -25,6 +25,9 @@ use crate::train::{TrainRequest, train};
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub(crate) implementation: String,
+    /// The network timed, as `train` names it (`784-64-64-10`,
+    /// `conv16k5bn+pool2-conv32k5bn+pool2-1568-128-10`).
+    pub(crate) network: String,
     pub(crate) epochs: usize,
     /// Median over epochs of the training pass alone (validation excluded).
     pub(crate) epoch_seconds: f64,
@@ -49,9 +52,10 @@ const WARM_UP_CALLS: usize = 100;
 const EVAL_PASSES: usize = 25;
 const EVAL_BATCH: usize = 1000;
 
-/// Trains the tutorial's configuration for `epochs` epochs in a scratch directory and
-/// measures it; `process_age` tells how long the process has existed.
+/// Trains `config` (the tutorial's by default) for `epochs` epochs in a scratch
+/// directory and measures it; `process_age` tells how long the process has existed.
 pub fn run_bench(
+    config: TrainingConfig,
     data_dir: Option<PathBuf>,
     epochs: usize,
     backend: &Backend,
@@ -64,7 +68,7 @@ pub fn run_bench(
     let run_dir = RunDir::new(scratch.path().join("bench"));
     let report = train(
         TrainRequest {
-            config: TrainingConfig::new().with_epochs(epochs),
+            config: config.with_epochs(epochs),
             data_dir,
             run_dir: run_dir.clone(),
             resume: false,
@@ -88,7 +92,7 @@ pub fn run_bench(
     let train_images = report.train_images as f64;
 
     // Prediction is timed on the saved model, loaded as `predict` and `serve` load it.
-    let (_, model) = run_dir.load_model(&backend.device)?;
+    let (trained, model) = run_dir.load_model(&backend.device)?;
     let test = &report.test_set;
     let classifier = Classifier::new(model, &backend.device);
     let eval_images_per_second = eval_throughput(&classifier, test)?;
@@ -96,6 +100,7 @@ pub fn run_bench(
     let (latency_median, latency_p99) = latency(&classifier, &first_image)?;
     Ok(BenchReport {
         implementation: format!("burn-{}", backend.name),
+        network: trained.model.architecture(),
         epochs,
         epoch_seconds,
         train_images_per_second: train_images / epoch_seconds,

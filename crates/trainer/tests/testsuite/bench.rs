@@ -14,6 +14,7 @@ fn bench_prints_one_json_object_with_every_measurement() {
     assert_eq!(out.lines().count(), 1, "stdout holds the JSON alone: {out}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(report["implementation"], "burn-flex");
+    assert_eq!(report["network"], "784-64-64-10");
     assert_eq!(report["epochs"], 1);
     let positive = [
         "epoch_seconds",
@@ -62,4 +63,35 @@ fn bench_prints_one_json_object_with_every_measurement() {
     );
     // The training lines went to stderr.
     assert!(stderr(&output).contains("epoch 1/1"), "{}", stderr(&output));
+}
+
+#[test]
+fn bench_times_the_configuration_it_is_given() {
+    let data_dir = mnist_dir();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = tmp.path().join("small-cnn.json");
+    std::fs::write(
+        &config,
+        r#"{"model": {"kind": "cnn", "conv": [{"channels": 4, "kernel_size": 3, "padding": 1, "pool": 2}],
+                      "hidden_sizes": [16]},
+            "limit_train": 2000, "epochs": 7}"#,
+    )
+    .expect("write config");
+    let output = trainer(&[
+        "bench",
+        "--config",
+        path_str(&config),
+        "--data-dir",
+        path_str(&data_dir),
+        "--epochs",
+        "1",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(report["epochs"], 1, "--epochs wins over the file: {report}");
+    let network = report["network"].as_str().expect("network");
+    assert_eq!(network, "conv4k3+pool2-784-16-10", "{report}");
+    let missing = trainer(&["bench", "--config", "no/such.json"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("no/such.json"), "{}", stderr(&missing));
 }
