@@ -1,8 +1,9 @@
 //! Every hand-written loop of the project, each tested against Burn's own ops:
 //!
 //! - Burn backend extensions, each with its backward pass where it is differentiated:
-//!   [`linear`] (a layer's product, bias and ReLU), [`adam`] (Adam's step in one pass)
-//!   and [`cross_entropy`] (the loss from logits). On flex they run kernels of their
+//!   [`linear`] (a layer's product, bias and ReLU), [`conv`] (a convolution as one
+//!   matrix product per pass), [`adam`] (Adam's step in one pass) and
+//!   [`cross_entropy`] (the loss from logits). On flex they run kernels of their
 //!   own; other backends run Burn's ops, the same arithmetic.
 //! - Loops over plain slices: [`gather`] (pixel bytes to a batch's floats) and
 //!   [`dense`] (an MLP's inference).
@@ -14,6 +15,7 @@
 #![cfg_attr(feature = "ndarray", allow(deprecated))]
 
 pub mod adam;
+pub mod conv;
 pub mod cross_entropy;
 pub mod dense;
 #[cfg(feature = "flex")]

@@ -5,6 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
 use burn::prelude::*;
+use kernels::conv::conv2d_forward;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
@@ -190,7 +191,7 @@ impl ConvBlock {
     /// - returns: `[batch, channels, height', width']`, `height'` being
     ///   `(height + 2 * padding - kernel_size + 1) / pool`, and likewise `width'`
     pub fn forward(&self, maps: Tensor<4>) -> Tensor<4> {
-        let maps = self.conv.forward(maps);
+        let maps = conv2d_forward(&self.conv, maps);
         let maps = match &self.norm {
             Some(norm) => norm.forward(maps),
             None => maps,

@@ -20,6 +20,14 @@ fn the_fused_linear_computes_as_burns_linear_and_relu_through_its_generic_path()
 }
 
 #[test]
+fn the_convolution_computes_as_burns_conv2d_through_its_generic_path() {
+    for seed in 0..2 {
+        let [ours, burns] = crate::conv::side_by_side(seed, true, &device());
+        crate::linear::assert_close(&ours, &burns, 1e-4, &format!("seed {seed}"));
+    }
+}
+
+#[test]
 fn the_fused_cross_entropy_computes_as_burns_through_its_generic_path() {
     for seed in 0..2 {
         let [ours, burns] = crate::cross_entropy::side_by_side(seed, &device());

@@ -93,5 +93,9 @@ fn bench_times_the_configuration_it_is_given() {
     assert_eq!(network, "conv4k3+pool2-784-16-10", "{report}");
     let missing = trainer(&["bench", "--config", "no/such.json"]);
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("no/such.json"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("no/such.json"),
+        "{}",
+        stderr(&missing)
+    );
 }
