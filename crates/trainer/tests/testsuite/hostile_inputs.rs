@@ -1,0 +1,143 @@
+//! Inputs made to hurt: data and weight files whose headers promise gigabytes, names
+//! carrying terminal escape sequences, absurd settings, and writers that meet. Each
+//! is refused in one line, or served, without taking more memory than the data it
+//! really uses; memory is measured on the `trainer` process itself.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::common::{self, assert_clean_failure, mnist_dir, path_str, stdout, tiny_mnist};
+
+/// Runs `trainer` with `args` (without inherited data settings), polling its peak
+/// resident memory (VmHWM) until it exits; returns its output and the largest peak
+/// seen, in MB. Memory grows by at most a few GB a second, so polls 5 ms apart see a
+/// process pass a bound of hundreds of MB, however soon after it ends.
+fn with_peak_rss(args: &[&str]) -> (Output, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env_remove("MNIST_DATA_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the trainer binary runs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).expect("reads the pipe");
+            bytes
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("piped")));
+    let err = drain(Box::new(child.stderr.take().expect("piped")));
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        let hwm = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            });
+        peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        if let Some(status) = child.try_wait().expect("waits") {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let output = Output {
+        status,
+        stdout: out.join().expect("stdout read"),
+        stderr: err.join().expect("stderr read"),
+    };
+    (output, peak_kib / 1024)
+}
+
+fn gzip_file(path: &Path) -> flate2::write::GzEncoder<std::fs::File> {
+    let file = std::fs::File::create(path).expect("create");
+    flate2::write::GzEncoder::new(file, flate2::Compression::fast())
+}
+
+/// A gzip labels file of `count` labels, `i % 10`.
+fn write_labels(path: &Path, count: u32) {
+    let labels: Vec<u8> = (0..count).map(|i| (i % 10) as u8).collect();
+    let mut gz = gzip_file(path);
+    gz.write_all(&common::idx(0x801, &[count], &labels))
+        .expect("write");
+    gz.finish().expect("finish");
+}
+
+#[test]
+fn a_gzip_file_of_a_million_images_costs_a_limited_run_only_the_images_it_uses() {
+    const COUNT: u32 = 1_000_000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    tiny_mnist(dir, false);
+    // 784 MB of blank images, a few MB of gzip.
+    let images = dir.join("train-images-idx3-ubyte");
+    let mut gz = gzip_file(&images);
+    gz.write_all(&common::idx(0x803, &[COUNT, 28, 28], &[]))
+        .expect("write");
+    let blank = vec![0u8; 784 * 1000];
+    for _ in 0..COUNT / 1000 {
+        gz.write_all(&blank).expect("write");
+    }
+    gz.finish().expect("finish");
+    write_labels(&dir.join("train-labels-idx1-ubyte"), COUNT);
+    assert!(std::fs::metadata(&images).expect("stat").len() < 20_000_000);
+
+    let run = dir.join("run");
+    let (trained, peak_mb) = with_peak_rss(&[
+        "train",
+        "--data-dir",
+        path_str(dir),
+        "--run",
+        path_str(&run),
+        "--limit-train",
+        "3000",
+        "--epochs",
+        "1",
+    ]);
+    assert!(trained.status.success(), "{}", common::stderr(&trained));
+    let said = stdout(&trained);
+    assert!(
+        said.contains("1000000 training and 5 test images")
+            && said.contains("training on 3000 images, validating on 5000"),
+        "{said}"
+    );
+    println!("a limited run on a million images peaked at {peak_mb} MB");
+    // The 8,000 images it uses are 6 MB; all of them would be 784 MB.
+    assert!(peak_mb < 400, "peak RSS {peak_mb} MB");
+
+    // A header promising 5,000,000 images over MNIST's 60,000 is refused, naming the
+    // file, once the stream ends short; what it holds is all it costs.
+    let mut mnist = Vec::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(mnist_dir().join("train-images-idx3-ubyte.gz")).expect("MNIST"),
+    )
+    .read_to_end(&mut mnist)
+    .expect("gunzip");
+    mnist[4..8].copy_from_slice(&5_000_000u32.to_be_bytes());
+    let mut gz = gzip_file(&images);
+    gz.write_all(&mnist).expect("write");
+    gz.finish().expect("finish");
+    write_labels(&dir.join("train-labels-idx1-ubyte"), 5_000_000);
+    let (refused, peak_mb) = with_peak_rss(&[
+        "train",
+        "--data-dir",
+        path_str(dir),
+        "--run",
+        path_str(&run),
+        "--overwrite",
+        "--limit-train",
+        "3000",
+    ]);
+    let line = assert_clean_failure(&refused);
+    assert!(
+        line.contains(path_str(&images))
+            && line.contains("is truncated")
+            && line.contains("holds 47040000"),
+        "{line}"
+    );
+    assert!(peak_mb < 400, "peak RSS {peak_mb} MB");
+}
