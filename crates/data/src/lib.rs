@@ -22,4 +22,4 @@ pub use idx::{
 };
 pub use loader::EpochLoader;
 pub use mnist::Mnist;
-pub use source::{MnistFiles, MnistSource, locate};
+pub use source::{MnistFiles, MnistSource, SplitFiles, locate, locate_test};

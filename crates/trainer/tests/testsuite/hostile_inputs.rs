@@ -7,7 +7,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::common::{self, assert_clean_failure, mnist_dir, path_str, stdout, tiny_mnist};
+use crate::common::{
+    self, assert_clean_failure, mnist_dir, path_str, stdout, tiny_mnist, tiny_run_after_one_epoch,
+    trainer,
+};
 
 /// Runs `trainer` with `args` (without inherited data settings), polling its peak
 /// resident memory (VmHWM) until it exits; returns its output and the largest peak
@@ -140,4 +143,53 @@ fn a_gzip_file_of_a_million_images_costs_a_limited_run_only_the_images_it_uses()
         "{line}"
     );
     assert!(peak_mb < 400, "peak RSS {peak_mb} MB");
+}
+
+#[test]
+fn eval_and_predict_read_a_directory_holding_only_the_test_split() {
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let test_only = tmp.path().join("test-only");
+    std::fs::create_dir(&test_only).expect("mkdir");
+    for name in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+        std::fs::copy(tmp.path().join(name), test_only.join(name)).expect("copy");
+    }
+    let data = ["--data-dir", path_str(&test_only)];
+    let eval = trainer(&[&["eval", "--run", path_str(&run)][..], &data].concat());
+    assert!(eval.status.success(), "{}", common::stderr(&eval));
+    assert!(
+        stdout(&eval).contains(&format!("test set {} (5 images)", test_only.display())),
+        "{}",
+        stdout(&eval)
+    );
+    let predict = trainer(
+        &[
+            &["predict", "--run", path_str(&run), "--test-index", "2"][..],
+            &data,
+        ]
+        .concat(),
+    );
+    assert!(predict.status.success(), "{}", common::stderr(&predict));
+    assert!(
+        stdout(&predict).contains("test image 2 (label 2): predicted"),
+        "{}",
+        stdout(&predict)
+    );
+    // Training needs the training split, and says so.
+    let line = assert_clean_failure(&trainer(
+        &[&data[..], &["--run", path_str(&tmp.path().join("new"))]].concat(),
+    ));
+    assert!(
+        line.contains("lacks the file train-images-idx3-ubyte"),
+        "{line}"
+    );
+    // Without its labels the test split is incomplete, and that is what is said.
+    std::fs::remove_file(test_only.join("t10k-labels-idx1-ubyte")).expect("remove");
+    let line = assert_clean_failure(&trainer(
+        &[&["eval", "--run", path_str(&run)][..], &data].concat(),
+    ));
+    assert!(
+        line.contains("lacks the file t10k-labels-idx1-ubyte")
+            && line.contains("the test split's IDX files"),
+        "{line}"
+    );
 }
