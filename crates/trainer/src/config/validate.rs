@@ -137,7 +137,26 @@ impl TrainingConfig {
                 &format!("{} names for {classes} classes", names.len()),
             );
         }
-        Ok(())
+        self.check_class_names()
+    }
+
+    /// Refuses class names with control characters: they are printed with every
+    /// prediction, and an escape sequence in one (ESC `[31m`) would drive the
+    /// terminal. Names saved by earlier versions are printed escaped instead.
+    pub fn check_class_names(&self) -> Result<(), ConfigError> {
+        match self
+            .class_names
+            .iter()
+            .flatten()
+            .find(|name| name.chars().any(char::is_control))
+        {
+            Some(name) => Err(ConfigError::Invalid {
+                field: "class_names",
+                rule: "names without control characters (such as ESC or a line break)",
+                value: format!("{name:?}"),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -225,6 +244,26 @@ mod tests {
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config}");
+        }
+    }
+
+    #[test]
+    fn class_names_with_control_characters_are_refused_naming_the_key() {
+        let names = |names: &[&str]| {
+            TrainingConfig::new()
+                .with_class_names(Some(names.iter().map(|n| n.to_string()).collect()))
+        };
+        assert!(names(&["T-shirt/top", "Ankle boot"]).validate().is_ok());
+        for bad in ["\u{1b}[31mred", "two\nlines", "bell\u{7}"] {
+            let err = names(&["fine", bad])
+                .validate()
+                .expect_err("a control character");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("class_names must be names without control characters")
+                    && !message.chars().any(char::is_control),
+                "{message}"
+            );
         }
     }
 

@@ -4,12 +4,12 @@
 //! really uses; memory is measured on the `trainer` process itself.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use crate::common::{
-    self, assert_clean_failure, mnist_dir, path_str, stdout, tiny_mnist, tiny_run_after_one_epoch,
-    trainer,
+    self, assert_clean_failure, export, import, mnist_dir, path_str, stdout, tiny_args, tiny_mnist,
+    tiny_run_after_one_epoch, trainer,
 };
 
 /// Runs `trainer` with `args` (without inherited data settings), polling its peak
@@ -190,6 +190,83 @@ fn eval_and_predict_read_a_directory_holding_only_the_test_split() {
     assert!(
         line.contains("lacks the file t10k-labels-idx1-ubyte")
             && line.contains("the test split's IDX files"),
+        "{line}"
+    );
+}
+
+#[test]
+fn control_characters_in_class_names_are_refused_and_names_from_elsewhere_printed_escaped() {
+    const RED: &str = "\u{1b}[31m";
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let names: Vec<String> = (0..10).map(|class| format!("{RED}c{class}")).collect();
+    let config = tmp.path().join("red.json");
+    let json = serde_json::json!({ "class_names": names });
+    std::fs::write(&config, json.to_string()).expect("write");
+
+    // Refused, naming the key, by train and by import.
+    let fresh = tmp.path().join("fresh");
+    let trained = trainer(
+        &[
+            &tiny_args(tmp.path(), &fresh)[..],
+            &["--epochs", "1", "--config", path_str(&config)],
+        ]
+        .concat(),
+    );
+    let state = tmp.path().join("net.safetensors");
+    assert!(export(&run, "safetensors", &state).status.success());
+    let imported = import(
+        &state,
+        &tmp.path().join("imported"),
+        &["--config", path_str(&config)],
+    );
+    for refused in [trained, imported] {
+        let line = assert_clean_failure(&refused);
+        assert!(
+            line.contains("class_names must be names without control characters")
+                && line.contains("\\u{1b}[31mc0")
+                && !line.contains('\u{1b}'),
+            "{line}"
+        );
+    }
+    assert!(!fresh.exists() && !tmp.path().join("imported").exists());
+
+    // A run saved with such names (by an earlier version) prints them escaped.
+    let saved = run.join("config.json");
+    let mut run_config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved).expect("config")).expect("JSON");
+    run_config["class_names"] = serde_json::json!(names);
+    std::fs::write(&saved, run_config.to_string()).expect("write");
+    let run_args = ["--run", path_str(&run)];
+    let predicted = trainer(&[&["predict", "--test-index", "3"][..], &run_args].concat());
+    let evaluated = trainer(&[&["eval"][..], &run_args].concat());
+    for output in [predicted, evaluated] {
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let said = stdout(&output);
+        assert!(
+            said.contains("\\x1b[31mc3") && !said.contains('\u{1b}'),
+            "{said}"
+        );
+    }
+
+    // So does a file name, on one line however many it would make raw.
+    let digit = tmp.path().join("seven\u{1b}[2J\nnext.png");
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/digits/seven.png");
+    std::fs::copy(docs, &digit).expect("copy");
+    let predicted = trainer(&[&["predict"][..], &run_args, &[path_str(&digit)]].concat());
+    assert!(predicted.status.success(), "{}", common::stderr(&predicted));
+    let said = stdout(&predicted);
+    let lines: Vec<&str> = said.lines().filter(|l| l.contains("predicted")).collect();
+    assert!(
+        lines.len() == 1 && lines[0].contains("seven\\x1b[2J\\x0anext.png: predicted"),
+        "{said}"
+    );
+    assert!(!said.contains('\u{1b}'), "{said}");
+
+    // And an error naming a run directory called so.
+    let gone: PathBuf = tmp.path().join("gone\u{1b}]0;title\u{7}\nx");
+    let line = assert_clean_failure(&trainer(&["eval", "--run", path_str(&gone)]));
+    assert!(
+        line.contains("gone\\x1b]0;title\\x07\\x0ax") && !line.chars().any(char::is_control),
         "{line}"
     );
 }
