@@ -1,6 +1,8 @@
 //! The rules a run's configuration must meet before any data is read: each broken one
 //! is an error naming the key, the rule and the value.
 
+use model::NetworkConfig;
+
 use super::OptimizerName;
 use super::{ConfigError, TrainingConfig};
 use crate::TrainerError;
@@ -174,19 +176,13 @@ impl TrainingConfig {
             return Ok(());
         };
         let model = &self.model;
-        let widths: Vec<u128> = model.widths().into_iter().map(|w| w as u128).collect();
-        // In u128: a mistaken width can overflow a usize count.
-        let mut parameters: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-        let mut features: u128 = widths.iter().sum();
-        // A CNN's feature maps, each before pooling too, and its kernels.
+        let parameters = parameter_count(model);
+        let mut features: u128 = model.widths().into_iter().map(|w| w as u128).sum();
+        // A CNN's feature maps, each before pooling too.
         let maps = model.feature_maps().unwrap_or_default();
-        let mut in_channels = 1u128;
         for (block, [c, h, w]) in model.conv.iter().zip(maps) {
-            let (c, area) = (c as u128, (h * w) as u128);
             let pool = (block.pool.max(1) as u128).pow(2);
-            features += c * area * (1 + pool);
-            parameters += (block.kernel_size as u128).pow(2) * in_channels * c + 2 * c;
-            in_channels = c;
+            features += (c * h * w) as u128 * (1 + pool);
         }
         let batch = self.eval_batch_size() as u128;
         let activations: u128 = batch * features * 3;
@@ -206,6 +202,25 @@ impl TrainingConfig {
             available_mb: available / 1_000_000,
         })
     }
+}
+
+/// The parameters of the network `model` describes: its layers' weights and biases
+/// and its batch norms' scales and shifts (counted whether or not a block has one, an
+/// upper bound), in u128: a mistaken width can overflow a usize count.
+pub(crate) fn parameter_count(model: &NetworkConfig) -> u128 {
+    let widths: Vec<u128> = model.widths().into_iter().map(|w| w as u128).collect();
+    let dense: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+    let channels = std::iter::once(1).chain(model.conv.iter().map(|block| block.channels));
+    let conv: u128 = model
+        .conv
+        .iter()
+        .zip(channels)
+        .map(|(block, in_channels)| {
+            let c = block.channels as u128;
+            (block.kernel_size as u128).pow(2) * in_channels as u128 * c + 2 * c
+        })
+        .sum();
+    dense + conv
 }
 
 #[cfg(test)]

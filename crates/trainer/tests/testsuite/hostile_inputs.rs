@@ -270,3 +270,114 @@ fn control_characters_in_class_names_are_refused_and_names_from_elsewhere_printe
         "{line}"
     );
 }
+
+/// A safetensors file at `path` whose header declares `tensors` (F32, name and shape)
+/// and `metadata`, their data a sparse run of zeros: gigabytes declared cost no disk.
+fn sparse_safetensors(
+    path: &Path,
+    metadata: Option<serde_json::Value>,
+    tensors: &[(&str, &[usize])],
+) {
+    let mut header = serde_json::Map::new();
+    if let Some(metadata) = metadata {
+        header.insert("__metadata__".into(), metadata);
+    }
+    let mut offset = 0;
+    for (name, shape) in tensors {
+        let end = offset + 4 * shape.iter().product::<usize>();
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let json = serde_json::Value::Object(header).to_string();
+    let mut file = std::fs::File::create(path).expect("create");
+    file.write_all(&(json.len() as u64).to_le_bytes())
+        .and_then(|()| file.write_all(json.as_bytes()))
+        .expect("write");
+    file.set_len((8 + json.len() + offset) as u64)
+        .expect("sparse");
+}
+
+/// The `__metadata__` of the safetensors file at `path`.
+fn metadata_of(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).expect("read");
+    let len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).expect("JSON");
+    header["__metadata__"].clone()
+}
+
+#[test]
+fn a_safetensors_file_is_judged_by_its_header_before_its_data_is_read() {
+    let (tmp, run) = tiny_run_after_one_epoch();
+    let exported = tmp.path().join("net.safetensors");
+    assert!(export(&run, "safetensors", &exported).status.success());
+
+    // 6 GB of nothing after a valid file.
+    let padded = tmp.path().join("padded.safetensors");
+    std::fs::copy(&exported, &padded).expect("copy");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&padded)
+        .and_then(|file| file.set_len(6 << 30))
+        .expect("sparse");
+    // Gigabytes declared under a layer's name: an MLP whose fc2 takes 50,000,000
+    // inputs after an fc1 of 64 outputs, and the exported network (its metadata)
+    // with an fc1 of 8,000,000 inputs.
+    let unchained = tmp.path().join("unchained.safetensors");
+    sparse_safetensors(
+        &unchained,
+        None,
+        &[
+            ("fc1.weight", &[64, 784]),
+            ("fc1.bias", &[64]),
+            ("fc2.weight", &[10, 50_000_000]),
+            ("fc2.bias", &[10]),
+        ],
+    );
+    let misshapen = tmp.path().join("misshapen.safetensors");
+    sparse_safetensors(
+        &misshapen,
+        Some(metadata_of(&exported)),
+        &[
+            ("fc1.weight", &[64, 8_000_000]),
+            ("fc1.bias", &[64]),
+            ("fc2.weight", &[64, 64]),
+            ("fc2.bias", &[64]),
+            ("fc3.weight", &[10, 64]),
+            ("fc3.bias", &[10]),
+        ],
+    );
+    let cases = [
+        (&padded, "but its header accounts for"),
+        (
+            &unchained,
+            "fc2.weight takes 50000000 inputs but fc1.weight gives 64",
+        ),
+        (
+            &misshapen,
+            "its tensor fc1.weight is [64, 8000000], but the network 784-64-64-10 takes [64, 784]",
+        ),
+    ];
+    for (file, expected) in cases {
+        let target = tmp.path().join("imported");
+        let (output, peak_mb) = with_peak_rss(&[
+            "import",
+            "--from",
+            path_str(file),
+            "--run",
+            path_str(&target),
+        ]);
+        assert!(peak_mb < 300, "{}: peak RSS {peak_mb} MB", file.display());
+        let line = assert_clean_failure(&output);
+        assert!(
+            line.contains(path_str(file)) && line.contains(expected),
+            "{line}"
+        );
+        assert!(!target.exists(), "a refused import leaves no run");
+    }
+    // The file as exported imports as ever.
+    let imported = import(&exported, &tmp.path().join("imported"), &[]);
+    assert!(imported.status.success(), "{}", common::stderr(&imported));
+}
