@@ -381,3 +381,22 @@ fn a_safetensors_file_is_judged_by_its_header_before_its_data_is_read() {
     let imported = import(&exported, &tmp.path().join("imported"), &[]);
     assert!(imported.status.success(), "{}", common::stderr(&imported));
 }
+
+#[test]
+fn resuming_with_other_settings_names_the_saved_value_and_the_asked_one() {
+    let (_tmp, run) = tiny_run_after_one_epoch();
+    let resume = |extra: &[&str]| {
+        let args = ["train", "--run", path_str(&run), "--resume"];
+        assert_clean_failure(&trainer(&[&args[..], extra].concat()))
+    };
+    let line = resume(&["--batch-size", "32"]);
+    assert!(
+        line.contains("but this would change batch_size (saved 64, asked 32);"),
+        "{line}"
+    );
+    let line = resume(&["--set", "model.hidden_sizes=[32]"]);
+    assert!(
+        line.contains("model.hidden_sizes (saved [64,64], asked [32])"),
+        "{line}"
+    );
+}
