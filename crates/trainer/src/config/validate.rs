@@ -7,6 +7,12 @@ use super::OptimizerName;
 use super::{ConfigError, TrainingConfig};
 use crate::TrainerError;
 
+/// The most epochs a run may ask for. A run writes a checkpoint (660 KB for the
+/// default network) after every epoch and keeps them all, so a count past any run's
+/// need, such as 2^64 - 1 typed by mistake, fills the disk rather than trains longer;
+/// 100,000 epochs of MNIST take weeks even on a fast GPU.
+const MAX_EPOCHS: usize = 100_000;
+
 impl TrainingConfig {
     /// Checks the values a run cannot start with.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
@@ -17,8 +23,8 @@ impl TrainingConfig {
                 value: value.to_string(),
             })
         };
-        if self.epochs == 0 {
-            return invalid("epochs", "at least 1", &self.epochs);
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return invalid("epochs", "from 1 to 100000", &self.epochs);
         }
         if self.batch_size == 0 {
             return invalid("batch_size", "at least 1", &self.batch_size);
@@ -259,6 +265,29 @@ mod tests {
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config}");
+        }
+    }
+
+    #[test]
+    fn epochs_are_bounded_where_checkpoints_would_fill_the_disk() {
+        assert!(
+            TrainingConfig::new()
+                .with_epochs(MAX_EPOCHS)
+                .validate()
+                .is_ok()
+        );
+        for epochs in [MAX_EPOCHS + 1, usize::MAX] {
+            let err = TrainingConfig::new()
+                .with_epochs(epochs)
+                .validate()
+                .expect_err("too many epochs");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "epochs must be from 1 to {MAX_EPOCHS} (got {epochs})"
+                )),
+                "{message}"
+            );
         }
     }
 

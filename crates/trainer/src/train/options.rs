@@ -222,6 +222,30 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_run_takes_no_absurd_epoch_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path().join("run"));
+        run.create().expect("mkdir");
+        run.save_config(&TrainingConfig::new()).expect("config");
+        let err = TrainOptions {
+            run: Some(run.root().to_path_buf()),
+            resume: true,
+            overrides: Overrides {
+                epochs: Some(usize::MAX),
+                ..Overrides::default()
+            },
+            ..TrainOptions::default()
+        }
+        .into_request(Console::Stdout)
+        .expect_err("2^64 - 1 epochs");
+        assert!(
+            err.to_string()
+                .starts_with("epochs must be from 1 to 100000"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn resuming_without_a_directory_continues_the_run_the_config_names() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("wide.json");

@@ -400,3 +400,26 @@ fn resuming_with_other_settings_names_the_saved_value_and_the_asked_one() {
         "{line}"
     );
 }
+
+#[test]
+fn an_absurd_epoch_count_is_refused_in_one_line() {
+    // A dry run stands for the run: it checks the config as the run would, then takes
+    // one step and writes nothing, where the run would write a checkpoint an epoch.
+    // (A resumed run's count is checked alike: `train::options`' unit tests.)
+    let tmp = tempfile::tempdir().expect("tempdir");
+    tiny_mnist(tmp.path(), false);
+    let run = tmp.path().join("run");
+    for epochs in ["18446744073709551615", "100001"] {
+        let line = assert_clean_failure(&trainer(
+            &[
+                &tiny_args(tmp.path(), &run)[..],
+                &["--epochs", epochs, "--dry-run"],
+            ]
+            .concat(),
+        ));
+        assert!(
+            line.contains(&format!("epochs must be from 1 to 100000 (got {epochs})")),
+            "{line}"
+        );
+    }
+}
