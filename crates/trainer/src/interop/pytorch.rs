@@ -236,7 +236,8 @@ fn check_shapes(
 /// Imports a state dict (see [`import_state_dict`]) into a new run directory that
 /// `eval`, `predict` and `serve` take like a trained one, recording `data_dir` as the
 /// data it is evaluated on. An existing run there is replaced only with `overwrite`,
-/// and only once the file has been read successfully.
+/// and only once the file has been read successfully; never while another process
+/// writes the run (a training run holds its lock), and no other writes it meanwhile.
 pub fn import_run(
     from: &Path,
     network: Option<NetworkConfig>,
@@ -245,9 +246,25 @@ pub fn import_run(
     overwrite: bool,
     device: &Device,
 ) -> Result<TrainingConfig, InteropError> {
-    if run.root().is_file() {
-        return Err(TrainerError::NotADirectory(run.root().to_path_buf()).into());
+    let existed = run.root().exists();
+    let _lock = run.lock_for_writing()?;
+    let imported = write_run(from, network, run, data_dir, overwrite, device);
+    // A directory made only to be locked is not left behind.
+    if imported.is_err() && !existed {
+        run.discard()?;
     }
+    imported
+}
+
+/// [`import_run`] once the run is locked.
+fn write_run(
+    from: &Path,
+    network: Option<NetworkConfig>,
+    run: &RunDir,
+    data_dir: Option<PathBuf>,
+    overwrite: bool,
+    device: &Device,
+) -> Result<TrainingConfig, InteropError> {
     let occupied = run.holds_run() || run.model_path().exists();
     if occupied && !overwrite {
         return Err(InteropError::TargetExists(run.root().to_path_buf()));
