@@ -23,6 +23,45 @@ pub struct SplitConfig {
     pub seed: u64,
 }
 
+impl SplitConfig {
+    /// Which of `count` training images a run validates and trains on: their indices
+    /// shuffled with `seed`, the first `valid_size` held out for validation, and of
+    /// the rest the first `limit` (all of them without a limit) to train on.
+    pub fn indices(&self, count: usize, limit: Option<usize>) -> Result<SplitIndices, DataError> {
+        if self.valid_size >= count {
+            return Err(DataError::ValidationTooLarge {
+                valid_size: self.valid_size,
+                available: count,
+            });
+        }
+        let mut valid: Vec<usize> = (0..count).collect();
+        valid.shuffle(&mut StdRng::seed_from_u64(self.seed));
+        let mut train = valid.split_off(self.valid_size);
+        valid.shrink_to_fit();
+        if let Some(limit) = limit {
+            train.truncate(limit);
+            train.shrink_to_fit();
+        }
+        Ok(SplitIndices { train, valid })
+    }
+}
+
+/// The training images a run uses, by their index in the training files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitIndices {
+    pub train: Vec<usize>,
+    pub valid: Vec<usize>,
+}
+
+impl SplitIndices {
+    /// Every image either part uses, ascending: those whose pixels must be read.
+    pub fn used(&self) -> Vec<usize> {
+        let mut used: Vec<usize> = self.train.iter().chain(&self.valid).copied().collect();
+        used.sort_unstable();
+        used
+    }
+}
+
 /// One image, as its raw pixel bytes (row-major), and its label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MnistItem {
@@ -47,38 +86,18 @@ impl MnistDataset {
         }
     }
 
-    /// Shuffles `set` with `split.seed` and holds out its first `split.valid_size`
-    /// items for validation; returns `(train, valid)`. A validation size of zero
-    /// gives an empty validation set.
-    pub fn train_valid(
-        set: LabelledImages,
-        split: &SplitConfig,
-    ) -> Result<(Self, Self), DataError> {
-        if split.valid_size >= set.len() {
-            return Err(DataError::ValidationTooLarge {
-                valid_size: split.valid_size,
-                available: set.len(),
-            });
-        }
-        let mut indices: Vec<usize> = (0..set.len()).collect();
-        indices.shuffle(&mut StdRng::seed_from_u64(split.seed));
-        let train_indices = indices.split_off(split.valid_size);
+    /// The training and validation views of `set` that `split` picks from it.
+    pub fn train_valid(set: LabelledImages, split: SplitIndices) -> (Self, Self) {
         let set = Arc::new(set);
         let valid = Self {
             set: set.clone(),
-            indices,
+            indices: split.valid,
         };
         let train = Self {
             set,
-            indices: train_indices,
+            indices: split.train,
         };
-        Ok((train, valid))
-    }
-
-    /// Keeps only the first `limit` items (all of them if there are fewer).
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.indices.truncate(limit);
-        self
+        (train, valid)
     }
 
     /// The items in `range` of this view (clamped to its length).
@@ -171,37 +190,44 @@ mod tests {
         assert!(dataset.get(4).is_err());
     }
 
+    fn split(count: usize, split: &SplitConfig) -> (MnistDataset, MnistDataset) {
+        let indices = split.indices(count, None).expect("fits");
+        MnistDataset::train_valid(numbered(count), indices)
+    }
+
     #[test]
     fn split_is_disjoint_complete_sized_and_seeded() {
-        let split = SplitConfig::new().with_valid_size(30).with_seed(7);
-        let (train, valid) = MnistDataset::train_valid(numbered(100), &split).expect("fits");
+        let config = SplitConfig::new().with_valid_size(30).with_seed(7);
+        let (train, valid) = split(100, &config);
         assert_eq!((train.len(), valid.len()), (70, 30));
         let mut all: Vec<u8> = ids(&train).into_iter().chain(ids(&valid)).collect();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<u8>>());
 
-        let (_, same) = MnistDataset::train_valid(numbered(100), &split).expect("fits");
+        let (_, same) = split(100, &config);
         assert_eq!(ids(&same), ids(&valid));
-        let (_, other) =
-            MnistDataset::train_valid(numbered(100), &split.clone().with_seed(8)).expect("fits");
+        let (_, other) = split(100, &config.clone().with_seed(8));
         assert_ne!(ids(&other), ids(&valid));
     }
 
     #[test]
     fn validation_must_leave_training_items() {
         let split = SplitConfig::new().with_valid_size(10);
-        let err = MnistDataset::train_valid(numbered(10), &split).expect_err("nothing left");
+        let err = split.indices(10, None).expect_err("nothing left");
         assert!(matches!(err, DataError::ValidationTooLarge { .. }), "{err}");
     }
 
     #[test]
-    fn limit_keeps_the_first_items() {
+    fn a_limit_keeps_the_first_training_items_and_the_same_validation() {
         let split = SplitConfig::new().with_valid_size(5);
-        let (train, _) = MnistDataset::train_valid(numbered(50), &split).expect("fits");
-        let first = ids(&train)[..8].to_vec();
-        let limited = train.limit(8);
-        assert_eq!(ids(&limited), first);
-        assert_eq!(limited.clone().limit(100).len(), 8);
+        let whole = split.indices(50, None).expect("fits");
+        let limited = split.indices(50, Some(8)).expect("fits");
+        assert_eq!(limited.train, whole.train[..8]);
+        assert_eq!(limited.valid, whole.valid);
+        assert_eq!(split.indices(50, Some(100)).expect("fits"), whole);
+        let used = limited.used();
+        assert_eq!(used.len(), 13);
+        assert!(used.windows(2).all(|pair| pair[0] < pair[1]), "{used:?}");
     }
 
     #[test]

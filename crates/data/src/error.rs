@@ -73,9 +73,14 @@ pub enum DataError {
     },
 
     #[error(
-        "{dir} lacks the file {wanted} (also looked for .gz and dotted variants, and for files named like *train*images*, *test*labels*); give a directory holding the four IDX files: training and test images and labels"
+        "{dir} lacks the file {wanted} (also looked for .gz and dotted variants, and for files named like *train*images*, *test*labels*); give a directory holding {needs}"
     )]
-    MissingFile { dir: PathBuf, wanted: &'static str },
+    MissingFile {
+        dir: PathBuf,
+        wanted: &'static str,
+        /// What the directory must hold for the command at hand.
+        needs: &'static str,
+    },
 
     #[error(
         "{dir} holds several files that could be {wanted}: {candidates}; keep one data set per directory"

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -30,30 +31,32 @@ pub struct IdxImages {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxLabels(pub Vec<u8>);
 
-/// An images file and its labels file, checked to describe the same items.
+/// An images file and its labels file, checked to describe the same items: every
+/// label, and the pixels of every image or only of those a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelledImages {
-    images: IdxImages,
+    rows: usize,
+    cols: usize,
+    /// The pixels of the held images, one after the other in index order.
+    pixels: Vec<u8>,
+    /// The images whose pixels are held, ascending; `None`: every image.
+    held: Option<Vec<usize>>,
     labels: Vec<u8>,
 }
 
 impl IdxImages {
     pub fn read(path: &Path) -> Result<Self, DataError> {
-        let (dims, pixels) = read_idx(path, "images", IMAGES_MAGIC, None)?;
+        let (dims, pixels) = read_idx(&Reading::whole(path, "images", IMAGES_MAGIC))?;
         Ok(Self::from_dims(&dims, pixels))
     }
 
     /// Parses the bytes of an images file held in memory; `name` labels errors.
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Self, DataError> {
-        let (dims, pixels) = parse_idx(
-            bytes,
-            bytes.len() as u64,
-            name,
-            "images",
-            IMAGES_MAGIC,
-            None,
-            false,
-        )?;
+        let reading = Reading {
+            in_memory: true,
+            ..Reading::whole(name, "images", IMAGES_MAGIC)
+        };
+        let (dims, pixels) = parse_idx(bytes, bytes.len() as u64, &reading)?;
         Ok(Self::from_dims(&dims, pixels))
     }
 
@@ -77,21 +80,17 @@ impl IdxImages {
 
 impl IdxLabels {
     pub fn read(path: &Path) -> Result<Self, DataError> {
-        let (_, labels) = read_idx(path, "labels", LABELS_MAGIC, None)?;
+        let (_, labels) = read_idx(&Reading::whole(path, "labels", LABELS_MAGIC))?;
         Ok(Self(labels))
     }
 
     /// Parses the bytes of a labels file held in memory; `name` labels errors.
     pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<Self, DataError> {
-        let (_, labels) = parse_idx(
-            bytes,
-            bytes.len() as u64,
-            name,
-            "labels",
-            LABELS_MAGIC,
-            None,
-            false,
-        )?;
+        let reading = Reading {
+            in_memory: true,
+            ..Reading::whole(name, "labels", LABELS_MAGIC)
+        };
+        let (_, labels) = parse_idx(bytes, bytes.len() as u64, &reading)?;
         Ok(Self(labels))
     }
 }
@@ -101,14 +100,49 @@ impl LabelledImages {
     /// labels first, so that an images header promising more images than there are
     /// labels is refused before its payload is read.
     pub fn read(images_path: &Path, labels_path: &Path) -> Result<Self, DataError> {
-        let IdxLabels(labels) = IdxLabels::read(labels_path)?;
-        let partner = Partner {
-            count: labels.len(),
-            path: labels_path,
+        Self::read_images(
+            images_path,
+            IdxLabels::read(labels_path)?,
+            labels_path,
+            None,
+        )
+    }
+
+    /// Reads the images file of `labels` (read from `labels_path`), checking that
+    /// their counts agree before any pixel is read, and holds the pixels only of the
+    /// images at the indices `held` (all of them with `None`): the rest of the file is
+    /// read past, so that a run using a few thousand images of a file of millions
+    /// holds a few thousand.
+    pub fn read_images(
+        images_path: &Path,
+        IdxLabels(labels): IdxLabels,
+        labels_path: &Path,
+        held: Option<Vec<usize>>,
+    ) -> Result<Self, DataError> {
+        let held = held
+            .map(|mut held| {
+                held.retain(|&index| index < labels.len());
+                held.sort_unstable();
+                held.dedup();
+                held
+            })
+            .filter(|held| held.len() < labels.len());
+        let reading = Reading {
+            partner: Some(Partner {
+                count: labels.len(),
+                path: labels_path,
+            }),
+            held: held.as_deref(),
+            ..Reading::whole(images_path, "images", IMAGES_MAGIC)
         };
-        let (dims, pixels) = read_idx(images_path, "images", IMAGES_MAGIC, Some(partner))?;
-        let images = IdxImages::from_dims(&dims, pixels);
-        Ok(Self { images, labels })
+        let (dims, pixels) = read_idx(&reading)?;
+        Ok(Self {
+            rows: dims[1],
+            cols: dims[2],
+            pixels,
+            held,
+            labels,
+        })
     }
 
     /// Builds a set from memory; `None` unless the pixel and label counts agree.
@@ -116,12 +150,10 @@ impl LabelledImages {
     pub fn from_parts(rows: usize, cols: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Option<Self> {
         let image_len = rows.checked_mul(cols).filter(|&n| n > 0)?;
         (image_len.checked_mul(labels.len()) == Some(pixels.len())).then_some(Self {
-            images: IdxImages {
-                count: labels.len(),
-                rows,
-                cols,
-                pixels,
-            },
+            rows,
+            cols,
+            pixels,
+            held: None,
             labels,
         })
     }
@@ -135,22 +167,27 @@ impl LabelledImages {
     }
 
     pub fn rows(&self) -> usize {
-        self.images.rows
+        self.rows
     }
 
     pub fn cols(&self) -> usize {
-        self.images.cols
+        self.cols
     }
 
     pub fn image_len(&self) -> usize {
-        self.images.image_len()
+        self.rows * self.cols
     }
 
-    /// The pixels of image `index`, row-major; `None` past the end.
+    /// The pixels of image `index`, row-major; `None` past the end, and for an image
+    /// whose pixels were not read.
     pub fn image(&self, index: usize) -> Option<&[u8]> {
+        let slot = match &self.held {
+            None => index,
+            Some(held) => held.binary_search(&index).ok()?,
+        };
         let len = self.image_len();
-        let start = index.checked_mul(len)?;
-        self.images.pixels.get(start..start.checked_add(len)?)
+        let start = slot.checked_mul(len)?;
+        self.pixels.get(start..start.checked_add(len)?)
     }
 
     pub fn label(&self, index: usize) -> Option<u8> {
@@ -171,8 +208,6 @@ impl LabelledImages {
     }
 }
 
-/// Reads one IDX file of unsigned bytes, returning its dimensions and payload.
-///
 /// The file of the same split that an images file must agree with: its labels.
 #[derive(Debug, Clone, Copy)]
 struct Partner<'a> {
@@ -180,42 +215,57 @@ struct Partner<'a> {
     path: &'a Path,
 }
 
-/// The payload size implied by the header is checked against what the file really
-/// holds before anything is allocated from a header value, so a corrupt or hostile
-/// header cannot make us reserve gigabytes.
-fn read_idx(
-    path: &Path,
+/// What an IDX file must be, and what of it to hold.
+#[derive(Debug, Clone, Copy)]
+struct Reading<'a> {
+    /// The file, or the name that labels errors about bytes held in memory.
+    path: &'a Path,
     kind: &'static str,
     magic: u32,
-    partner: Option<Partner<'_>>,
-) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let read_error = read_failed(path);
-    let file = File::open(path).map_err(read_error)?;
-    let file_len = file.metadata().map_err(read_error)?.len();
-    parse_idx(
-        BufReader::new(file),
-        file_len,
-        path,
-        kind,
-        magic,
-        partner,
-        true,
-    )
+    /// The file whose count the first dimension must equal.
+    partner: Option<Partner<'a>>,
+    /// The items (along the first dimension) whose bytes to hold, ascending and in
+    /// range; `None`: all of them.
+    held: Option<&'a [usize]>,
+    /// Bytes already in memory bound their own payload; a file's must fit in the
+    /// memory available.
+    in_memory: bool,
 }
 
-/// Parses IDX content of `file_len` bytes (before any decompression) from `file`;
-/// `path` only names the source in errors. The header's first dimension must equal
-/// `partner`'s count, and its payload fit in the memory available, before any of the
-/// payload is read.
+impl<'a> Reading<'a> {
+    /// The whole of the file at `path`, with no partner.
+    fn whole(path: &'a Path, kind: &'static str, magic: u32) -> Self {
+        Self {
+            path,
+            kind,
+            magic,
+            partner: None,
+            held: None,
+            in_memory: false,
+        }
+    }
+}
+
+/// Reads one IDX file of unsigned bytes, returning its dimensions and the payload it
+/// holds.
+fn read_idx(reading: &Reading<'_>) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let read_error = read_failed(reading.path);
+    let file = File::open(reading.path).map_err(read_error)?;
+    let file_len = file.metadata().map_err(read_error)?.len();
+    parse_idx(BufReader::new(file), file_len, reading)
+}
+
+/// Parses IDX content of `file_len` bytes (before any decompression) from `file`.
+/// The header's first dimension must equal the partner's count, and what is to be
+/// held fit in the memory available, before any of the payload is read; nothing is
+/// allocated from a header value, so a corrupt or hostile header (a few megabytes of
+/// gzip promising gigabytes) costs no more memory than the file really holds.
 fn parse_idx(
     mut file: impl BufRead,
     file_len: u64,
-    path: &Path,
-    kind: &'static str,
-    magic: u32,
-    partner: Option<Partner<'_>>,
-    from_file: bool,
+    reading: &Reading<'_>,
 ) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let path = reading.path;
     let read_error = read_failed(path);
     let is_gzip = file
         .fill_buf()
@@ -233,15 +283,15 @@ fn parse_idx(
     };
     let found =
         read_u32(&mut reader, path)?.ok_or_else(|| header_error("the file is empty".into()))?;
-    if found != magic {
+    if found != reading.magic {
         return Err(DataError::BadMagic {
             path: path.to_path_buf(),
-            kind,
+            kind: reading.kind,
             found,
-            expected: magic,
+            expected: reading.magic,
         });
     }
-    let rank = (magic & 0xff) as usize;
+    let rank = (reading.magic & 0xff) as usize;
     let mut dims = Vec::with_capacity(rank);
     for _ in 0..rank {
         let dim = read_u32(&mut reader, path)?
@@ -257,7 +307,7 @@ fn parse_idx(
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .ok_or_else(|| header_error(format!("dimensions {dims:?} overflow")))?;
-    if let Some(partner) = partner
+    if let Some(partner) = reading.partner
         && dims[0] != partner.count
     {
         return Err(DataError::CountMismatch {
@@ -273,37 +323,107 @@ fn parse_idx(
         let found = file_len.saturating_sub(header_len);
         check_payload_len(path, expected, found)?;
     }
-    // Bytes held in memory bound their own payload; a file's may not fit.
-    if let Some(available) = from_file.then(available_memory).flatten()
-        && expected > available
+    let item_len = expected / dims[0] as u64;
+    let held = match reading.held {
+        Some(items) => item_ranges(items, item_len),
+        None => std::iter::once(0..expected).collect(),
+    };
+    let to_hold: u64 = held.iter().map(|range| range.end - range.start).sum();
+    if let Some(available) = (!reading.in_memory).then(available_memory).flatten()
+        && to_hold > available
     {
         return Err(DataError::TooLarge {
             path: path.to_path_buf(),
-            bytes: expected,
+            bytes: to_hold,
             available,
         });
     }
-    // Reserving the payload up front spares reading 47 MB a dozen regrowths. A raw
-    // file's length was checked against the header above; a gzip stream's is not
-    // known, so its reservation is bounded by the compressed size, and a lying header
-    // reserves at most a few times what the file holds.
+    // Reserving what will be held spares a large payload a dozen regrowths, where the
+    // file bounds it: a raw file's length was checked above; a gzip stream's is not
+    // known, so a few times its compressed size. Past that the buffer grows with what
+    // is read.
     let reserve = if is_gzip {
-        expected.min(file_len.saturating_mul(GZIP_RESERVE_RATIO))
+        to_hold.min(file_len.saturating_mul(GZIP_RESERVE_RATIO))
     } else {
-        expected
+        to_hold
     };
     let mut payload = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    reader
-        .take(expected.saturating_add(1))
-        .read_to_end(&mut payload)
-        .map_err(read_error)?;
-    check_payload_len(path, expected, payload.len() as u64)?;
+    read_payload(&mut *reader, expected, &held, path, &mut payload)?;
     Ok((dims, payload))
 }
 
 /// How many times its compressed size a gzip payload is reserved before reading:
 /// MNIST's images inflate 4.8 times, Fashion-MNIST's 1.8 times.
 const GZIP_RESERVE_RATIO: u64 = 8;
+
+/// The byte ranges of the payload that the items at `indices` (ascending) take, each
+/// `item_len` bytes, neighbours merged.
+fn item_ranges(indices: &[usize], item_len: u64) -> Vec<Range<u64>> {
+    let mut ranges: Vec<Range<u64>> = Vec::new();
+    for &index in indices {
+        let start = index as u64 * item_len;
+        match ranges.last_mut() {
+            Some(last) if last.end == start => last.end += item_len,
+            _ => ranges.push(start..start + item_len),
+        }
+    }
+    ranges
+}
+
+/// The least a payload buffer grows by.
+const MIN_GROWTH: u64 = 64 << 10;
+
+/// Reads a payload of `expected` bytes from `reader` into `payload`, holding the byte
+/// ranges `held` (ascending, within it) and reading past the rest, and checks that
+/// the stream ends right after it. Past its capacity the buffer grows with what has
+/// been read (doubling), never ahead of it: a header promising more than the stream
+/// holds costs what the stream holds.
+fn read_payload(
+    reader: &mut dyn Read,
+    expected: u64,
+    held: &[Range<u64>],
+    path: &Path,
+    payload: &mut Vec<u8>,
+) -> Result<(), DataError> {
+    let read_error = read_failed(path);
+    let truncated = |found| DataError::Truncated {
+        path: path.to_path_buf(),
+        expected,
+        found,
+    };
+    let mut at = 0u64;
+    for range in held.iter().chain(std::iter::once(&(expected..expected))) {
+        let mut passed_over = (&mut *reader).take(range.start - at);
+        at += std::io::copy(&mut passed_over, &mut std::io::sink()).map_err(read_error)?;
+        if at < range.start {
+            return Err(truncated(at));
+        }
+        while at < range.end {
+            let step = (range.end - at).min((payload.len() as u64).max(MIN_GROWTH));
+            payload.reserve(step as usize);
+            let read = (&mut *reader)
+                .take(step)
+                .read_to_end(payload)
+                .map_err(read_error)?;
+            at += read as u64;
+            if (read as u64) < step {
+                return Err(truncated(at));
+            }
+        }
+    }
+    let mut past_the_end = Vec::new();
+    reader
+        .take(1)
+        .read_to_end(&mut past_the_end)
+        .map_err(read_error)?;
+    if !past_the_end.is_empty() {
+        return Err(DataError::TrailingData {
+            path: path.to_path_buf(),
+            expected,
+        });
+    }
+    Ok(())
+}
 
 fn check_payload_len(path: &Path, expected: u64, found: u64) -> Result<(), DataError> {
     let path: PathBuf = path.to_path_buf();
@@ -396,6 +516,43 @@ pub(crate) mod tests {
             assert_eq!(set.image(11), Some(&[11u8; 6][..]));
             assert_eq!(set.label(11), Some(1));
             assert_eq!(set.image(12), None);
+        }
+    }
+
+    #[test]
+    fn only_the_held_images_are_kept_and_the_whole_file_still_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let read = |images: &Path, labels: &Path, held: Vec<usize>| {
+            let read_labels = IdxLabels::read(labels).expect("labels");
+            LabelledImages::read_images(images, read_labels, labels, Some(held))
+        };
+        for gz in [false, true] {
+            let (images, labels) = write_pair(dir.path(), &format!("gz{gz}"), 12, gz);
+            // Unordered, repeated and out of range are all taken as meant.
+            let set = read(&images, &labels, vec![7, 2, 11, 2, 40]).expect("valid files");
+            assert_eq!(set.len(), 12);
+            for index in [2u8, 7, 11] {
+                assert_eq!(set.image(index.into()), Some(&[index; 6][..]));
+            }
+            assert_eq!((set.image(3), set.image(12)), (None, None));
+            assert_eq!(set.labels().len(), 12, "every label is kept");
+            let all = read(&images, &labels, (0..12).collect()).expect("valid");
+            assert_eq!(all, LabelledImages::read(&images, &labels).expect("valid"));
+        }
+        // Data missing after the last held image, or past the end, is still found.
+        let labels = write(dir.path(), "l", &encode_idx(LABELS_MAGIC, &[3], &[0, 1, 2]));
+        let short = encode_idx(IMAGES_MAGIC, &[3, 2, 3], &[5; 17]);
+        let long = encode_idx(IMAGES_MAGIC, &[3, 2, 3], &[5; 19]);
+        for (name, bytes) in [("short", gzip(&short)), ("long", gzip(&long))] {
+            let images = write(dir.path(), name, &bytes);
+            let err = read(&images, &labels, vec![0]).expect_err(name);
+            assert!(
+                matches!(
+                    err,
+                    DataError::Truncated { found: 17, .. } | DataError::TrailingData { .. }
+                ),
+                "{name}: {err}"
+            );
         }
     }
 

@@ -15,11 +15,11 @@ mod mnist;
 mod source;
 
 pub use batcher::{MnistBatch, MnistBatcher};
-pub use dataset::{MnistDataset, MnistItem, SplitConfig};
+pub use dataset::{MnistDataset, MnistItem, SplitConfig, SplitIndices};
 pub use error::{DataError, IndexOutOfRange};
 pub use idx::{
     IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, LabelledImages, available_memory, encode_idx,
 };
 pub use loader::EpochLoader;
 pub use mnist::Mnist;
-pub use source::{MnistFiles, MnistSource, locate};
+pub use source::{MnistFiles, MnistSource, SplitFiles, locate, locate_test};

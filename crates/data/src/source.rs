@@ -1,18 +1,24 @@
-//! Where the four MNIST files come from: an explicit directory, Burn's dataset cache,
-//! or, as a last resort, a download into that cache.
+//! Where MNIST's files come from: an explicit directory, Burn's dataset cache, or, as a
+//! last resort, a download into that cache. Training needs all four; evaluating and
+//! predicting only the test split's two.
 
 use std::path::{Path, PathBuf};
 
 use crate::files::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, split_of};
 use crate::{DataError, download};
 
+/// Paths of the images and labels files of one split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitFiles {
+    pub images: PathBuf,
+    pub labels: PathBuf,
+}
+
 /// Paths of the four IDX files that make up MNIST (or a data set in its format).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MnistFiles {
-    pub train_images: PathBuf,
-    pub train_labels: PathBuf,
-    pub test_images: PathBuf,
-    pub test_labels: PathBuf,
+    pub train: SplitFiles,
+    pub test: SplitFiles,
 }
 
 /// Where [`locate`] found the files, for telling the user.
@@ -36,22 +42,57 @@ impl std::fmt::Display for MnistSource {
     }
 }
 
+/// What a missing file leaves a directory short of, for its error.
+const ALL_FOUR: &str = "the four IDX files: training and test images and labels";
+const TEST_SPLIT: &str = "the test split's IDX files: its images and labels";
+
 /// Finds the MNIST files: in `data_dir` when given (and nowhere else), otherwise in
 /// Burn's dataset cache (`<cache dir>/burn-dataset/mnist/{train,test}/`), downloading
 /// them there when they are missing.
 pub fn locate(data_dir: Option<&Path>) -> Result<(MnistFiles, MnistSource), DataError> {
+    let wanted = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+    let ([train_images, train_labels, test_images, test_labels], source) =
+        locate_files(data_dir, wanted, ALL_FOUR)?;
+    let files = MnistFiles {
+        train: SplitFiles {
+            images: train_images,
+            labels: train_labels,
+        },
+        test: SplitFiles {
+            images: test_images,
+            labels: test_labels,
+        },
+    };
+    Ok((files, source))
+}
+
+/// Finds the test split's two files where [`locate`] finds all four: a directory
+/// holding only them serves evaluating and predicting, which need no more.
+pub fn locate_test(data_dir: Option<&Path>) -> Result<(SplitFiles, MnistSource), DataError> {
+    let ([images, labels], source) =
+        locate_files(data_dir, [TEST_IMAGES, TEST_LABELS], TEST_SPLIT)?;
+    Ok((SplitFiles { images, labels }, source))
+}
+
+/// The files `wanted` (by their canonical names) where [`locate`] looks; `needs` says
+/// what a directory missing one lacks.
+fn locate_files<const N: usize>(
+    data_dir: Option<&Path>,
+    wanted: [&'static str; N],
+    needs: &'static str,
+) -> Result<([PathBuf; N], MnistSource), DataError> {
     if let Some(dir) = data_dir {
         return Ok((
-            in_directory(dir)?,
+            find(dir, wanted, needs)?,
             MnistSource::Directory(dir.to_path_buf()),
         ));
     }
     let cache = burn_cache_dir()?;
-    if let Ok(files) = in_directory(&cache) {
+    if let Ok(files) = find(&cache, wanted, needs) {
         return Ok((files, MnistSource::Cache(cache)));
     }
     download::into_cache(&cache)?;
-    Ok((in_directory(&cache)?, MnistSource::Downloaded(cache)))
+    Ok((find(&cache, wanted, needs)?, MnistSource::Downloaded(cache)))
 }
 
 /// The MNIST folder of burn-dataset's cache, so that a cache Burn filled is reused.
@@ -60,47 +101,69 @@ pub(crate) fn burn_cache_dir() -> Result<PathBuf, DataError> {
     Ok(base.join("burn-dataset").join("mnist"))
 }
 
-/// Looks for the four files in `dir` or in its `train/` and `test/` subfolders: under
-/// MNIST's names, gzipped (`.gz`) or not, and in the dotted spelling some
+/// Looks for the files `wanted` in `dir` or in its `train/` and `test/` subfolders:
+/// under MNIST's names, gzipped (`.gz`) or not, and in the dotted spelling some
 /// redistributions use (`train-images.idx3-ubyte`); failing that, under any names
 /// that say which split and which kind of file they hold, as other data sets in the
 /// IDX format have (`emnist-letters-train-images-idx3-ubyte.gz`, `train-imgs...`).
-pub fn in_directory(dir: &Path) -> Result<MnistFiles, DataError> {
+fn find<const N: usize>(
+    dir: &Path,
+    wanted: [&'static str; N],
+    needs: &'static str,
+) -> Result<[PathBuf; N], DataError> {
     if dir.is_file() {
         return Err(DataError::NotADirectory(dir.to_path_buf()));
     }
     if !dir.is_dir() {
         return Err(DataError::NoSuchDir(dir.to_path_buf()));
     }
-    match canonical_files(dir) {
+    let missing = |wanted| DataError::MissingFile {
+        dir: dir.to_path_buf(),
+        wanted,
+        needs,
+    };
+    match each(wanted, |name| {
+        canonical_file(dir, name).ok_or_else(|| missing(name))
+    }) {
         Ok(files) => Ok(files),
-        Err(missing) => described_files(dir).unwrap_or(Err(missing)),
+        Err(error) => match Described::in_dir(dir) {
+            Some(described) => each(wanted, |name| described.pick(name, missing)),
+            None => Err(error),
+        },
     }
 }
 
-fn canonical_files(dir: &Path) -> Result<MnistFiles, DataError> {
-    let find = |wanted: &'static str| -> Result<PathBuf, DataError> {
-        let dotted = wanted.replacen("-idx", ".idx", 1);
-        let folders = [dir.to_path_buf(), dir.join(split_of(wanted))];
-        folders
-            .iter()
-            .flat_map(|folder| {
-                [wanted, dotted.as_str()]
-                    .into_iter()
-                    .flat_map(move |name| [folder.join(name), folder.join(format!("{name}.gz"))])
-            })
-            .find(|path| path.is_file())
-            .ok_or_else(|| DataError::MissingFile {
-                dir: dir.to_path_buf(),
-                wanted,
-            })
-    };
-    Ok(MnistFiles {
-        train_images: find(TRAIN_IMAGES)?,
-        train_labels: find(TRAIN_LABELS)?,
-        test_images: find(TEST_IMAGES)?,
-        test_labels: find(TEST_LABELS)?,
-    })
+/// `find` of each of `wanted`: every path, or the first error.
+fn each<const N: usize>(
+    wanted: [&'static str; N],
+    mut find: impl FnMut(&'static str) -> Result<PathBuf, DataError>,
+) -> Result<[PathBuf; N], DataError> {
+    let mut first_error = None;
+    let found = wanted.map(|name| {
+        find(name).unwrap_or_else(|error| {
+            first_error.get_or_insert(error);
+            PathBuf::new()
+        })
+    });
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(found),
+    }
+}
+
+/// The file `wanted` under its canonical name (or the dotted one, gzipped or not), in
+/// `dir` or in the folder of its split.
+fn canonical_file(dir: &Path, wanted: &str) -> Option<PathBuf> {
+    let dotted = wanted.replacen("-idx", ".idx", 1);
+    let folders = [dir.to_path_buf(), dir.join(split_of(wanted))];
+    folders
+        .iter()
+        .flat_map(|folder| {
+            [wanted, dotted.as_str()]
+                .into_iter()
+                .flat_map(move |name| [folder.join(name), folder.join(format!("{name}.gz"))])
+        })
+        .find(|path| path.is_file())
 }
 
 /// What a file's name says it holds: `(is test split, is images)`, from the words of
@@ -122,58 +185,62 @@ fn describe(path: &Path) -> Option<(bool, bool)> {
     (test != train && images != labels).then_some((test, images))
 }
 
-/// The four files of a data set whose file names describe them, if `dir` holds any
-/// such file; `None` if it holds none at all.
-fn described_files(dir: &Path) -> Option<Result<MnistFiles, DataError>> {
-    let candidates: Vec<PathBuf> = [dir.to_path_buf(), dir.join("train"), dir.join("test")]
-        .iter()
-        .filter_map(|folder| std::fs::read_dir(folder).ok())
-        .flatten()
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.is_file())
-        .collect();
-    let slot = |test: bool, images: bool| -> Vec<PathBuf> {
-        let found: Vec<PathBuf> = candidates
+/// The files of a directory (and of its split folders) whose names say what they
+/// hold, with what each says.
+struct Described {
+    dir: PathBuf,
+    files: Vec<(PathBuf, (bool, bool))>,
+}
+
+impl Described {
+    /// The described files of `dir`; `None` if it holds none at all.
+    fn in_dir(dir: &Path) -> Option<Self> {
+        let files: Vec<(PathBuf, (bool, bool))> =
+            [dir.to_path_buf(), dir.join("train"), dir.join("test")]
+                .iter()
+                .filter_map(|folder| std::fs::read_dir(folder).ok())
+                .flatten()
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.is_file())
+                .filter_map(|path| describe(&path).map(|kind| (path, kind)))
+                .collect();
+        (!files.is_empty()).then(|| Self {
+            dir: dir.to_path_buf(),
+            files,
+        })
+    }
+
+    /// The one file that says it is what the canonical name `wanted` is; `missing`
+    /// makes the error for none.
+    fn pick(
+        &self,
+        wanted: &'static str,
+        missing: impl Fn(&'static str) -> DataError,
+    ) -> Result<PathBuf, DataError> {
+        let kind = describe(Path::new(wanted));
+        let found: Vec<&PathBuf> = self
+            .files
             .iter()
-            .filter(|path| {
-                let kind = describe(path);
-                kind == Some((test, images))
-            })
-            .cloned()
+            .filter(|(_, says)| Some(*says) == kind)
+            .map(|(path, _)| path)
             .collect();
         // A file kept both raw and gzipped (`gunzip -k`) is one file: the raw one.
-        found
+        let found: Vec<&PathBuf> = found
             .iter()
+            .copied()
             .filter(|path| {
                 let raw = path
                     .to_string_lossy()
                     .strip_suffix(".gz")
                     .map(PathBuf::from);
-                !raw.is_some_and(|raw| found.contains(&raw))
+                !raw.is_some_and(|raw| found.contains(&&raw))
             })
-            .cloned()
-            .collect()
-    };
-    let slots = [
-        (false, true, TRAIN_IMAGES),
-        (false, false, TRAIN_LABELS),
-        (true, true, TEST_IMAGES),
-        (true, false, TEST_LABELS),
-    ]
-    .map(|(test, images, wanted)| (slot(test, images), wanted));
-    if slots.iter().all(|(found, _)| found.is_empty()) {
-        return None;
-    }
-    let pick = |index: usize| -> Result<PathBuf, DataError> {
-        let (found, wanted) = &slots[index];
+            .collect();
         match &found[..] {
-            [one] => Ok(one.clone()),
-            [] => Err(DataError::MissingFile {
-                dir: dir.to_path_buf(),
-                wanted,
-            }),
+            [one] => Ok(one.to_path_buf()),
+            [] => Err(missing(wanted)),
             several => Err(DataError::AmbiguousFiles {
-                dir: dir.to_path_buf(),
+                dir: self.dir.clone(),
                 wanted,
                 candidates: several
                     .iter()
@@ -182,15 +249,7 @@ fn described_files(dir: &Path) -> Option<Result<MnistFiles, DataError>> {
                     .join(", "),
             }),
         }
-    };
-    Some((|| {
-        Ok(MnistFiles {
-            train_images: pick(0)?,
-            train_labels: pick(1)?,
-            test_images: pick(2)?,
-            test_labels: pick(3)?,
-        })
-    })())
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +259,10 @@ mod tests {
     fn touch(path: &Path) {
         std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
         std::fs::write(path, b"x").expect("write");
+    }
+
+    fn in_directory(dir: &Path) -> Result<MnistFiles, DataError> {
+        locate(Some(dir)).map(|(files, _)| files)
     }
 
     fn touch_all(root: &Path, names: &[&str]) {
@@ -217,10 +280,10 @@ mod tests {
         touch(&root.join("test/t10k-images-idx3-ubyte"));
         touch(&root.join("t10k-labels.idx1-ubyte.gz"));
         let files = in_directory(root).expect("all four present");
-        assert_eq!(files.train_images, root.join("train-images-idx3-ubyte.gz"));
-        assert_eq!(files.train_labels, root.join("train-labels.idx1-ubyte"));
-        assert_eq!(files.test_images, root.join("test/t10k-images-idx3-ubyte"));
-        assert_eq!(files.test_labels, root.join("t10k-labels.idx1-ubyte.gz"));
+        assert_eq!(files.train.images, root.join("train-images-idx3-ubyte.gz"));
+        assert_eq!(files.train.labels, root.join("train-labels.idx1-ubyte"));
+        assert_eq!(files.test.images, root.join("test/t10k-images-idx3-ubyte"));
+        assert_eq!(files.test.labels, root.join("t10k-labels.idx1-ubyte.gz"));
     }
 
     #[test]
@@ -239,11 +302,11 @@ mod tests {
         );
         let files = in_directory(root).expect("all four described");
         assert_eq!(
-            files.test_labels,
+            files.test.labels,
             root.join("emnist-letters-test-labels-idx1-ubyte.gz")
         );
         assert_eq!(
-            files.train_images,
+            files.train.images,
             root.join("emnist-letters-train-images-idx3-ubyte.gz")
         );
         // A copy kept both raw and gzipped, a checksum and a word that merely contains
@@ -258,7 +321,7 @@ mod tests {
         );
         let files = in_directory(root).expect("still unambiguous");
         assert_eq!(
-            files.train_images,
+            files.train.images,
             root.join("emnist-letters-train-images-idx3-ubyte")
         );
         // Two data sets side by side cannot be told apart: the error lists both.
@@ -276,6 +339,30 @@ mod tests {
         touch(&dir.path().join("train-images-idx3-ubyte.gz"));
         let err = in_directory(dir.path()).expect_err("three missing");
         assert!(err.to_string().contains(TRAIN_LABELS), "{err}");
+    }
+
+    #[test]
+    fn the_test_split_alone_serves_where_only_it_is_needed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        touch(&root.join("t10k-images-idx3-ubyte.gz"));
+        touch(&root.join("t10k-labels-idx1-ubyte.gz"));
+        let (files, _) = locate_test(Some(root)).expect("the test split is there");
+        assert_eq!(files.labels, root.join("t10k-labels-idx1-ubyte.gz"));
+        let err = in_directory(root).expect_err("no training split");
+        assert!(err.to_string().contains(TRAIN_IMAGES), "{err}");
+        // Named otherwise, the test split is found by what the names say.
+        let other = tempfile::tempdir().expect("tempdir");
+        touch(&other.path().join("kmnist-test-imgs.gz"));
+        let err = locate_test(Some(other.path())).expect_err("no labels");
+        let message = err.to_string();
+        assert!(
+            message.contains(TEST_LABELS) && message.contains("the test split's IDX files"),
+            "{message}"
+        );
+        touch(&other.path().join("kmnist-test-labels.gz"));
+        let (files, _) = locate_test(Some(other.path())).expect("described");
+        assert_eq!(files.images, other.path().join("kmnist-test-imgs.gz"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) use optimizer::{OptimizerConfig, OptimizerName};
 pub use overrides::{ConfigSource, Overrides};
 pub(crate) use schedule::{ScheduleConfig, ScheduleName};
 pub(crate) use unique_keys::check_unique_keys;
+pub(crate) use validate::parameter_count;
 
 use burn::config::Config;
 use data::SplitConfig;

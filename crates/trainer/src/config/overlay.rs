@@ -103,10 +103,18 @@ fn upgrade_legacy_optimizer(written: &mut serde_json::Value) {
     optimizer.insert("weight_decay".into(), penalty);
 }
 
+/// A dotted key whose value differs between two configs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Change {
+    pub(crate) key: String,
+    pub(crate) earlier: serde_json::Value,
+    pub(crate) now: serde_json::Value,
+}
+
 impl TrainingConfig {
-    /// The dotted keys whose values differ from `earlier`'s, each as
-    /// `key earlier -> now` (e.g. `seed 42 -> 9`), in key order.
-    pub(crate) fn changes_from(&self, earlier: &Self) -> Vec<String> {
+    /// The dotted keys whose values differ from `earlier`'s, with both values, in key
+    /// order.
+    pub(crate) fn changes_from(&self, earlier: &Self) -> Vec<Change> {
         let mut now = Vec::new();
         let mut before = Vec::new();
         leaves(
@@ -122,9 +130,9 @@ impl TrainingConfig {
         let before: std::collections::BTreeMap<String, serde_json::Value> =
             before.into_iter().collect();
         now.into_iter()
-            .filter_map(|(key, value)| {
-                let old = before.get(&key).cloned().unwrap_or_default();
-                (old != value).then(|| format!("{key} {old} -> {value}"))
+            .filter_map(|(key, now)| {
+                let earlier = before.get(&key).cloned().unwrap_or_default();
+                (earlier != now).then_some(Change { key, earlier, now })
             })
             .collect()
     }
@@ -240,9 +248,17 @@ mod tests {
             .with_setting("split.valid_size", "30000")
             .and_then(|c| c.with_setting("seed", "9"))
             .expect("valid");
+        let change = |key: &str, earlier: u64, now: u64| Change {
+            key: key.into(),
+            earlier: earlier.into(),
+            now: now.into(),
+        };
         assert_eq!(
             now.changes_from(&earlier),
-            ["seed 42 -> 9", "split.valid_size 5000 -> 30000"]
+            [
+                change("seed", 42, 9),
+                change("split.valid_size", 5000, 30000)
+            ]
         );
         assert!(earlier.changes_from(&earlier.clone()).is_empty());
     }

@@ -1,9 +1,17 @@
 //! The rules a run's configuration must meet before any data is read: each broken one
 //! is an error naming the key, the rule and the value.
 
+use model::NetworkConfig;
+
 use super::OptimizerName;
 use super::{ConfigError, TrainingConfig};
 use crate::TrainerError;
+
+/// The most epochs a run may ask for. A run writes a checkpoint (660 KB for the
+/// default network) after every epoch and keeps them all, so a count past any run's
+/// need, such as 2^64 - 1 typed by mistake, fills the disk rather than trains longer;
+/// 100,000 epochs of MNIST take weeks even on a fast GPU.
+const MAX_EPOCHS: usize = 100_000;
 
 impl TrainingConfig {
     /// Checks the values a run cannot start with.
@@ -15,8 +23,8 @@ impl TrainingConfig {
                 value: value.to_string(),
             })
         };
-        if self.epochs == 0 {
-            return invalid("epochs", "at least 1", &self.epochs);
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return invalid("epochs", "from 1 to 100000", &self.epochs);
         }
         if self.batch_size == 0 {
             return invalid("batch_size", "at least 1", &self.batch_size);
@@ -137,7 +145,26 @@ impl TrainingConfig {
                 &format!("{} names for {classes} classes", names.len()),
             );
         }
-        Ok(())
+        self.check_class_names()
+    }
+
+    /// Refuses class names with control characters: they are printed with every
+    /// prediction, and an escape sequence in one (ESC `[31m`) would drive the
+    /// terminal. Names saved by earlier versions are printed escaped instead.
+    pub fn check_class_names(&self) -> Result<(), ConfigError> {
+        match self
+            .class_names
+            .iter()
+            .flatten()
+            .find(|name| name.chars().any(char::is_control))
+        {
+            Some(name) => Err(ConfigError::Invalid {
+                field: "class_names",
+                rule: "names without control characters (such as ESC or a line break)",
+                value: format!("{name:?}"),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -155,19 +182,13 @@ impl TrainingConfig {
             return Ok(());
         };
         let model = &self.model;
-        let widths: Vec<u128> = model.widths().into_iter().map(|w| w as u128).collect();
-        // In u128: a mistaken width can overflow a usize count.
-        let mut parameters: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-        let mut features: u128 = widths.iter().sum();
-        // A CNN's feature maps, each before pooling too, and its kernels.
+        let parameters = parameter_count(model);
+        let mut features: u128 = model.widths().into_iter().map(|w| w as u128).sum();
+        // A CNN's feature maps, each before pooling too.
         let maps = model.feature_maps().unwrap_or_default();
-        let mut in_channels = 1u128;
         for (block, [c, h, w]) in model.conv.iter().zip(maps) {
-            let (c, area) = (c as u128, (h * w) as u128);
             let pool = (block.pool.max(1) as u128).pow(2);
-            features += c * area * (1 + pool);
-            parameters += (block.kernel_size as u128).pow(2) * in_channels * c + 2 * c;
-            in_channels = c;
+            features += (c * h * w) as u128 * (1 + pool);
         }
         let batch = self.eval_batch_size() as u128;
         let activations: u128 = batch * features * 3;
@@ -187,6 +208,25 @@ impl TrainingConfig {
             available_mb: available / 1_000_000,
         })
     }
+}
+
+/// The parameters of the network `model` describes: its layers' weights and biases
+/// and its batch norms' scales and shifts (counted whether or not a block has one, an
+/// upper bound), in u128: a mistaken width can overflow a usize count.
+pub(crate) fn parameter_count(model: &NetworkConfig) -> u128 {
+    let widths: Vec<u128> = model.widths().into_iter().map(|w| w as u128).collect();
+    let dense: u128 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+    let channels = std::iter::once(1).chain(model.conv.iter().map(|block| block.channels));
+    let conv: u128 = model
+        .conv
+        .iter()
+        .zip(channels)
+        .map(|(block, in_channels)| {
+            let c = block.channels as u128;
+            (block.kernel_size as u128).pow(2) * in_channels as u128 * c + 2 * c
+        })
+        .sum();
+    dense + conv
 }
 
 #[cfg(test)]
@@ -225,6 +265,49 @@ mod tests {
         ];
         for config in bad {
             assert!(config.validate().is_err(), "{config}");
+        }
+    }
+
+    #[test]
+    fn epochs_are_bounded_where_checkpoints_would_fill_the_disk() {
+        assert!(
+            TrainingConfig::new()
+                .with_epochs(MAX_EPOCHS)
+                .validate()
+                .is_ok()
+        );
+        for epochs in [MAX_EPOCHS + 1, usize::MAX] {
+            let err = TrainingConfig::new()
+                .with_epochs(epochs)
+                .validate()
+                .expect_err("too many epochs");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "epochs must be from 1 to {MAX_EPOCHS} (got {epochs})"
+                )),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn class_names_with_control_characters_are_refused_naming_the_key() {
+        let names = |names: &[&str]| {
+            TrainingConfig::new()
+                .with_class_names(Some(names.iter().map(|n| n.to_string()).collect()))
+        };
+        assert!(names(&["T-shirt/top", "Ankle boot"]).validate().is_ok());
+        for bad in ["\u{1b}[31mred", "two\nlines", "bell\u{7}"] {
+            let err = names(&["fine", bad])
+                .validate()
+                .expect_err("a control character");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("class_names must be names without control characters")
+                    && !message.chars().any(char::is_control),
+                "{message}"
+            );
         }
     }
 

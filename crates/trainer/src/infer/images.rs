@@ -60,7 +60,8 @@ pub fn load_images(
                 let side = image_side(config.model.input_size)?;
                 LoadedImage {
                     pixels: load_digit(path, side)?,
-                    title: path.display().to_string(),
+                    // A line of its own however the file is named.
+                    title: crate::console::escape_controls(&path.display().to_string()),
                     slug: path.file_stem().map_or_else(
                         || "image".into(),
                         |stem| stem.to_string_lossy().into_owned(),

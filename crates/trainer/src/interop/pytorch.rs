@@ -8,7 +8,7 @@
 //! weight's shape.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -19,6 +19,7 @@ use burn::store::{
 };
 use burn::tensor::DType;
 use model::{Activation, Network, NetworkConfig, Normalization};
+use safetensors::tensor::Metadata;
 
 use super::InteropError;
 use crate::TrainerError;
@@ -133,6 +134,9 @@ pub fn import_state_dict(
     config
         .feature_maps()
         .map_err(|e| import_error(format!("its network: model.{e}")))?;
+    check_fits_in_memory(&config).map_err(import_error)?;
+    let mut model = config.init(device);
+    check_shapes(&tensors, &model, &config).map_err(import_error)?;
     let prefixes: BTreeMap<String, String> = config
         .layer_names()
         .into_iter()
@@ -151,7 +155,6 @@ pub fn import_state_dict(
             tensor
         })
         .collect();
-    let mut model = config.init(device);
     let adapter: Box<dyn ModuleAdapter> =
         Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
     let result = model.apply(renamed, None, Some(adapter), true);
@@ -175,10 +178,66 @@ pub fn import_state_dict(
     Ok((config, model))
 }
 
+/// Refuses a network too large to build and fill in the memory available: it is
+/// built before any weight is read, and an allocation failure would end the process.
+fn check_fits_in_memory(config: &NetworkConfig) -> Result<(), String> {
+    let Some(available) = data::available_memory() else {
+        return Ok(());
+    };
+    // Its parameters as f32, and as many bytes of weights read into them.
+    let needed = crate::config::parameter_count(config) * 8;
+    if needed <= u128::from(available) {
+        return Ok(());
+    }
+    Err(format!(
+        "its network {} needs about {} MB of memory to import, but {} MB is available",
+        config.architecture(),
+        needed / 1_000_000,
+        available / 1_000_000
+    ))
+}
+
+/// Refuses tensors whose shapes are not those of `model` (built from `config`), by
+/// the names and shapes the file declares, before any tensor's data is read: a
+/// header can declare gigabytes under a layer's name, and they would be read in full
+/// before Burn compared shapes. Tensors that name no parameter are never read; the
+/// import reports them.
+fn check_shapes(
+    tensors: &BTreeMap<String, PackTensor>,
+    model: &Network,
+    config: &NetworkConfig,
+) -> Result<(), String> {
+    let layers = config.layer_names();
+    let expected: BTreeMap<String, Vec<usize>> = model
+        .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
+        .into_iter()
+        .filter_map(|tensor| {
+            let (burn, pytorch) = layers
+                .iter()
+                .find(|(burn, _)| tensor.name.starts_with(&format!("{burn}.")))?;
+            let name = format!("{pytorch}{}", &tensor.name[burn.len()..]);
+            Some((name, tensor.shape.to_vec()))
+        })
+        .collect();
+    for (name, tensor) in tensors {
+        let declared = tensor.shape.to_vec();
+        if let Some(shape) = expected.get(name)
+            && *shape != declared
+        {
+            return Err(format!(
+                "its tensor {name} is {declared:?}, but the network {} takes {shape:?}",
+                config.architecture()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Imports a state dict (see [`import_state_dict`]) into a new run directory that
 /// `eval`, `predict` and `serve` take like a trained one, recording `data_dir` as the
 /// data it is evaluated on. An existing run there is replaced only with `overwrite`,
-/// and only once the file has been read successfully.
+/// and only once the file has been read successfully; never while another process
+/// writes the run (a training run holds its lock), and no other writes it meanwhile.
 pub fn import_run(
     from: &Path,
     network: Option<NetworkConfig>,
@@ -187,9 +246,25 @@ pub fn import_run(
     overwrite: bool,
     device: &Device,
 ) -> Result<TrainingConfig, InteropError> {
-    if run.root().is_file() {
-        return Err(TrainerError::NotADirectory(run.root().to_path_buf()).into());
+    let existed = run.root().exists();
+    let _lock = run.lock_for_writing()?;
+    let imported = write_run(from, network, run, data_dir, overwrite, device);
+    // A directory made only to be locked is not left behind.
+    if imported.is_err() && !existed {
+        run.discard()?;
     }
+    imported
+}
+
+/// [`import_run`] once the run is locked.
+fn write_run(
+    from: &Path,
+    network: Option<NetworkConfig>,
+    run: &RunDir,
+    data_dir: Option<PathBuf>,
+    overwrite: bool,
+    device: &Device,
+) -> Result<TrainingConfig, InteropError> {
     let occupied = run.holds_run() || run.model_path().exists();
     if occupied && !overwrite {
         return Err(InteropError::TargetExists(run.root().to_path_buf()));
@@ -219,19 +294,17 @@ fn pytorch_param(name: &str) -> Option<(usize, &str)> {
 /// The file's tensors by name, and the network its metadata names, if any. A
 /// safetensors file starts with the length of its JSON header and then the header's
 /// `{`; anything else is handed to the PyTorch reader, which knows every layout
-/// `torch.save` has written.
+/// `torch.save` has written. Tensors are read lazily: only those a parameter takes,
+/// when it takes them.
 fn read_tensors(
     path: &Path,
 ) -> Result<(BTreeMap<String, PackTensor>, Option<NetworkConfig>), String> {
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut start = [0u8; 9];
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_exact(&mut start))
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => {
-                "the file is too short to hold any tensor".to_string()
-            }
-            _ => e.to_string(),
-        })?;
+    file.read_exact(&mut start).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "the file is too short to hold any tensor".to_string(),
+        _ => e.to_string(),
+    })?;
     if start[8] != b'{' {
         let mut store = PytorchStore::from_file(path);
         let tensors = store
@@ -240,27 +313,61 @@ fn read_tensors(
             .map_err(|e| e.to_string())?;
         return Ok((tensors, None));
     }
-    // Read once: the tensors and the metadata come from the same bytes.
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let network = match safetensors::SafeTensors::read_metadata(&bytes) {
-        Ok((_, header)) => header
-            .metadata()
-            .as_ref()
-            .and_then(|metadata| metadata.get(NETWORK_KEY))
-            .map(|json| {
-                NetworkConfig::load_binary(json.as_bytes()).map_err(|e| {
-                    format!("its `{NETWORK_KEY}` metadata is not a network config: {e}")
-                })
-            })
-            .transpose()?,
-        Err(_) => None,
-    };
-    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let header = read_header(&mut file)?;
+    let network = header
+        .metadata()
+        .as_ref()
+        .and_then(|metadata| metadata.get(NETWORK_KEY))
+        .map(|json| {
+            NetworkConfig::load_binary(json.as_bytes())
+                .map_err(|e| format!("its `{NETWORK_KEY}` metadata is not a network config: {e}"))
+        })
+        .transpose()?;
+    // The file mapped, not read: each tensor's bytes are copied out when applied.
+    let mut store = SafetensorsStore::from_file(path);
     let tensors = store
         .get_all_tensors()
         .cloned()
         .map_err(|e| e.to_string())?;
     Ok((tensors, network))
+}
+
+/// The most bytes a safetensors header may take, as the format's reference reader
+/// has it.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The header of the safetensors file `file`, read alone: its length (8 bytes,
+/// little-endian), then the JSON declaring each tensor's type, shape and place in the
+/// data after it. The file must be exactly as long as the header says: anything past
+/// the declared tensors (gigabytes of nothing after a valid header) is refused unread.
+fn read_header(file: &mut std::fs::File) -> Result<Metadata, String> {
+    let file_len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut len = [0u8; 8];
+    file.rewind()
+        .and_then(|()| file.read_exact(&mut len))
+        .map_err(|e| e.to_string())?;
+    let header_len = u64::from_le_bytes(len);
+    if header_len > MAX_HEADER_BYTES.min(file_len.saturating_sub(8)) {
+        return Err(format!(
+            "its header claims {header_len} bytes, more than the file holds or the format allows ({MAX_HEADER_BYTES})"
+        ));
+    }
+    let mut json = Vec::new();
+    file.take(header_len)
+        .read_to_end(&mut json)
+        .map_err(|e| e.to_string())?;
+    let header: Metadata = serde_json::from_slice(&json)
+        .map_err(|e| format!("its header is not a safetensors header: {e}"))?;
+    let declared = 8 + header_len + header.data_len() as u64;
+    match file_len.cmp(&declared) {
+        std::cmp::Ordering::Equal => Ok(header),
+        std::cmp::Ordering::Greater => Err(format!(
+            "it is {file_len} bytes long, but its header accounts for {declared}; a safetensors file holds its tensors and nothing after them"
+        )),
+        std::cmp::Ordering::Less => Err(format!(
+            "it is {file_len} bytes long, but its header declares {declared}; the file is truncated"
+        )),
+    }
 }
 
 /// The network a state dict describes: its tensors must be `fc1` to `fcN`, each with

@@ -28,7 +28,7 @@ pub(crate) fn load(
 ) -> Result<Loaded, TrainerError> {
     config.validate()?;
     let loading = Instant::now();
-    let mnist = Mnist::load(data_dir)?;
+    let (mnist, split) = Mnist::load_split(data_dir, &config.split, config.limit_train)?;
     let data_load = loading.elapsed();
     console.line(format_args!(
         "data {}: {} training and {} test images of {}x{}, {} classes",
@@ -42,11 +42,7 @@ pub(crate) fn load(
     let config = fit_to_data(config, &mnist)?;
     config.check_memory()?;
     let test_set = MnistDataset::new(mnist.test);
-    let (train_set, valid_set) = MnistDataset::train_valid(mnist.train, &config.split)?;
-    let train_set = match config.limit_train {
-        Some(limit) => train_set.limit(limit),
-        None => train_set,
-    };
+    let (train_set, valid_set) = MnistDataset::train_valid(mnist.train, split?);
     console.line(format_args!(
         "training on {} images, validating on {}; model {} ({} parameters)\n{}",
         train_set.len(),

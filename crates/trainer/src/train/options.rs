@@ -73,11 +73,18 @@ impl TrainOptions {
         // Training fits these two to the data; the data stays the run's own.
         config.model.input_size = saved.model.input_size;
         config.model.num_classes = saved.model.num_classes;
-        let mut changes = config.changes_from(&saved);
-        // Raising the epoch count extends the run; how often it logs is no part of it.
-        changes.retain(|change| {
-            !change.starts_with("epochs ") && !change.starts_with("log_interval ")
-        });
+        let changes: Vec<String> = config
+            .changes_from(&saved)
+            .into_iter()
+            // Raising the epoch count extends the run; how often it logs is no part of it.
+            .filter(|change| !matches!(change.key.as_str(), "epochs" | "log_interval"))
+            .map(|change| {
+                format!(
+                    "{} (saved {}, asked {})",
+                    change.key, change.earlier, change.now
+                )
+            })
+            .collect();
         let data_dir = run.data_dir(self.data_dir)?;
         let run_dir = match self.fork {
             Some(new_dir) => {
@@ -185,9 +192,8 @@ mod tests {
         };
         let err = resume(changed.clone(), None).expect_err("a changed run");
         let message = err.to_string();
-        assert!(message.contains("seed 42 -> 9"), "{message}");
         assert!(
-            message.contains("split.valid_size 5000 -> 300"),
+            message.contains("seed (saved 42, asked 9), split.valid_size (saved 5000, asked 300)"),
             "{message}"
         );
         assert!(
@@ -212,6 +218,30 @@ mod tests {
             run.load_config().expect("kept").seed,
             42,
             "the original is untouched"
+        );
+    }
+
+    #[test]
+    fn a_resumed_run_takes_no_absurd_epoch_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = RunDir::new(dir.path().join("run"));
+        run.create().expect("mkdir");
+        run.save_config(&TrainingConfig::new()).expect("config");
+        let err = TrainOptions {
+            run: Some(run.root().to_path_buf()),
+            resume: true,
+            overrides: Overrides {
+                epochs: Some(usize::MAX),
+                ..Overrides::default()
+            },
+            ..TrainOptions::default()
+        }
+        .into_request(Console::Stdout)
+        .expect_err("2^64 - 1 epochs");
+        assert!(
+            err.to_string()
+                .starts_with("epochs must be from 1 to 100000"),
+            "{err}"
         );
     }
 

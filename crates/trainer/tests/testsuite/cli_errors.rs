@@ -269,15 +269,15 @@ fn a_resumed_run_keeps_its_config_unless_forked() {
         "0.5",
     ]));
     for change in [
-        "lr 0.001 -> 0.5",
-        "seed 42 -> 9",
-        "split.valid_size 5 -> 10",
+        "lr (saved 0.001, asked 0.5)",
+        "seed (saved 42, asked 9)",
+        "split.valid_size (saved 5, asked 10)",
         "--fork",
     ] {
         assert!(line.contains(change), "{change}: {line}");
     }
     let line = assert_clean_failure(&resume(&["--set", "batch_size=7"]));
-    assert!(line.contains("batch_size 64 -> 7"), "{line}");
+    assert!(line.contains("batch_size (saved 64, asked 7)"), "{line}");
     assert_eq!(
         std::fs::read(run.join("config.json")).expect("config"),
         config_before

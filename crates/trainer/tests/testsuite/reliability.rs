@@ -186,7 +186,7 @@ fn resuming_with_another_network_names_both() {
     let resume = ["--epochs", "2", "--resume", "--config", path_str(&config)];
     let line = assert_clean_failure(&trainer(&[&data[..], &resume].concat()));
     assert!(
-        line.contains("model.hidden_sizes [64,64] -> [128]"),
+        line.contains("model.hidden_sizes (saved [64,64], asked [128])"),
         "{line}"
     );
     // Not even a fork can continue a checkpoint as another network.

@@ -72,7 +72,7 @@ fn two_devices_killed_mid_epoch_then_resumed_end_like_an_uninterrupted_run() {
         .chain(["--resume".into()])
         .collect();
     let line = assert_clean_failure(&trainer_owned(&other));
-    assert!(line.contains(r#"devices "2" -> "1""#), "{line}");
+    assert!(line.contains(r#"devices (saved "2", asked "1")"#), "{line}");
 }
 
 /// The arguments of a run of `epochs` in `run`, long enough for a signal sent at its

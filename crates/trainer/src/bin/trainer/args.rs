@@ -7,8 +7,9 @@ use clap::Args;
 /// Where the data is and what to compute on: options every data-reading command takes.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Directory with the four MNIST IDX files (raw or .gz). Without it, Burn's dataset
-    /// cache is used, downloading into it if needed.
+    /// Directory with the MNIST IDX files (raw or .gz): all four to train, the test
+    /// split's two to evaluate or predict. Without it, Burn's dataset cache is used,
+    /// downloading into it if needed.
     #[arg(long, value_name = "DIR", env = "MNIST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Device of a GPU backend: `default`, `discrete[:N]`, `integrated[:N]`,

@@ -9,6 +9,7 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::FromArgMatches;
+use trainer::console::escape_controls;
 
 use crate::cli::{Cli, Command};
 
@@ -53,7 +54,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) if error.use_stderr() => {
             let help = advice::help_for(std::env::args().skip(1));
-            eprintln!("{}", advice::one_line(&error.render().to_string(), &help));
+            let line = advice::one_line(&error.render().to_string(), &help);
+            eprintln!("{}", escape_controls(&line));
             return ExitCode::from(2);
         }
         Err(help_or_version) => help_or_version.exit(),
@@ -78,7 +80,8 @@ fn main() -> ExitCode {
         // with the status a shell reports for a tool stopped by SIGPIPE.
         Err(error) if advice::is_closed_stdout(&error) => ExitCode::from(141),
         Err(error) => {
-            eprintln!("error: {}", advice::with_hint(&error));
+            // One line, whatever the names in it hold.
+            eprintln!("error: {}", escape_controls(&advice::with_hint(&error)));
             ExitCode::FAILURE
         }
     }

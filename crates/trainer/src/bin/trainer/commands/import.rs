@@ -33,7 +33,12 @@ pub fn exec(args: ImportArgs) -> anyhow::Result<()> {
     let backend = trainer::backend::open(None)?;
     let run = RunDir::new(&args.run);
     let network = match &args.config {
-        Some(path) => Some(TrainingConfig::from_file(path)?.model),
+        Some(path) => {
+            let config = TrainingConfig::from_file(path)?;
+            // Refused as `train` refuses it, though only its network is taken.
+            config.check_class_names()?;
+            Some(config.model)
+        }
         None => None,
     };
     let config = import_run(
