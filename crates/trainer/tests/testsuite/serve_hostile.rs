@@ -17,10 +17,21 @@ fn server(dir: &Path, flags: &[&str]) -> Served {
     Served::start(run.root(), "true", flags, &dir.join("server.log"))
 }
 
-fn log(dir: &Path) -> String {
-    // The log is written in batches, a few milliseconds behind.
-    std::thread::sleep(Duration::from_millis(200));
-    std::fs::read_to_string(dir.join("server.log")).expect("log")
+/// Whether the server's log in `dir` says `needle`, waiting for it a while: the log
+/// is written in batches, behind the answers.
+fn logged(dir: &Path, needle: &str) -> bool {
+    let waited = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(dir.join("server.log")).expect("log");
+        if log.contains(needle) {
+            return true;
+        }
+        if waited.elapsed() > Duration::from_secs(10) {
+            eprintln!("{log}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn pixels_request() -> Vec<u8> {
@@ -107,9 +118,13 @@ fn two_thousand_silent_connections_leave_health_checks_and_predictions_answered(
         );
     }
     eprintln!("2,000 silent connections: slowest /healthz + /api/predict pair {slowest:?}");
-    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
-    let logged = log(tmp.path());
-    assert!(logged.contains("no request head for"), "sheds are logged");
+    // The pairs took 10 ms here (bench/runs/2026-12-06-epyc-2core); only a lockout
+    // (before: a minute of 503s) would take seconds, on however loaded a machine.
+    assert!(slowest < Duration::from_secs(5), "{slowest:?}");
+    assert!(
+        logged(tmp.path(), "no request head for"),
+        "sheds are logged"
+    );
     let (_, metrics) = served.get("/metrics");
     assert!(
         !metrics.contains(r#"trainer_rejected_total{cause="shed"} 0"#),
@@ -132,7 +147,7 @@ fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
     let mut buffer = [0u8; 16];
     let closed = matches!(silent.read(&mut buffer), Ok(0) | Err(_));
     assert!(closed && started.elapsed() < Duration::from_secs(15));
-    assert!(log(tmp.path()).contains("no complete request head within 1 s"));
+    assert!(logged(tmp.path(), "no complete request head within 1 s"));
 }
 
 #[test]
@@ -191,18 +206,20 @@ fn the_request_timeout_bounds_the_work_and_a_client_that_leaves_is_logged_499() 
     let leaving = send(&patient, &heavy);
     std::thread::sleep(Duration::from_millis(1500));
     drop(leaving);
-    std::thread::sleep(Duration::from_millis(500));
     let (_, metrics) = served.get("/metrics");
     assert!(
         metrics.contains(r#"trainer_rejected_total{cause="request_timeout"} 1"#),
         "{metrics}"
     );
-    let (_, metrics) = patient.get("/metrics");
-    assert!(
-        metrics.contains(r#"trainer_http_requests_total{path="/api/predict",status="499"} 1"#),
-        "{metrics}"
-    );
-    assert!(log(&patient_dir).contains("status=499"));
+    let left = r#"trainer_http_requests_total{path="/api/predict",status="499"} 1"#;
+    let waited = Instant::now();
+    let mut metrics = patient.get("/metrics").1;
+    while !metrics.contains(left) && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = patient.get("/metrics").1;
+    }
+    assert!(metrics.contains(left), "{metrics}");
+    assert!(logged(&patient_dir, "status=499"));
 }
 
 #[test]

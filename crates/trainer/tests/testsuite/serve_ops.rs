@@ -129,14 +129,18 @@ fn a_flood_beyond_the_cap_leaves_the_admitted_connections_served() {
             String::from_utf8_lossy(&buffer[..n])
         );
     }
-    let logged = std::fs::read_to_string(&log).expect("log");
-    assert_eq!(
-        logged
+    // The log is written in batches, behind the answers.
+    let refusals = || {
+        std::fs::read_to_string(&log)
+            .expect("log")
             .matches("refused the connection from 127.0.0.1:")
-            .count(),
-        100,
-        "every refusal is logged: {logged}"
-    );
+            .count()
+    };
+    let waited = Instant::now();
+    while refusals() < 100 && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(refusals(), 100, "every refusal is logged");
     drop(admitted);
     std::thread::sleep(Duration::from_millis(500));
     let (_, metrics) = server.get("/metrics");
