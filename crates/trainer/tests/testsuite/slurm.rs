@@ -175,13 +175,14 @@ fn a_trial_longer_than_its_time_limit_requeues_itself_and_ends_as_if_uninterrupt
                 "method": "grid", "parameters": {{"lr": [0.001]}}}}"#
         )
     };
-    // About a minute of training, against a limit of one minute with the warning due
-    // 50 s before it: Slurm checks its limits every 30 s, so the warning comes 10 to
-    // 40 s into each run of the task, always before the limit and before the training
-    // ends. The epochs that take a minute on this machine are measured first.
+    // About two minutes of training, against a limit of one minute with the warning
+    // due 50 s before it: Slurm checks its limits every 30 s, so the warning comes 10
+    // to 40 s into each run of the task, always before the limit, and before the
+    // training ends even if the probe below ran on a machine twice as loaded. The
+    // epochs that take two minutes on this machine are measured first.
     std::fs::write(&spec, long(3)).expect("sweep file");
     let per_epoch = swept_locally(&spec, &data_dir, &tmp.path().join("probe")) / 3.0;
-    let epochs = ((60.0 / per_epoch).ceil() as usize).clamp(5, 60);
+    let epochs = ((120.0 / per_epoch).ceil() as usize).clamp(5, 120);
     std::fs::write(&spec, long(epochs)).expect("sweep file");
     let (on_slurm, local) = (tmp.path().join("slurm"), tmp.path().join("local"));
     let (array, slurm_seconds) = swept_on_slurm(
