@@ -309,6 +309,16 @@ fn packed(weight: &[f32], g: &Geometry, flipped: bool) -> Vec<f32> {
     packed
 }
 
+/// The vector of the first `S::F32_LANES` values of `values`, which holds at least
+/// that many: a plain load (pulp's partial load checks the length at every call).
+#[inline(always)]
+fn load<S: pulp::Simd>(simd: S, values: &[f32]) -> S::f32s {
+    match S::as_simd_f32s(values).0 {
+        [vector, ..] => *vector,
+        [] => simd.partial_load_f32s(values),
+    }
+}
+
 /// Convolves one padded image with packed kernels into `out` (`[out_channels,
 /// out_height, out_width]`), adding `bias` (one per output channel, or none): each
 /// output row in vectors of columns, [`BLOCK`] output channels at a time, one fused
@@ -337,7 +347,7 @@ fn convolve<S: pulp::Simd>(
                         let row = &planes[(c * rows + y + i) * pitch + x0..];
                         let taps = &weights[(c * kernel_height + i) * kernel_width * BLOCK..];
                         for j in 0..kernel_width {
-                            let inputs = simd.partial_load_f32s(&row[j..j + lanes]);
+                            let inputs = load(simd, &row[j..j + lanes]);
                             for (sum, &tap) in sums.iter_mut().zip(&taps[j * BLOCK..][..BLOCK]) {
                                 *sum = simd.mul_add_e_f32s(simd.splat_f32s(tap), inputs, *sum);
                             }
@@ -396,11 +406,10 @@ fn accumulate_weight_grad<S: pulp::Simd>(
                     for y in 0..out_height {
                         let row = &planes[(c * rows + y + i) * pitch + j..];
                         for x0 in (0..row_width).step_by(lanes) {
-                            let inputs = simd.partial_load_f32s(&row[x0..x0 + lanes]);
+                            let inputs = load(simd, &row[x0..x0 + lanes]);
                             for (o, sum) in sums.iter_mut().enumerate() {
                                 let from = (o * out_height + y) * row_width + x0;
-                                let g_row =
-                                    simd.partial_load_f32s(&block_grads[from..from + lanes]);
+                                let g_row = load(simd, &block_grads[from..from + lanes]);
                                 *sum = simd.mul_add_e_f32s(g_row, inputs, *sum);
                             }
                         }
