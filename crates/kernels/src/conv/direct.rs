@@ -1,0 +1,280 @@
+//! The direct convolution on plain slices: an image zero-padded once, kernels packed by
+//! blocks of output channels, and the loops of the output and of the weight gradient,
+//! compiled for the CPU's widest vectors through [`pulp`].
+
+use super::Padding;
+
+/// Output channels computed together: one vector accumulator each.
+pub(super) const BLOCK: usize = 8;
+/// Output columns per vector: 16 f32 lanes, one AVX-512 register.
+pub(super) const LANES: usize = 16;
+/// The parts of a batch whose weight gradients are summed apart (on as many threads
+/// as there are cores), then together.
+pub(super) const WEIGHT_GRAD_PARTS: usize = 8;
+
+/// The sizes of one convolution.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Geometry {
+    pub(super) in_channels: usize,
+    pub(super) height: usize,
+    pub(super) width: usize,
+    pub(super) out_channels: usize,
+    pub(super) kernel: [usize; 2],
+    pub(super) padding: Padding,
+}
+
+impl Geometry {
+    pub(super) fn output(&self) -> [usize; 2] {
+        let [(top, bottom), (left, right)] = self.padding;
+        [
+            (self.height + top + bottom + 1).saturating_sub(self.kernel[0]),
+            (self.width + left + right + 1).saturating_sub(self.kernel[1]),
+        ]
+    }
+
+    /// The convolution whose output is this one's input gradient: of the output's
+    /// gradient with the flipped kernels, padded by the kernel's reach less the
+    /// padding; `None` where a padding is wider than that (then the input gradient is
+    /// left to Burn).
+    pub(super) fn transposed(&self) -> Option<Self> {
+        let [out_height, out_width] = self.output();
+        let [(top, bottom), (left, right)] = self.padding;
+        let [reach_y, reach_x] = [self.kernel[0] - 1, self.kernel[1] - 1];
+        Some(Self {
+            in_channels: self.out_channels,
+            height: out_height,
+            width: out_width,
+            out_channels: self.in_channels,
+            kernel: self.kernel,
+            padding: [
+                (reach_y.checked_sub(top)?, reach_y.checked_sub(bottom)?),
+                (reach_x.checked_sub(left)?, reach_x.checked_sub(right)?),
+            ],
+        })
+    }
+
+    /// The width of a padded row: the input with its padding, and enough zeros beyond
+    /// for whole-vector loads at every kernel column of the last block of outputs.
+    fn pitch(&self) -> usize {
+        let [(_, _), (left, right)] = self.padding;
+        let [_, out_width] = self.output();
+        (self.width + left + right).max(out_width.div_ceil(LANES) * LANES + self.kernel[1] - 1)
+    }
+
+    /// Rows of a padded plane.
+    fn padded_rows(&self) -> usize {
+        let [(top, bottom), _] = self.padding;
+        self.height + top + bottom
+    }
+
+    pub(super) fn kernel_size(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+}
+
+/// One image (`[in_channels, height, width]`) in zero-padded planes of
+/// [`Geometry::pitch`] columns.
+pub(super) fn padded(image: &[f32], g: &Geometry) -> Vec<f32> {
+    let [(top, _), (left, _)] = g.padding;
+    let (pitch, rows) = (g.pitch(), g.padded_rows());
+    let mut planes = vec![0.0f32; g.in_channels * rows * pitch];
+    for (plane, channel) in planes
+        .chunks_exact_mut(rows * pitch)
+        .zip(image.chunks_exact(g.height * g.width))
+    {
+        for (y, row) in channel.chunks_exact(g.width).enumerate() {
+            plane[(top + y) * pitch + left..][..g.width].copy_from_slice(row);
+        }
+    }
+    planes
+}
+
+/// The kernels as `[out block, in_channels, kernel row, kernel column, BLOCK]`, the
+/// `BLOCK` output channels of a block side by side, zero past the last channel; with
+/// `flipped`, each kernel turned half a turn and in and out channels swapped: the
+/// kernels of [`Geometry::transposed`].
+pub(super) fn packed(weight: &[f32], g: &Geometry, flipped: bool) -> Vec<f32> {
+    let [kernel_height, kernel_width] = g.kernel;
+    let blocks = g.out_channels.div_ceil(BLOCK);
+    let mut packed = vec![0.0f32; blocks * g.in_channels * g.kernel_size() * BLOCK];
+    for o in 0..g.out_channels {
+        for c in 0..g.in_channels {
+            for i in 0..kernel_height {
+                for j in 0..kernel_width {
+                    // `weight` is [out, in, kh, kw] of the convolution as given.
+                    let from = if flipped {
+                        ((c * g.out_channels + o) * kernel_height + kernel_height - 1 - i)
+                            * kernel_width
+                            + kernel_width
+                            - 1
+                            - j
+                    } else {
+                        ((o * g.in_channels + c) * kernel_height + i) * kernel_width + j
+                    };
+                    let to = (((o / BLOCK * g.in_channels + c) * kernel_height + i) * kernel_width
+                        + j)
+                        * BLOCK
+                        + o % BLOCK;
+                    packed[to] = weight[from];
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// The vector of the first `S::F32_LANES` values of `values`, which holds at least
+/// that many: a plain load (pulp's partial load checks the length at every call).
+#[inline(always)]
+pub(super) fn load<S: pulp::Simd>(simd: S, values: &[f32]) -> S::f32s {
+    match S::as_simd_f32s(values).0 {
+        [vector, ..] => *vector,
+        [] => simd.partial_load_f32s(values),
+    }
+}
+
+/// Convolves one padded image with packed kernels into `out` (`[out_channels,
+/// out_height, out_width]`), adding `bias` (one per output channel, or none): each
+/// output row in vectors of columns, [`BLOCK`] output channels at a time, one fused
+/// multiply-add per kernel tap and channel.
+#[inline(always)]
+pub(super) fn convolve<S: pulp::Simd>(
+    simd: S,
+    planes: &[f32],
+    kernels: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    out: &mut [f32],
+) {
+    let lanes = S::F32_LANES;
+    let [kernel_height, kernel_width] = g.kernel;
+    let [out_height, out_width] = g.output();
+    let (pitch, rows) = (g.pitch(), g.padded_rows());
+    let block_size = g.in_channels * g.kernel_size() * BLOCK;
+    let mut stored = [0.0f32; LANES];
+    for (block, weights) in kernels.chunks_exact(block_size).enumerate() {
+        for y in 0..out_height {
+            for x0 in (0..out_width).step_by(lanes) {
+                let mut sums = [simd.splat_f32s(0.0); BLOCK];
+                for c in 0..g.in_channels {
+                    for i in 0..kernel_height {
+                        let row = &planes[(c * rows + y + i) * pitch + x0..];
+                        let taps = &weights[(c * kernel_height + i) * kernel_width * BLOCK..];
+                        for j in 0..kernel_width {
+                            let inputs = load(simd, &row[j..j + lanes]);
+                            for (sum, &tap) in sums.iter_mut().zip(&taps[j * BLOCK..][..BLOCK]) {
+                                *sum = simd.mul_add_e_f32s(simd.splat_f32s(tap), inputs, *sum);
+                            }
+                        }
+                    }
+                }
+                let columns = lanes.min(out_width - x0);
+                for (o, &sum) in sums.iter().enumerate() {
+                    let channel = block * BLOCK + o;
+                    if channel >= g.out_channels {
+                        break;
+                    }
+                    simd.partial_store_f32s(&mut stored[..lanes], sum);
+                    let shift = bias.map_or(0.0, |bias| bias[channel]);
+                    let to = &mut out[(channel * out_height + y) * out_width + x0..][..columns];
+                    for (value, s) in to.iter_mut().zip(&stored) {
+                        *value = s + shift;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds one image's weight gradient to `grad` (`[out_channels, in_channels, kernel
+/// row, kernel column]`): for each tap, the sum over output positions of the output's
+/// gradient times the input under that tap.
+#[inline(always)]
+pub(super) fn accumulate_weight_grad<S: pulp::Simd>(
+    simd: S,
+    planes: &[f32],
+    out_grad: &[f32],
+    g: &Geometry,
+    grad: &mut [f32],
+) {
+    let lanes = S::F32_LANES;
+    let [kernel_height, kernel_width] = g.kernel;
+    let [out_height, out_width] = g.output();
+    let (pitch, rows) = (g.pitch(), g.padded_rows());
+    let blocks = g.out_channels.div_ceil(BLOCK);
+    // The output's gradient in rows of whole vectors, zero past the last column and
+    // the last channel, so that every lane and channel of a block can be multiplied.
+    let row_width = out_width.div_ceil(LANES) * LANES;
+    let mut grads = vec![0.0f32; blocks * BLOCK * out_height * row_width];
+    for (o, map) in out_grad.chunks_exact(out_height * out_width).enumerate() {
+        for (y, row) in map.chunks_exact(out_width).enumerate() {
+            grads[(o * out_height + y) * row_width..][..out_width].copy_from_slice(row);
+        }
+    }
+    let block_length = BLOCK * out_height * row_width;
+    for (block, block_grads) in grads.chunks_exact(block_length).enumerate() {
+        for c in 0..g.in_channels {
+            for i in 0..kernel_height {
+                for j in 0..kernel_width {
+                    let mut sums = [simd.splat_f32s(0.0); BLOCK];
+                    for y in 0..out_height {
+                        let row = &planes[(c * rows + y + i) * pitch + j..];
+                        for x0 in (0..row_width).step_by(lanes) {
+                            let inputs = load(simd, &row[x0..x0 + lanes]);
+                            for (o, sum) in sums.iter_mut().enumerate() {
+                                let from = (o * out_height + y) * row_width + x0;
+                                let g_row = load(simd, &block_grads[from..from + lanes]);
+                                *sum = simd.mul_add_e_f32s(g_row, inputs, *sum);
+                            }
+                        }
+                    }
+                    for (o, &sum) in sums.iter().enumerate() {
+                        let channel = block * BLOCK + o;
+                        if channel < g.out_channels {
+                            let tap = ((channel * g.in_channels + c) * kernel_height + i)
+                                * kernel_width
+                                + j;
+                            grad[tap] += simd.reduce_sum_f32s(sum);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`convolve`] as work for [`pulp`]'s dispatch, which compiles it for the CPU's
+/// widest vectors.
+pub(super) struct Convolve<'a> {
+    pub(super) planes: &'a [f32],
+    pub(super) kernels: &'a [f32],
+    pub(super) bias: Option<&'a [f32]>,
+    pub(super) g: &'a Geometry,
+    pub(super) out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for Convolve<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        convolve(simd, self.planes, self.kernels, self.bias, self.g, self.out);
+    }
+}
+
+/// [`accumulate_weight_grad`] as work for [`pulp`]'s dispatch, as [`Convolve`].
+pub(super) struct WeightGrad<'a> {
+    pub(super) planes: &'a [f32],
+    pub(super) out_grad: &'a [f32],
+    pub(super) g: &'a Geometry,
+    pub(super) grad: &'a mut [f32],
+}
+
+impl pulp::WithSimd for WeightGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        accumulate_weight_grad(simd, self.planes, self.out_grad, self.g, self.grad);
+    }
+}

@@ -1,0 +1,169 @@
+//! The flex kernels of [`Conv2dOps`] and [`Conv2dBackward`]: the batch's images
+//! convolved on both cores by [`super::direct`].
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::tensor::{DType, TensorData};
+use rayon::prelude::*;
+
+use super::direct::{Convolve, Geometry, WEIGHT_GRAD_PARTS, WeightGrad, packed, padded};
+use super::{Conv2dBackward, Conv2dOps, Padding, composed_backward, options};
+use crate::flex::contiguous;
+
+/// The sizes of a convolution this kernel covers: f32 tensors of the right ranks
+/// and matching channels, and an output of at least one position. With the batch.
+fn geometry(x: &FlexTensor, weight: &FlexTensor, padding: Padding) -> Option<(usize, Geometry)> {
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+        return None;
+    }
+    if x.layout().shape().num_dims() != 4 || weight.layout().shape().num_dims() != 4 {
+        return None;
+    }
+    let [batch, in_channels, height, width] = x.layout().shape().dims::<4>();
+    let [out_channels, weight_in, kernel_height, kernel_width] =
+        weight.layout().shape().dims::<4>();
+    let g = Geometry {
+        in_channels,
+        height,
+        width,
+        out_channels,
+        kernel: [kernel_height, kernel_width],
+        padding,
+    };
+    let [out_height, out_width] = g.output();
+    let fits = weight_in == in_channels
+        && kernel_height > 0
+        && kernel_width > 0
+        && out_height > 0
+        && out_width > 0
+        && height + padding[0].0 + padding[0].1 >= kernel_height
+        && width + padding[1].0 + padding[1].1 >= kernel_width;
+    fits.then_some((batch, g))
+}
+
+fn values(tensor: &FlexTensor) -> &[f32] {
+    tensor.as_slice::<f32>().unwrap_or_default()
+}
+
+/// Convolves every image of `x` (contiguous `[batch, ...]`) on both cores.
+fn convolve_batch(
+    x: &[f32],
+    kernels: &[f32],
+    bias: Option<&[f32]>,
+    batch: usize,
+    g: &Geometry,
+) -> Vec<f32> {
+    let [out_height, out_width] = g.output();
+    let out_size = g.out_channels * out_height * out_width;
+    let mut out = vec![0.0f32; batch * out_size];
+    let in_size = g.in_channels * g.height * g.width;
+    out.par_chunks_mut(out_size.max(1))
+        .zip(x.par_chunks(in_size.max(1)))
+        .for_each(|(out, image)| {
+            let planes = padded(image, g);
+            pulp::Arch::new().dispatch(Convolve {
+                planes: &planes,
+                kernels,
+                bias,
+                g,
+                out,
+            });
+        });
+    out
+}
+
+impl Conv2dOps for Flex {
+    fn conv2d_stride1(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        padding: Padding,
+    ) -> FlexTensor {
+        let Some((batch, g)) =
+            geometry(&x, &weight, padding).filter(|_| bias.dtype() == DType::F32)
+        else {
+            return Flex::conv2d(x, weight, Some(bias), options(padding));
+        };
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let kernels = packed(values(&weight), &g, false);
+        let out = convolve_batch(values(&x), &kernels, Some(values(&bias)), batch, &g);
+        let [out_height, out_width] = g.output();
+        FlexTensor::from_data(TensorData::new(
+            out,
+            [batch, g.out_channels, out_height, out_width],
+        ))
+    }
+}
+
+impl Conv2dBackward for Flex {
+    fn conv2d_stride1_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        padding: Padding,
+        x_needed: bool,
+    ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+        let covered = geometry(&x, &weight, padding)
+            .filter(|_| grad.dtype() == DType::F32)
+            .and_then(|(batch, g)| Some((batch, g, g.transposed()?)));
+        let Some((batch, g, transposed)) = covered else {
+            return composed_backward::<Flex>(x, weight, grad, padding, x_needed);
+        };
+        let [out_height, out_width] = g.output();
+        let positions = out_height * out_width;
+        let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
+        let grad_values = values(&grad);
+        let mut grad_bias = vec![0.0f32; g.out_channels];
+        for image in grad_values.chunks_exact((g.out_channels * positions).max(1)) {
+            for (map, sum) in image.chunks_exact(positions.max(1)).zip(&mut grad_bias) {
+                *sum += map.iter().sum::<f32>();
+            }
+        }
+        let grad_x = x_needed.then(|| {
+            let kernels = packed(values(&weight), &transposed, true);
+            let dx = convolve_batch(grad_values, &kernels, None, batch, &transposed);
+            FlexTensor::from_data(TensorData::new(
+                dx,
+                [batch, g.in_channels, g.height, g.width],
+            ))
+        });
+        let in_size = g.in_channels * g.height * g.width;
+        let out_size = g.out_channels * positions;
+        let taps = g.out_channels * g.in_channels * g.kernel_size();
+        // Summed in a fixed order, in a fixed number of parts, whatever the threads:
+        // a resumed run must add the same numbers in the same order as an
+        // uninterrupted one.
+        let part = batch.div_ceil(WEIGHT_GRAD_PARTS).max(1);
+        let parts: Vec<Vec<f32>> = values(&x)
+            .par_chunks((part * in_size).max(1))
+            .zip(grad_values.par_chunks((part * out_size).max(1)))
+            .map(|(images, out_grads)| {
+                let mut sum = vec![0.0f32; taps];
+                for (image, out_grad) in images
+                    .chunks_exact(in_size.max(1))
+                    .zip(out_grads.chunks_exact(out_size.max(1)))
+                {
+                    let planes = padded(image, &g);
+                    pulp::Arch::new().dispatch(WeightGrad {
+                        planes: &planes,
+                        out_grad,
+                        g: &g,
+                        grad: &mut sum,
+                    });
+                }
+                sum
+            })
+            .collect();
+        let grad_weight = parts.into_iter().fold(vec![0.0f32; taps], |mut sum, part| {
+            sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+            sum
+        });
+        let grad_weight = FlexTensor::from_data(TensorData::new(
+            grad_weight,
+            [g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]],
+        ));
+        let grad_bias = FlexTensor::from_data(TensorData::new(grad_bias, [g.out_channels]));
+        (grad_x, grad_weight, grad_bias)
+    }
+}

@@ -1,0 +1,195 @@
+//! A 2-d convolution with stride 1, no dilation and one group (the CNN's), forward and
+//! backward: a Burn backend extension whose flex kernel convolves directly, image by
+//! image on both cores, each output row as vectors of 16 columns for 8 output channels
+//! at once, from a zero-padded copy of the image; the input's gradient is the same
+//! convolution of the output's gradient with the flipped kernels, the weight's a sum of
+//! row products. Flex instead writes every image's patches out (im2col, 25 times the
+//! input), multiplies, and copies between layouts around each step. Other backends run
+//! Burn's own ops; the values are those of Burn's `conv2d`.
+
+use burn::backend::TensorMetadata;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+
+/// Zero padding before and after the rows, then the columns: `[(top, bottom), (left,
+/// right)]`.
+pub type Padding = [(usize, usize); 2];
+
+fn options(padding: Padding) -> ConvOptions<2> {
+    ConvOptions::new_with_padding([1, 1], padding, [1, 1], 1)
+}
+
+/// `x` convolved with `weight`, plus `bias`.
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    NdArray: cfg(feature = "ndarray"),
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    Autodiff,
+)]
+pub trait Conv2dOps: Backend {
+    /// Burn's `conv2d` where no kernel is written. Returns `[batch, out_channels,
+    /// height + top + bottom - kernel_height + 1, width + left + right - kernel_width
+    /// + 1]`.
+    fn conv2d_stride1(
+        x: FloatTensor<Self>,      // [batch, in_channels, height, width]
+        weight: FloatTensor<Self>, // [out_channels, in_channels, kernel_height, kernel_width]
+        bias: FloatTensor<Self>,   // [out_channels]
+        padding: Padding,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), options(padding))
+    }
+}
+
+/// The backward half of [`Conv2dOps::conv2d_stride1`] on a backend without autodiff.
+pub trait Conv2dBackward: Backend {
+    /// The gradients of `x` (when `x_needed`), of the weight and of the bias, given the
+    /// output's gradient: Burn's `conv2d_*_backward` where no kernel is written.
+    fn conv2d_stride1_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        padding: Padding,
+        x_needed: bool,
+    ) -> (
+        Option<FloatTensor<Self>>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        composed_backward::<Self>(x, weight, grad, padding, x_needed)
+    }
+}
+
+fn composed_backward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    padding: Padding,
+    x_needed: bool,
+) -> (Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>) {
+    let out_channels = weight.shape()[0];
+    // Summed over the batch and the positions: [1, out_channels, 1, 1] -> [out_channels].
+    let sums = [0, 2, 3]
+        .into_iter()
+        .fold(grad.clone(), |sum, dim| B::float_sum_dim(sum, dim));
+    let grad_bias = B::float_reshape(sums, [out_channels].into());
+    let grad_x = x_needed
+        .then(|| B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options(padding)));
+    let grad_weight = B::conv2d_weight_backward(x, weight, grad, options(padding));
+    (grad_x, grad_weight, grad_bias)
+}
+
+/// `conv.forward(maps)`, through [`Conv2dOps`] for a convolution it covers (stride 1, no
+/// dilation, one group, explicit padding). A convolution without a bias (one followed
+/// by a batch norm) adds zeros, which changes no value and trains nothing.
+///
+/// # Shapes
+/// - `maps`: `[batch, in_channels, height, width]`
+/// - returns: `[batch, out_channels, height', width']`
+pub fn conv2d_forward(conv: &Conv2d, maps: Tensor<4>) -> Tensor<4> {
+    let covered = conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1;
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return conv.forward(maps);
+    };
+    if !covered {
+        return conv.forward(maps);
+    }
+    let weight = conv.weight.val();
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+    };
+    Tensor::from_dispatch(<Dispatch as Conv2dOps>::conv2d_stride1(
+        maps.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        [(top, bottom), (left, right)],
+    ))
+}
+
+impl<B: Conv2dOps + Conv2dBackward, C: CheckpointStrategy> Conv2dOps for Autodiff<B, C> {
+    fn conv2d_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: Padding,
+    ) -> FloatTensor<Self> {
+        /// What the backward pass needs: `x` and the weight, and whether `x` wants a
+        /// gradient (an image batch does not; the maps of a later block do).
+        #[derive(Debug)]
+        struct Conv2dGrad;
+
+        impl<B: Conv2dBackward> Backward<B, 3> for Conv2dGrad {
+            type State = (NodeId, NodeId, Padding);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_weight, node_bias] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, weight, padding) = ops.state;
+                let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x);
+                let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight);
+                let (grad_x, grad_weight, grad_bias) =
+                    B::conv2d_stride1_backward(x, weight, grad, padding, node_x.is_some());
+                if let (Some(node), Some(grad_x)) = (node_x, grad_x) {
+                    grads.register::<B>(node.id, grad_x);
+                }
+                if let Some(node) = node_weight {
+                    grads.register::<B>(node.id, grad_weight);
+                }
+                if let Some(node) = node_bias {
+                    grads.register::<B>(node.id, grad_bias);
+                }
+            }
+        }
+
+        match Conv2dGrad
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), padding);
+                let output = B::conv2d_stride1(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    padding,
+                );
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_stride1(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                padding,
+            )),
+        }
+    }
+}
+
+#[cfg(feature = "ndarray")]
+impl Conv2dOps for burn::backend::NdArray {}
+#[cfg(feature = "ndarray")]
+impl Conv2dBackward for burn::backend::NdArray {}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl Conv2dOps for burn::backend::Cube {}
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl Conv2dBackward for burn::backend::Cube {}
+
+mod direct;
+#[cfg(feature = "flex")]
+mod flex;
