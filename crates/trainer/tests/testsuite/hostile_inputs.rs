@@ -426,33 +426,12 @@ fn an_absurd_epoch_count_is_refused_in_one_line() {
 
 #[test]
 fn import_is_refused_while_a_training_run_writes_the_run() {
-    use std::io::BufRead;
     let data_dir = mnist_dir();
     let (tmp, done) = tiny_run_after_one_epoch();
     let state = tmp.path().join("net.safetensors");
     assert!(export(&done, "safetensors", &state).status.success());
     let run = tmp.path().join("busy");
-    let mut training = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args([
-            "train",
-            "--data-dir",
-            path_str(&data_dir),
-            "--run",
-            path_str(&run),
-            "--epochs",
-            "50",
-            "--log-interval",
-            "20",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("trainer starts");
-    let lines = std::io::BufReader::new(training.stdout.take().expect("piped")).lines();
-    let started = lines
-        .map_while(Result::ok)
-        .any(|line| line.starts_with("epoch 1/50 ["));
-    assert!(started, "the run trains");
+    let mut training = common::training_in_progress(&data_dir, &run);
     let pid = training.id().to_string();
     let config = std::fs::read(run.join("config.json")).expect("the run's config");
     for extra in [&[][..], &["--overwrite"]] {

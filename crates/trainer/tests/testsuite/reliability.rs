@@ -427,31 +427,10 @@ fn an_output_that_is_a_fifo_or_stdout_is_written_into_not_replaced() {
 
 #[test]
 fn a_second_writer_of_a_run_is_refused_while_the_first_trains_and_readers_are_not() {
-    use std::io::{BufRead, BufReader};
     let data_dir = mnist_dir();
     let (tmp, done) = tiny_run_after_one_epoch();
     let run = tmp.path().join("busy");
-    let mut first = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args([
-            "train",
-            "--data-dir",
-            path_str(&data_dir),
-            "--run",
-            path_str(&run),
-            "--epochs",
-            "50",
-            "--log-interval",
-            "20",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("trainer starts");
-    let lines = BufReader::new(first.stdout.take().expect("piped")).lines();
-    let started = lines
-        .map_while(Result::ok)
-        .any(|line| line.starts_with("epoch 1/50 ["));
-    assert!(started, "the first run trains");
+    let mut first = common::training_in_progress(&data_dir, &run);
     let pid = first.id().to_string();
     for second in [
         trainer(&[

@@ -34,8 +34,8 @@ fn logged(dir: &Path, needle: &str) -> bool {
     }
 }
 
-fn pixels_request() -> Vec<u8> {
-    let body = format!("{{\"pixels\": [{}]}}", vec!["0.5"; 784].join(","));
+/// A prediction request with the JSON `body`, head and body.
+fn json_request(body: &str) -> Vec<u8> {
     let mut request = format!(
         "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -43,6 +43,10 @@ fn pixels_request() -> Vec<u8> {
     .into_bytes();
     request.extend_from_slice(body.as_bytes());
     request
+}
+
+fn pixels_request() -> Vec<u8> {
+    json_request(&format!("{{\"pixels\": [{}]}}", vec!["0.5"; 784].join(",")))
 }
 
 /// A JSON batch of `images` base64 PNGs, 4096x4096 and 16-bit, each a dark square on
@@ -61,14 +65,7 @@ fn heavy_request(images: usize) -> Vec<u8> {
         "{{\"image\": \"{}\"}}",
         base64::engine::general_purpose::STANDARD.encode(&png)
     );
-    let body = format!("[{}]", vec![item; images].join(","));
-    let mut request = format!(
-        "POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body.as_bytes());
-    request
+    json_request(&format!("[{}]", vec![item; images].join(",")))
 }
 
 /// Sends `request` on a new connection; the connection, to read the answer from.

@@ -399,3 +399,28 @@ pub fn metrics_scores(run: &Path) -> Vec<String> {
 pub fn argmax(row: &[f32]) -> usize {
     (0..row.len()).fold(0, |best, c| if row[c] > row[best] { c } else { best })
 }
+
+/// `train` of the default network on `data_dir` into `run` for 50 epochs, returned
+/// once its first progress line shows it training (and holding the run's lock).
+pub fn training_in_progress(data_dir: &Path, run: &Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut training = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args([
+            "train",
+            "--data-dir",
+            path_str(data_dir),
+            "--run",
+            path_str(run),
+        ])
+        .args(["--epochs", "50", "--log-interval", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("trainer starts");
+    let lines = BufReader::new(training.stdout.take().expect("piped")).lines();
+    let started = lines
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("epoch 1/50 ["));
+    assert!(started, "the run trains");
+    training
+}
