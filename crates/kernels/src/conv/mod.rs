@@ -190,6 +190,7 @@ impl Conv2dOps for burn::backend::Cube {}
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 impl Conv2dBackward for burn::backend::Cube {}
 
+#[cfg(feature = "flex")]
 mod direct;
 #[cfg(feature = "flex")]
 mod flex;

@@ -21,6 +21,7 @@
 //! [`ServeConfig`] (see `connections`), and every request is logged and counted.
 
 mod access;
+mod activity;
 mod api;
 mod connections;
 mod error;
