@@ -88,11 +88,7 @@ fn composed<B: Backend>(
     (param, moment_1, moment_2)
 }
 
-#[cfg(feature = "ndarray")]
-impl AdamStepOps for burn::backend::NdArray {}
-
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl AdamStepOps for burn::backend::Cube {}
+generic_paths!(AdamStepOps);
 
 #[cfg(feature = "flex")]
 mod flex {

@@ -10,26 +10,22 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Autodiff, Backend, Dispatch, Scalar, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch, Scalar, TensorMetadata};
 use burn::prelude::*;
 use burn::tensor::{FloatDType, IndexingUpdateOp};
 
-/// The mean over the batch of `-log softmax(logits)[target]`.
-#[backend_extension(
-    Flex: cfg(feature = "flex"),
-    NdArray: cfg(feature = "ndarray"),
-    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
-    Autodiff,
-)]
-pub trait CrossEntropyOps: Backend {
-    /// Burn's `CrossEntropyLoss` (from logits, unweighted): where no kernel is written.
-    ///
-    /// # Shapes
-    /// - `logits`: `[batch, classes]`
-    /// - `targets`: `[batch]`, each below `classes`
-    /// - returns: `[1]`
-    fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
-        composed::<Self>(logits, targets)
+differentiable_extension! {
+    /// The mean over the batch of `-log softmax(logits)[target]`.
+    pub trait CrossEntropyOps: Backend {
+        /// Burn's `CrossEntropyLoss` (from logits, unweighted): where no kernel is written.
+        ///
+        /// # Shapes
+        /// - `logits`: `[batch, classes]`
+        /// - `targets`: `[batch]`, each below `classes`
+        /// - returns: `[1]`
+        fn cross_entropy(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> FloatTensor<Self> {
+            composed::<Self>(logits, targets)
+        }
     }
 }
 
@@ -144,15 +140,7 @@ impl<B: CrossEntropyOps + CrossEntropyBackward, C: CheckpointStrategy> CrossEntr
     }
 }
 
-#[cfg(feature = "ndarray")]
-impl CrossEntropyOps for burn::backend::NdArray {}
-#[cfg(feature = "ndarray")]
-impl CrossEntropyBackward for burn::backend::NdArray {}
-
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl CrossEntropyOps for burn::backend::Cube {}
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl CrossEntropyBackward for burn::backend::Cube {}
+generic_paths!(CrossEntropyOps, CrossEntropyBackward);
 
 #[cfg(feature = "flex")]
 mod flex {

@@ -14,6 +14,35 @@
 // comparing against it; the code generated for it names it too.
 #![cfg_attr(feature = "ndarray", allow(deprecated))]
 
+/// An extension trait routed by Burn's `#[backend_extension]`: flex runs the
+/// implementation written for it, ndarray and Cube (wgpu, cuda) the trait's generic
+/// path, and autodiff the implementation with its own backward pass.
+macro_rules! differentiable_extension {
+    ($(#[$meta:meta])* pub trait $name:ident: Backend { $($body:tt)* }) => {
+        $(#[$meta])*
+        #[burn::backend::backend_extension(
+            Flex: cfg(feature = "flex"),
+            NdArray: cfg(feature = "ndarray"),
+            Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+            Autodiff,
+        )]
+        pub trait $name: Backend { $($body)* }
+    };
+}
+
+/// The backends without kernels of their own (ndarray; wgpu and cuda through Cube)
+/// take each named extension trait's generic path: Burn's own ops.
+macro_rules! generic_paths {
+    ($($extension:path),+ $(,)?) => {
+        $(
+            #[cfg(feature = "ndarray")]
+            impl $extension for burn::backend::NdArray {}
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            impl $extension for burn::backend::Cube {}
+        )+
+    };
+}
+
 pub mod adam;
 pub mod conv;
 pub mod cross_entropy;

@@ -11,27 +11,23 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch};
 use burn::nn::Linear;
 use burn::prelude::*;
 
-/// `x W + b`, then the ReLU if `relu`.
-#[backend_extension(
-    Flex: cfg(feature = "flex"),
-    NdArray: cfg(feature = "ndarray"),
-    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
-    Autodiff,
-)]
-pub trait FusedLinearOps: Backend {
-    /// Burn's `linear` and `relu`: where no kernel is written. Returns
-    /// `[batch, d_output]`.
-    fn fused_linear(
-        x: FloatTensor<Self>,      // [batch, d_input]
-        weight: FloatTensor<Self>, // [d_input, d_output]
-        bias: FloatTensor<Self>,   // [d_output]
-        relu: bool,
-    ) -> FloatTensor<Self> {
-        composed::<Self>(x, weight, bias, relu)
+differentiable_extension! {
+    /// `x W + b`, then the ReLU if `relu`.
+    pub trait FusedLinearOps: Backend {
+        /// Burn's `linear` and `relu`: where no kernel is written. Returns
+        /// `[batch, d_output]`.
+        fn fused_linear(
+            x: FloatTensor<Self>,      // [batch, d_input]
+            weight: FloatTensor<Self>, // [d_input, d_output]
+            bias: FloatTensor<Self>,   // [d_output]
+            relu: bool,
+        ) -> FloatTensor<Self> {
+            composed::<Self>(x, weight, bias, relu)
+        }
     }
 }
 
@@ -170,15 +166,7 @@ impl<B: FusedLinearOps + FusedLinearBackward, C: CheckpointStrategy> FusedLinear
     }
 }
 
-#[cfg(feature = "ndarray")]
-impl FusedLinearOps for burn::backend::NdArray {}
-#[cfg(feature = "ndarray")]
-impl FusedLinearBackward for burn::backend::NdArray {}
-
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl FusedLinearOps for burn::backend::Cube {}
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl FusedLinearBackward for burn::backend::Cube {}
+generic_paths!(FusedLinearOps, FusedLinearBackward);
 
 #[cfg(feature = "flex")]
 mod flex {

@@ -14,7 +14,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+use burn::backend::{Autodiff, Backend, Dispatch};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -28,24 +28,20 @@ fn options(padding: Padding) -> ConvOptions<2> {
     ConvOptions::new_with_padding([1, 1], padding, [1, 1], 1)
 }
 
-/// `x` convolved with `weight`, plus `bias`.
-#[backend_extension(
-    Flex: cfg(feature = "flex"),
-    NdArray: cfg(feature = "ndarray"),
-    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
-    Autodiff,
-)]
-pub trait Conv2dOps: Backend {
-    /// Burn's `conv2d` where no kernel is written. Returns `[batch, out_channels,
-    /// height + top + bottom - kernel_height + 1, width + left + right - kernel_width
-    /// + 1]`.
-    fn conv2d_stride1(
-        x: FloatTensor<Self>,      // [batch, in_channels, height, width]
-        weight: FloatTensor<Self>, // [out_channels, in_channels, kernel_height, kernel_width]
-        bias: FloatTensor<Self>,   // [out_channels]
-        padding: Padding,
-    ) -> FloatTensor<Self> {
-        Self::conv2d(x, weight, Some(bias), options(padding))
+differentiable_extension! {
+    /// `x` convolved with `weight`, plus `bias`.
+    pub trait Conv2dOps: Backend {
+        /// Burn's `conv2d` where no kernel is written. Returns `[batch, out_channels,
+        /// height + top + bottom - kernel_height + 1, width + left + right - kernel_width
+        /// + 1]`.
+        fn conv2d_stride1(
+            x: FloatTensor<Self>,      // [batch, in_channels, height, width]
+            weight: FloatTensor<Self>, // [out_channels, in_channels, kernel_height, kernel_width]
+            bias: FloatTensor<Self>,   // [out_channels]
+            padding: Padding,
+        ) -> FloatTensor<Self> {
+            Self::conv2d(x, weight, Some(bias), options(padding))
+        }
     }
 }
 
@@ -132,29 +128,45 @@ impl<B: Conv2dOps + Conv2dBackward, C: CheckpointStrategy> Conv2dOps for Autodif
 
             fn backward(
                 self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
+                Ops {
+                    parents,
+                    node,
+                    state,
+                    ..
+                }: Ops<Self::State, 3>,
+                gradients: &mut Gradients,
+                saved: &mut Checkpointer,
             ) {
-                let [node_x, node_weight, node_bias] = ops.parents;
-                let grad = grads.consume::<B>(&ops.node);
-                let (x, weight, padding) = ops.state;
-                let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x);
-                let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight);
+                let (x, weight, padding) = state;
+                let x = saved.retrieve_node_output::<FloatTensor<B>>(x);
+                let weight = saved.retrieve_node_output::<FloatTensor<B>>(weight);
+                let grad = gradients.consume::<B>(&node);
+                let [node_x, node_weight, node_bias] = parents;
                 let (grad_x, grad_weight, grad_bias) =
                     B::conv2d_stride1_backward(x, weight, grad, padding, node_x.is_some());
-                if let (Some(node), Some(grad_x)) = (node_x, grad_x) {
-                    grads.register::<B>(node.id, grad_x);
-                }
-                if let Some(node) = node_weight {
-                    grads.register::<B>(node.id, grad_weight);
-                }
-                if let Some(node) = node_bias {
-                    grads.register::<B>(node.id, grad_bias);
+                let registered = [
+                    (node_x, grad_x),
+                    (node_weight, Some(grad_weight)),
+                    (node_bias, Some(grad_bias)),
+                ];
+                for (parent, grad) in registered {
+                    if let (Some(parent), Some(grad)) = (parent, grad) {
+                        gradients.register::<B>(parent.id, grad);
+                    }
                 }
             }
         }
 
+        let convolve = |x: Self::FloatTensorPrimitive,
+                        weight: Self::FloatTensorPrimitive,
+                        bias: Self::FloatTensorPrimitive| {
+            B::conv2d_stride1(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                padding,
+            )
+        };
         match Conv2dGrad
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
@@ -162,33 +174,14 @@ impl<B: Conv2dOps + Conv2dBackward, C: CheckpointStrategy> Conv2dOps for Autodif
         {
             OpsKind::Tracked(mut prep) => {
                 let state = (prep.checkpoint(&x), prep.checkpoint(&weight), padding);
-                let output = B::conv2d_stride1(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                    padding,
-                );
-                prep.finish(state, output)
+                prep.finish(state, convolve(x, weight, bias))
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv2d_stride1(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-                padding,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(convolve(x, weight, bias)),
         }
     }
 }
 
-#[cfg(feature = "ndarray")]
-impl Conv2dOps for burn::backend::NdArray {}
-#[cfg(feature = "ndarray")]
-impl Conv2dBackward for burn::backend::NdArray {}
-
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl Conv2dOps for burn::backend::Cube {}
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-impl Conv2dBackward for burn::backend::Cube {}
+generic_paths!(Conv2dOps, Conv2dBackward);
 
 #[cfg(feature = "flex")]
 mod direct;

@@ -248,40 +248,32 @@ pub fn import_run(
 ) -> Result<TrainingConfig, InteropError> {
     let existed = run.root().exists();
     let _lock = run.lock_for_writing()?;
-    let imported = write_run(from, network, run, data_dir, overwrite, device);
+    // Once the run is locked.
+    let write_run = || -> Result<TrainingConfig, InteropError> {
+        let occupied = run.holds_run() || run.model_path().exists();
+        if occupied && !overwrite {
+            return Err(InteropError::TargetExists(run.root().to_path_buf()));
+        }
+        let (network, model) = import_state_dict(from, network, device)?;
+        if occupied {
+            run.clear()?;
+        }
+        let config = TrainingConfig::new().with_model(network);
+        run.create()?;
+        run.save_config(&config)?;
+        run.save_info(&RunInfo {
+            data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),
+            ..RunInfo::default()
+        })?;
+        run.save_model(&model)?;
+        Ok(config)
+    };
+    let imported = write_run();
     // A directory made only to be locked is not left behind.
     if imported.is_err() && !existed {
         run.discard()?;
     }
     imported
-}
-
-/// [`import_run`] once the run is locked.
-fn write_run(
-    from: &Path,
-    network: Option<NetworkConfig>,
-    run: &RunDir,
-    data_dir: Option<PathBuf>,
-    overwrite: bool,
-    device: &Device,
-) -> Result<TrainingConfig, InteropError> {
-    let occupied = run.holds_run() || run.model_path().exists();
-    if occupied && !overwrite {
-        return Err(InteropError::TargetExists(run.root().to_path_buf()));
-    }
-    let (network, model) = import_state_dict(from, network, device)?;
-    if occupied {
-        run.clear()?;
-    }
-    let config = TrainingConfig::new().with_model(network);
-    run.create()?;
-    run.save_config(&config)?;
-    run.save_info(&RunInfo {
-        data_dir: data_dir.map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir)),
-        ..RunInfo::default()
-    })?;
-    run.save_model(&model)?;
-    Ok(config)
 }
 
 /// The layer number (from 1) and parameter name of a state-dict key `fc<N>.<param>`.
