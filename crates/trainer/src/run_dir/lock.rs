@@ -4,6 +4,10 @@
 use std::path::Path;
 
 use super::{LOCK, RunDir};
+
+/// How long a lock recorded as this process's own is waited for: see
+/// [`RunDir::lock_for_writing`].
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::TrainerError;
 
 /// Removes, in `dir` and the folders under it, the scratch files Burn writes a record
@@ -60,17 +64,31 @@ impl RunDir {
             .truncate(false)
             .open(&path)
             .map_err(write_error)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                return Err(TrainerError::RunBusy {
-                    dir: self.root.clone(),
-                    holder: holder.trim().parse().ok(),
-                });
+        let asked = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file
+                        .rewind()
+                        .and_then(|()| file.read_to_string(&mut holder));
+                    let holder: Option<u32> = holder.trim().parse().ok();
+                    // A lock this process released can still be held for a moment by a
+                    // child it is starting (a copy of the descriptor, closed when the
+                    // child's program starts): wait that out. Any other holder is a
+                    // writer.
+                    if holder == Some(std::process::id()) && asked.elapsed() < RELEASE_WAIT {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                    return Err(TrainerError::RunBusy {
+                        dir: self.root.clone(),
+                        holder,
+                    });
+                }
+                Err(std::fs::TryLockError::Error(error)) => return Err(write_error(error)),
             }
-            Err(std::fs::TryLockError::Error(error)) => return Err(write_error(error)),
         }
         file.set_len(0)
             .and_then(|()| file.rewind())
