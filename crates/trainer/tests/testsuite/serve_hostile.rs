@@ -95,12 +95,19 @@ fn status(stream: &mut TcpStream, limit: Duration) -> u16 {
 
 #[test]
 fn two_thousand_silent_connections_leave_health_checks_and_predictions_answered() {
-    rlimit::increase_nofile_limit(8192).expect("open-file limit");
+    // 2,000 sockets here and as many in the server, and a few hundred more: as many
+    // hundreds as the open-file limit allows, well past the server's 512.
+    let files = rlimit::increase_nofile_limit(8192).expect("open-file limit");
+    let rounds = usize::try_from(files.saturating_sub(200) / 100).map_or(20, |r| r.min(20));
+    assert!(
+        rounds > 6,
+        "an open-file limit of {files} holds too few connections"
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let served = server(tmp.path(), &[]);
     let mut silent = Vec::new();
     let mut slowest = Duration::ZERO;
-    for round in 0..20 {
+    for round in 0..rounds {
         silent.extend((0..100).map(|_| TcpStream::connect(&served.addr).expect("connects")));
         let started = Instant::now();
         let (health, _) = served.get("/healthz");
@@ -114,7 +121,10 @@ fn two_thousand_silent_connections_leave_health_checks_and_predictions_answered(
             100 * (round + 1)
         );
     }
-    eprintln!("2,000 silent connections: slowest /healthz + /api/predict pair {slowest:?}");
+    eprintln!(
+        "{} silent connections: slowest /healthz + /api/predict pair {slowest:?}",
+        silent.len()
+    );
     // The pairs took 10 ms here (bench/runs/2026-12-06-epyc-2core); only a lockout
     // (before: a minute of 503s) would take seconds, on however loaded a machine.
     assert!(slowest < Duration::from_secs(5), "{slowest:?}");
@@ -150,7 +160,9 @@ fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
 #[test]
 fn light_requests_do_not_wait_behind_heavy_batches() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let served = server(tmp.path(), &["--quiet"]);
+    // The four batches run one after the other on this machine's one heavy worker:
+    // time enough for all of them, however loaded the machine.
+    let served = server(tmp.path(), &["--quiet", "--request-timeout", "600"]);
     let heavy = heavy_request(14);
     let mut batches: Vec<TcpStream> = (0..4).map(|_| send(&served, &heavy)).collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -165,7 +177,7 @@ fn light_requests_do_not_wait_behind_heavy_batches() {
     let batches_started = Instant::now();
     let heavy_statuses: Vec<u16> = batches
         .iter_mut()
-        .map(|batch| status(batch, Duration::from_secs(120)))
+        .map(|batch| status(batch, Duration::from_secs(600)))
         .collect();
     eprintln!(
         "pixel requests beside 4 heavy batches: median {:?}, p99 {:?}; the batches ended {:?} after",
