@@ -26,14 +26,13 @@ pub(crate) enum Damage {
 }
 
 /// `payload` followed by its trailer.
-pub(crate) fn seal(mut payload: Vec<u8>) -> Vec<u8> {
-    let length = payload.len() as u64;
-    let checksum = crc32fast::hash(&payload);
-    payload.reserve_exact(TRAILER);
-    payload.extend_from_slice(TAG);
-    payload.extend_from_slice(&length.to_le_bytes());
-    payload.extend_from_slice(&checksum.to_le_bytes());
-    payload
+pub(crate) fn seal(payload: &[u8]) -> Vec<u8> {
+    let mut sealed = Vec::with_capacity(payload.len() + TRAILER);
+    sealed.extend_from_slice(payload);
+    sealed.extend_from_slice(TAG);
+    sealed.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    sealed.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    sealed
 }
 
 /// The payload of `file`, checked against its trailer; a file with no trailer is its
@@ -89,7 +88,7 @@ pub(crate) fn read(path: &Path) -> Result<Bytes, ReadError> {
 
 /// Writes `payload` sealed to `path`, atomically.
 pub(crate) fn write(path: &Path, payload: &[u8]) -> std::io::Result<()> {
-    data::fs::write_atomically(path, &seal(payload.to_vec()))
+    data::fs::write_atomically(path, &seal(payload))
 }
 
 #[cfg(test)]
@@ -99,12 +98,12 @@ mod tests {
     #[test]
     fn a_sealed_payload_opens_to_itself() {
         let payload = b"burnpack bytes".to_vec();
-        assert_eq!(open(seal(payload.clone())), Ok(payload));
+        assert_eq!(open(seal(&payload)), Ok(payload));
     }
 
     #[test]
     fn every_flipped_bit_of_the_payload_is_damage() {
-        let sealed = seal((0..=255u8).collect());
+        let sealed = seal(&(0..=255u8).collect::<Vec<_>>());
         for bit in 0..256 * 8 {
             let mut file = sealed.clone();
             file[bit / 8] ^= 1 << (bit % 8);
@@ -117,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_cut_or_grown_file_is_damage() {
-        let sealed = seal(vec![7; 100]);
+        let sealed = seal(&[7; 100]);
         let mut cut = sealed.clone();
         cut.drain(10..20);
         assert!(matches!(open(cut), Err(Damage::Length { .. })));

@@ -142,17 +142,17 @@ pub(super) struct Watched {
 
 impl tokio::io::AsyncRead for Watched {
     fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        let activity = self.activity.clone();
+        let Self { stream, activity } = self.get_mut();
         if activity.done_sending.load(Ordering::SeqCst) {
             // The watchdog closes the connection once the answer is out.
             return std::task::Poll::Pending;
         }
         let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.stream).poll_read(cx, buf);
+        let polled = std::pin::Pin::new(stream).poll_read(cx, buf);
         if !matches!(polled, std::task::Poll::Ready(Ok(()))) {
             return polled;
         }

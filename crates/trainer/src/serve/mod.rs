@@ -31,7 +31,7 @@ mod predictor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -324,13 +324,13 @@ async fn off_runtime<T: Send + 'static>(
         .map_err(|e| RequestError::Internal(e.to_string()))
 }
 
-/// Marks a request's work abandoned when dropped: when its handler is (its client went
+/// Abandons a request's deadline when dropped: when its handler is (its client went
 /// away, or its time ran out), the work still under way stops at the next image.
-struct AbandonOnDrop(Arc<AtomicBool>);
+struct AbandonOnDrop(Deadline);
 
 impl Drop for AbandonOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.abandon();
     }
 }
 
@@ -355,12 +355,16 @@ async fn predict(
         Some(Err(error)) => return Err(RequestError::from_body_error(&error)),
         Some(Ok(body)) => body,
     };
-    let abandoned = Arc::new(AtomicBool::new(false));
-    let _abandon_on_drop = AbandonOnDrop(abandoned.clone());
-    let deadline = Deadline::new(arrived, config.request_timeout, abandoned);
+    let deadline = Deadline::new(arrived, config.request_timeout);
+    let _abandon_on_drop = AbandonOnDrop(deadline.clone());
     let late = || {
         shared.metrics.rejected(Reject::RequestTimeout);
         RequestError::RequestTimeout(config.request_timeout)
+    };
+    // The work's own timeout is counted as the handler's is.
+    let counted = |error| match error {
+        RequestError::RequestTimeout(_) => late(),
+        error => error,
     };
     let predictor = shared.predictor.clone();
     // A small JSON body is read where the request is, taking tens of microseconds; a
@@ -369,12 +373,7 @@ async fn predict(
     let read = if matches!(kind, BodyKind::Json) && body.len() <= READ_ON_RUNTIME {
         let request = predictor.read(kind, body)?;
         if request.is_light() {
-            let answer = predictor
-                .answer(request, &deadline)
-                .map_err(|error| match error {
-                    RequestError::RequestTimeout(_) => late(),
-                    error => error,
-                })?;
+            let answer = predictor.answer(request, &deadline).map_err(counted)?;
             shared.metrics.predicted(answer.images());
             return Ok(Json(answer));
         }
@@ -405,16 +404,11 @@ async fn predict(
         };
         predictor.answer(request, &work)
     });
-    let answer = match within(deadline.left(), answering).await {
-        None => {
-            deadline.abandon();
-            return Err(late());
-        }
-        Some(answer) => answer?.map_err(|error| match error {
-            RequestError::RequestTimeout(_) => late(),
-            error => error,
-        })?,
-    };
+    // Past the deadline the guard above abandons the work as the handler returns.
+    let answer = within(deadline.left(), answering)
+        .await
+        .ok_or_else(late)??
+        .map_err(counted)?;
     shared.metrics.predicted(answer.images());
     Ok(Json(answer))
 }

@@ -54,12 +54,12 @@ pub(super) struct Deadline {
 }
 
 impl Deadline {
-    /// `limit` after `arrived`, or sooner once `abandoned` is set.
-    pub(super) fn new(arrived: Instant, limit: Duration, abandoned: Arc<AtomicBool>) -> Self {
+    /// `limit` after `arrived`, or sooner once abandoned.
+    pub(super) fn new(arrived: Instant, limit: Duration) -> Self {
         Self {
             at: arrived + limit,
             limit,
-            abandoned,
+            abandoned: Arc::default(),
         }
     }
 
@@ -290,7 +290,7 @@ mod tests {
     }
 
     fn no_deadline() -> Deadline {
-        Deadline::new(Instant::now(), Duration::from_secs(3600), Arc::default())
+        Deadline::new(Instant::now(), Duration::from_secs(3600))
     }
 
     #[test]
