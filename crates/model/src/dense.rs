@@ -1,33 +1,47 @@
-//! A trained MLP handed to the kernels' plain-loop inference ([`DenseNetwork`]): its
-//! weights read back from the device, its input standardisation folded in.
+//! A trained network handed to the kernels' plain-loop inference ([`PlainNetwork`]):
+//! its weights read back from the device; an MLP's input standardisation folded into
+//! its first layer, a CNN's batch norms into their convolutions.
 
-use kernels::dense::{self, DenseNetwork, LayerWeights};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use kernels::dense::{
+    self, ConvBlockWeights, ConvNetwork, DenseNetwork, LayerWeights, PlainNetwork,
+};
 
+use crate::conv::ConvBlock;
 use crate::{Activation, Network};
 
 impl Network {
     /// The network as plain loops over its weights, or `None` for one those loops do
-    /// not compute: one with convolutions, or with GELU (whose `erf` the standard
-    /// library lacks).
-    pub fn dense(&self) -> Option<DenseNetwork> {
-        let activation = match self.activation {
-            Activation::Relu => dense::Activation::Relu,
-            Activation::Tanh => dense::Activation::Tanh,
-            Activation::Sigmoid => dense::Activation::Sigmoid,
-            Activation::Gelu => return None,
-        };
-        if !self.conv_blocks().is_empty() {
-            return None;
+    /// not compute: one with GELU (whose `erf` the standard library lacks), or with a
+    /// convolution or pooling other than the blocks' own (stride 1, even padding).
+    pub fn dense(&self) -> Option<PlainNetwork> {
+        if self.conv_blocks().is_empty() {
+            let folded = self.clone().with_normalization_folded()?;
+            return Some(PlainNetwork::Mlp(folded.head()?));
         }
-        let folded = self.clone().with_normalization_folded()?;
-        let layers = folded
+        let blocks = self
+            .conv_blocks()
+            .iter()
+            .map(ConvBlock::plain)
+            .collect::<Option<Vec<_>>>()?;
+        let in_channels = blocks.first()?.in_channels;
+        let input = [in_channels, self.side, self.side];
+        let standardization = self.normalization.statistics();
+        ConvNetwork::new(input, standardization, &blocks, self.head()?).map(PlainNetwork::Cnn)
+    }
+
+    /// The fully connected layers.
+    fn head(&self) -> Option<DenseNetwork> {
+        let layers = self
             .layers()
             .map(|linear| {
                 let [inputs, outputs] = linear.weight.val().dims();
                 Some(LayerWeights {
-                    weight: linear.weight.val().into_data().try_to_vec::<f32>().ok()?,
+                    weight: values(linear.weight.val())?,
                     bias: match &linear.bias {
-                        Some(bias) => Some(bias.val().into_data().try_to_vec::<f32>().ok()?),
+                        Some(bias) => Some(values(bias.val())?),
                         None => None,
                     },
                     inputs,
@@ -35,8 +49,78 @@ impl Network {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        DenseNetwork::new(&layers, activation)
+        DenseNetwork::new(&layers, plain(self.activation)?)
     }
+}
+
+impl ConvBlock {
+    /// The block in eval mode with its batch norm folded in: with the norm's `scale =
+    /// gamma / sqrt(running variance + epsilon)`, kernels times `scale` and bias
+    /// `(bias - running mean) * scale + beta`, per output channel.
+    fn plain(&self) -> Option<ConvBlockWeights> {
+        let conv = &self.conv;
+        let [out_channels, in_channels, kernel_size, kernel_width] = conv.weight.dims();
+        let padding = symmetric_padding(conv)?;
+        let plain_conv = conv.stride == [1, 1]
+            && conv.dilation == [1, 1]
+            && conv.groups == 1
+            && kernel_size == kernel_width;
+        let pool = self.square_pool()?;
+        if !plain_conv {
+            return None;
+        }
+        let device = conv.weight.device();
+        let bias = match &conv.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([out_channels], &device),
+        };
+        let (weight, bias) = match &self.norm {
+            None => (conv.weight.val(), bias),
+            Some(norm) => {
+                let scale =
+                    norm.gamma.val() / norm.running_var.value().add_scalar(norm.epsilon).sqrt();
+                let weight = conv.weight.val() * scale.clone().reshape([out_channels, 1, 1, 1]);
+                let bias = (bias - norm.running_mean.value()) * scale + norm.beta.val();
+                (weight, bias)
+            }
+        };
+        Some(ConvBlockWeights {
+            weight: values(weight)?,
+            bias: values(bias)?,
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding,
+            activation: plain(self.activation)?,
+            pool,
+        })
+    }
+}
+
+/// The padding on every side, where it is the same on all four.
+fn symmetric_padding(conv: &Conv2d) -> Option<usize> {
+    match conv.padding {
+        PaddingConfig2d::Valid => Some(0),
+        PaddingConfig2d::Explicit(top, left, bottom, right)
+            if top == left && top == bottom && top == right =>
+        {
+            Some(top)
+        }
+        _ => None,
+    }
+}
+
+fn plain(activation: Activation) -> Option<dense::Activation> {
+    match activation {
+        Activation::Relu => Some(dense::Activation::Relu),
+        Activation::Tanh => Some(dense::Activation::Tanh),
+        Activation::Sigmoid => Some(dense::Activation::Sigmoid),
+        Activation::Gelu => None,
+    }
+}
+
+fn values<const D: usize>(tensor: Tensor<D>) -> Option<Vec<f32>> {
+    tensor.into_data().try_to_vec::<f32>().ok()
 }
 
 #[cfg(test)]
@@ -107,16 +191,61 @@ mod tests {
     }
 
     #[test]
+    fn cnn_inference_with_batch_norms_folded_equals_burns_forward() {
+        let device = Device::flex();
+        device.seed(5);
+        let block = |channels, kernel_size, padding, pool| {
+            ConvBlockConfig::new(channels)
+                .with_kernel_size(kernel_size)
+                .with_padding(padding)
+                .with_batch_norm(true)
+                .with_pool(pool)
+        };
+        let config = NetworkConfig::new()
+            .with_kind(NetworkKind::Cnn)
+            .with_input_size(20 * 20)
+            .with_conv(vec![
+                block(6, 5, 2, 2),
+                block(11, 3, 0, 0),
+                block(9, 3, 1, 3),
+            ])
+            .with_hidden_sizes(vec![30])
+            .with_dropout(0.2)
+            .with_normalization(Normalization::Mnist);
+        // Training passes move the norms' running statistics off their start (0 and
+        // 1), so that folding them in is tested.
+        let training = device.clone().autodiff();
+        let network = config.init(&training);
+        for _ in 0..3 {
+            let _ = network.forward(images(16, 400, &training).mul_scalar(3.0).add_scalar(0.5));
+        }
+        let network = network.valid();
+        let plain = network.dense().expect("a CNN of plain blocks");
+        for batch in [1, 9, 40] {
+            let input = images(batch, 400, &device);
+            let expected = network
+                .forward(input.clone())
+                .try_into_vec_as::<f32>()
+                .expect("floats");
+            let pixels = input.try_into_vec_as::<f32>().expect("floats");
+            assert_close(&plain.forward(&pixels), &expected);
+        }
+    }
+
+    #[test]
     fn networks_the_loops_do_not_compute_are_refused() {
         let device = Device::flex();
         let gelu = NetworkConfig::new()
             .with_activation(Activation::Gelu)
             .init(&device);
         assert!(gelu.dense().is_none());
-        let cnn = NetworkConfig::new()
+        let gelu_blocks = NetworkConfig::new()
             .with_kind(NetworkKind::Cnn)
-            .with_conv(vec![ConvBlockConfig::new(4).with_pool(2)])
+            .with_conv(vec![ConvBlockConfig {
+                activation: Activation::Gelu,
+                ..ConvBlockConfig::new(4).with_pool(2)
+            }])
             .init(&device);
-        assert!(cnn.dense().is_none());
+        assert!(gelu_blocks.dense().is_none());
     }
 }

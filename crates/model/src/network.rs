@@ -115,10 +115,10 @@ pub struct Network {
     #[module(skip)]
     pub(crate) activation: Activation,
     #[module(skip)]
-    normalization: Normalization,
+    pub(crate) normalization: Normalization,
     /// The side of the square image the convolutions see; 0 in an MLP.
     #[module(skip)]
-    side: usize,
+    pub(crate) side: usize,
 }
 
 impl NetworkConfig {

@@ -1,30 +1,33 @@
 //! The direct convolution on plain slices: an image zero-padded once, kernels packed by
 //! blocks of output channels, and the loops of the output and of the weight gradient,
-//! compiled for the CPU's widest vectors through [`pulp`].
+//! compiled for the CPU's widest vectors through [`pulp`]. Training (flex) and a CNN's
+//! plain-loop inference ([`crate::dense`]) share them.
+// Without flex only inference uses these loops, not the gradients' half.
+#![cfg_attr(not(feature = "flex"), allow(dead_code))]
 
 use super::Padding;
 
 /// Output channels computed together: one vector accumulator each.
-pub(super) const BLOCK: usize = 8;
+pub(crate) const BLOCK: usize = 8;
 /// Output columns per vector: 16 f32 lanes, one AVX-512 register.
-pub(super) const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 /// The parts of a batch whose weight gradients are summed apart (on as many threads
 /// as there are cores), then together.
-pub(super) const WEIGHT_GRAD_PARTS: usize = 8;
+pub(crate) const WEIGHT_GRAD_PARTS: usize = 8;
 
 /// The sizes of one convolution.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Geometry {
-    pub(super) in_channels: usize,
-    pub(super) height: usize,
-    pub(super) width: usize,
-    pub(super) out_channels: usize,
-    pub(super) kernel: [usize; 2],
-    pub(super) padding: Padding,
+pub(crate) struct Geometry {
+    pub(crate) in_channels: usize,
+    pub(crate) height: usize,
+    pub(crate) width: usize,
+    pub(crate) out_channels: usize,
+    pub(crate) kernel: [usize; 2],
+    pub(crate) padding: Padding,
 }
 
 impl Geometry {
-    pub(super) fn output(&self) -> [usize; 2] {
+    pub(crate) fn output(&self) -> [usize; 2] {
         let [(top, bottom), (left, right)] = self.padding;
         [
             (self.height + top + bottom + 1).saturating_sub(self.kernel[0]),
@@ -36,7 +39,7 @@ impl Geometry {
     /// gradient with the flipped kernels, padded by the kernel's reach less the
     /// padding; `None` where a padding is wider than that (then the input gradient is
     /// left to Burn).
-    pub(super) fn transposed(&self) -> Option<Self> {
+    pub(crate) fn transposed(&self) -> Option<Self> {
         let [out_height, out_width] = self.output();
         let [(top, bottom), (left, right)] = self.padding;
         let [reach_y, reach_x] = [self.kernel[0] - 1, self.kernel[1] - 1];
@@ -67,25 +70,36 @@ impl Geometry {
         self.height + top + bottom
     }
 
-    pub(super) fn kernel_size(&self) -> usize {
+    /// The floats of an image's padded planes.
+    pub(crate) fn padded_len(&self) -> usize {
+        self.in_channels * self.padded_rows() * self.pitch()
+    }
+
+    /// Copies `image` (`[in_channels, height, width]`) inside the borders of `planes`
+    /// ([`Geometry::padded_len`] floats), whose borders are left as they are: zero.
+    pub(crate) fn pad_into(&self, image: &[f32], planes: &mut [f32]) {
+        let [(top, _), (left, _)] = self.padding;
+        let (pitch, rows) = (self.pitch(), self.padded_rows());
+        for (plane, channel) in planes
+            .chunks_exact_mut(rows * pitch)
+            .zip(image.chunks_exact(self.height * self.width))
+        {
+            for (y, row) in channel.chunks_exact(self.width).enumerate() {
+                plane[(top + y) * pitch + left..][..self.width].copy_from_slice(row);
+            }
+        }
+    }
+
+    pub(crate) fn kernel_size(&self) -> usize {
         self.kernel[0] * self.kernel[1]
     }
 }
 
 /// One image (`[in_channels, height, width]`) in zero-padded planes of
 /// [`Geometry::pitch`] columns.
-pub(super) fn padded(image: &[f32], g: &Geometry) -> Vec<f32> {
-    let [(top, _), (left, _)] = g.padding;
-    let (pitch, rows) = (g.pitch(), g.padded_rows());
-    let mut planes = vec![0.0f32; g.in_channels * rows * pitch];
-    for (plane, channel) in planes
-        .chunks_exact_mut(rows * pitch)
-        .zip(image.chunks_exact(g.height * g.width))
-    {
-        for (y, row) in channel.chunks_exact(g.width).enumerate() {
-            plane[(top + y) * pitch + left..][..g.width].copy_from_slice(row);
-        }
-    }
+pub(crate) fn padded(image: &[f32], g: &Geometry) -> Vec<f32> {
+    let mut planes = vec![0.0f32; g.padded_len()];
+    g.pad_into(image, &mut planes);
     planes
 }
 
@@ -93,7 +107,7 @@ pub(super) fn padded(image: &[f32], g: &Geometry) -> Vec<f32> {
 /// `BLOCK` output channels of a block side by side, zero past the last channel; with
 /// `flipped`, each kernel turned half a turn and in and out channels swapped: the
 /// kernels of [`Geometry::transposed`].
-pub(super) fn packed(weight: &[f32], g: &Geometry, flipped: bool) -> Vec<f32> {
+pub(crate) fn packed(weight: &[f32], g: &Geometry, flipped: bool) -> Vec<f32> {
     let [kernel_height, kernel_width] = g.kernel;
     let blocks = g.out_channels.div_ceil(BLOCK);
     let mut packed = vec![0.0f32; blocks * g.in_channels * g.kernel_size() * BLOCK];
@@ -126,7 +140,7 @@ pub(super) fn packed(weight: &[f32], g: &Geometry, flipped: bool) -> Vec<f32> {
 /// The vector of the first `S::F32_LANES` values of `values`, which holds at least
 /// that many: a plain load (pulp's partial load checks the length at every call).
 #[inline(always)]
-pub(super) fn load<S: pulp::Simd>(simd: S, values: &[f32]) -> S::f32s {
+pub(crate) fn load<S: pulp::Simd>(simd: S, values: &[f32]) -> S::f32s {
     match S::as_simd_f32s(values).0 {
         [vector, ..] => *vector,
         [] => simd.partial_load_f32s(values),
@@ -138,7 +152,7 @@ pub(super) fn load<S: pulp::Simd>(simd: S, values: &[f32]) -> S::f32s {
 /// output row in vectors of columns, [`BLOCK`] output channels at a time, one fused
 /// multiply-add per kernel tap and channel.
 #[inline(always)]
-pub(super) fn convolve<S: pulp::Simd>(
+pub(crate) fn convolve<S: pulp::Simd>(
     simd: S,
     planes: &[f32],
     kernels: &[f32],
@@ -190,7 +204,7 @@ pub(super) fn convolve<S: pulp::Simd>(
 /// row, kernel column]`): for each tap, the sum over output positions of the output's
 /// gradient times the input under that tap.
 #[inline(always)]
-pub(super) fn accumulate_weight_grad<S: pulp::Simd>(
+pub(crate) fn accumulate_weight_grad<S: pulp::Simd>(
     simd: S,
     planes: &[f32],
     out_grad: &[f32],
@@ -245,12 +259,12 @@ pub(super) fn accumulate_weight_grad<S: pulp::Simd>(
 
 /// [`convolve`] as work for [`pulp`]'s dispatch, which compiles it for the CPU's
 /// widest vectors.
-pub(super) struct Convolve<'a> {
-    pub(super) planes: &'a [f32],
-    pub(super) kernels: &'a [f32],
-    pub(super) bias: Option<&'a [f32]>,
-    pub(super) g: &'a Geometry,
-    pub(super) out: &'a mut [f32],
+pub(crate) struct Convolve<'a> {
+    pub(crate) planes: &'a [f32],
+    pub(crate) kernels: &'a [f32],
+    pub(crate) bias: Option<&'a [f32]>,
+    pub(crate) g: &'a Geometry,
+    pub(crate) out: &'a mut [f32],
 }
 
 impl pulp::WithSimd for Convolve<'_> {
@@ -263,11 +277,11 @@ impl pulp::WithSimd for Convolve<'_> {
 }
 
 /// [`accumulate_weight_grad`] as work for [`pulp`]'s dispatch, as [`Convolve`].
-pub(super) struct WeightGrad<'a> {
-    pub(super) planes: &'a [f32],
-    pub(super) out_grad: &'a [f32],
-    pub(super) g: &'a Geometry,
-    pub(super) grad: &'a mut [f32],
+pub(crate) struct WeightGrad<'a> {
+    pub(crate) planes: &'a [f32],
+    pub(crate) out_grad: &'a [f32],
+    pub(crate) g: &'a Geometry,
+    pub(crate) grad: &'a mut [f32],
 }
 
 impl pulp::WithSimd for WeightGrad<'_> {

@@ -183,7 +183,6 @@ impl<B: Conv2dOps + Conv2dBackward, C: CheckpointStrategy> Conv2dOps for Autodif
 
 generic_paths!(Conv2dOps, Conv2dBackward);
 
-#[cfg(feature = "flex")]
-mod direct;
+pub(crate) mod direct;
 #[cfg(feature = "flex")]
 mod flex;

@@ -4,14 +4,17 @@
 //! of an MNIST digit's pixels, half of a ReLU layer's) skipped; every layer is computed
 //! for a few images at a time. Batches are split over the cores. One image takes about
 //! a microsecond (7-9 through Burn's tensors), and a batch of a thousand MNIST digits
-//! goes at 2-2.5M images a second on two cores.
+//! goes at 2-2.5M images a second on two cores. A CNN's convolution blocks run before
+//! such layers in [`ConvNetwork`].
 
 use pulp::Simd;
 use rayon::prelude::*;
 
+mod convolutional;
 mod nonzero;
 mod sums;
 
+pub use convolutional::{ConvBlockWeights, ConvNetwork};
 use nonzero::{LIST_SLACK, list_nonzero};
 use sums::sum_tile;
 
@@ -31,6 +34,24 @@ const GROUP: usize = 12;
 /// scheduling cost small beside its work, few enough to share 1000 images evenly, and
 /// whole groups.
 const IMAGES_PER_TASK: usize = 3 * GROUP;
+
+/// A trained network as plain loops: an MLP's layers, or a CNN's blocks before them.
+#[derive(Debug, Clone)]
+pub enum PlainNetwork {
+    Mlp(DenseNetwork),
+    Cnn(ConvNetwork),
+}
+
+impl PlainNetwork {
+    /// Maps images to unnormalised class scores (see [`DenseNetwork::forward`] and
+    /// [`ConvNetwork::forward`]).
+    pub fn forward(&self, images: &[f32]) -> Vec<f32> {
+        match self {
+            Self::Mlp(network) => network.forward(images),
+            Self::Cnn(network) => network.forward(images),
+        }
+    }
+}
 
 /// The activation between two layers (none after the last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

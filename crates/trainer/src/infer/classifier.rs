@@ -1,10 +1,11 @@
-//! A trained network ready to classify. On the CPU backend images run in its dense
-//! form ([`DenseNetwork`]: fused loops over the weights, faster than the tensor path
-//! for one image and for a thousand); a GPU, or a network those loops do not compute
-//! (a CNN, GELU), goes through Burn's forward.
+//! A trained network ready to classify. On the CPU backend images run in its plain
+//! form ([`PlainNetwork`]: fused loops over the weights, an MLP's or a CNN's with its
+//! batch norms folded in, faster than the tensor path for one image and for a
+//! thousand); a GPU, or a network those loops do not compute (GELU), goes through
+//! Burn's forward.
 
 use burn::prelude::*;
-use kernels::dense::DenseNetwork;
+use kernels::dense::PlainNetwork;
 use model::Network;
 
 use super::Prediction;
@@ -15,7 +16,7 @@ use crate::TrainerError;
 pub struct Classifier {
     network: Network,
     device: Device,
-    dense: Option<DenseNetwork>,
+    dense: Option<PlainNetwork>,
 }
 
 impl Classifier {
