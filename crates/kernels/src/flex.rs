@@ -1,4 +1,4 @@
-//! What the flex kernels share: a tensor's values as one slice to write.
+//! What the flex kernels share: a tensor's values as one slice to read or write.
 
 use burn::backend::flex::FlexTensor;
 
@@ -9,6 +9,11 @@ pub(crate) fn contiguous(tensor: FlexTensor) -> FlexTensor {
     } else {
         tensor.to_contiguous()
     }
+}
+
+/// The values of a contiguous f32 tensor (none for another dtype).
+pub(crate) fn values(tensor: &FlexTensor) -> &[f32] {
+    tensor.as_slice::<f32>().unwrap_or_default()
 }
 
 /// The values of a contiguous f32 tensor to write, copied first if another tensor

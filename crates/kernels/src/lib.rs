@@ -1,12 +1,12 @@
 //! Every hand-written loop of the project, each tested against Burn's own ops:
 //!
 //! - Burn backend extensions, each with its backward pass where it is differentiated:
-//!   [`linear`] (a layer's product, bias and ReLU), [`conv`] (a convolution as one
-//!   matrix product per pass), [`adam`] (Adam's step in one pass) and
+//!   [`linear`] (a layer's product, bias and ReLU), [`conv`] (a direct convolution),
+//!   [`norm_relu_pool`] (a CNN block's batch norm, ReLU and max pooling), [`adam`] (Adam's step in one pass) and
 //!   [`cross_entropy`] (the loss from logits). On flex they run kernels of their
 //!   own; other backends run Burn's ops, the same arithmetic.
 //! - Loops over plain slices: [`gather`] (pixel bytes to a batch's floats) and
-//!   [`dense`] (an MLP's inference).
+//!   [`dense`] (an MLP's or a CNN's inference).
 //!
 //! The loops are compiled for each instruction set [`pulp`] detects at run time, so
 //! that they run in the widest vectors the CPU has (AVX-512 where it has it).
@@ -51,3 +51,4 @@ pub mod dense;
 mod flex;
 pub mod gather;
 pub mod linear;
+pub mod norm_relu_pool;

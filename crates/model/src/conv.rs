@@ -6,6 +6,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
 use burn::prelude::*;
 use kernels::conv::conv2d_forward;
+use kernels::norm_relu_pool::norm_relu_pool;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
@@ -182,7 +183,7 @@ pub struct ConvBlock {
     pool: Option<MaxPool2d>,
     dropout: Option<Dropout>,
     #[module(skip)]
-    activation: Activation,
+    pub(crate) activation: Activation,
 }
 
 impl ConvBlock {
@@ -192,19 +193,43 @@ impl ConvBlock {
     ///   `(height + 2 * padding - kernel_size + 1) / pool`, and likewise `width'`
     pub fn forward(&self, maps: Tensor<4>) -> Tensor<4> {
         let maps = conv2d_forward(&self.conv, maps);
-        let maps = match &self.norm {
-            Some(norm) => norm.forward(maps),
-            None => maps,
-        };
-        let maps = self.activation.apply(maps);
-        let maps = match &self.pool {
-            Some(pool) => pool.forward(maps),
-            None => maps,
+        let maps = match (&self.norm, self.activation, self.square_pool()) {
+            // The CNN's usual block: one op, forward and backward.
+            (Some(norm), Activation::Relu, Some(pool)) => norm_relu_pool(norm, maps, pool),
+            (norm, activation, _) => {
+                let maps = match norm {
+                    Some(norm) => norm.forward(maps),
+                    None => maps,
+                };
+                let maps = activation.apply(maps);
+                match &self.pool {
+                    Some(pool) => pool.forward(maps),
+                    None => maps,
+                }
+            }
         };
         match &self.dropout {
             Some(dropout) => dropout.forward(maps),
             None => maps,
         }
+    }
+}
+
+impl ConvBlock {
+    /// The side of the max pooling (0 for none) where it is a square window moved by
+    /// its own side over the maps without padding, as blocks build it; `None` for
+    /// another pooling (from a hand-made record).
+    pub(crate) fn square_pool(&self) -> Option<usize> {
+        let Some(pool) = &self.pool else {
+            return Some(0);
+        };
+        let [side, other] = pool.kernel_size;
+        let square = side == other
+            && pool.stride == [side, side]
+            && pool.dilation == [1, 1]
+            && !pool.ceil_mode
+            && matches!(pool.padding, PaddingConfig2d::Valid);
+        square.then_some(side)
     }
 }
 

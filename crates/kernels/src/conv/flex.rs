@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::direct::{Convolve, Geometry, WEIGHT_GRAD_PARTS, WeightGrad, packed, padded};
 use super::{Conv2dBackward, Conv2dOps, Padding, composed_backward, options};
-use crate::flex::contiguous;
+use crate::flex::{contiguous, values};
 
 /// The sizes of a convolution this kernel covers: f32 tensors of the right ranks
 /// and matching channels, and an output of at least one position. With the batch.
@@ -40,10 +40,6 @@ fn geometry(x: &FlexTensor, weight: &FlexTensor, padding: Padding) -> Option<(us
         && height + padding[0].0 + padding[0].1 >= kernel_height
         && width + padding[1].0 + padding[1].1 >= kernel_width;
     fits.then_some((batch, g))
-}
-
-fn values(tensor: &FlexTensor) -> &[f32] {
-    tensor.as_slice::<f32>().unwrap_or_default()
 }
 
 /// Convolves every image of `x` (contiguous `[batch, ...]`) on both cores.

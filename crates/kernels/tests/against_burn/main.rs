@@ -9,5 +9,6 @@ mod cross_entropy;
 mod dense;
 mod gather;
 mod linear;
+mod norm_relu_pool;
 #[cfg(feature = "wgpu")]
 mod wgpu;

@@ -28,6 +28,14 @@ fn the_convolution_computes_as_burns_conv2d_through_its_generic_path() {
 }
 
 #[test]
+fn norm_relu_pool_computes_as_burns_modules_through_its_generic_path() {
+    for seed in 0..2 {
+        let computed = crate::norm_relu_pool::side_by_side(seed, &device());
+        crate::norm_relu_pool::assert_close(&computed, 1e-5, &format!("seed {seed}"));
+    }
+}
+
+#[test]
 fn the_fused_cross_entropy_computes_as_burns_through_its_generic_path() {
     for seed in 0..2 {
         let [ours, burns] = crate::cross_entropy::side_by_side(seed, &device());
