@@ -211,7 +211,6 @@ pub(crate) fn accumulate_weight_grad<S: pulp::Simd>(
     g: &Geometry,
     grad: &mut [f32],
 ) {
-    let lanes = S::F32_LANES;
     let [kernel_height, kernel_width] = g.kernel;
     let [out_height, out_width] = g.output();
     let (pitch, rows) = (g.pitch(), g.padded_rows());
@@ -226,34 +225,138 @@ pub(crate) fn accumulate_weight_grad<S: pulp::Simd>(
         }
     }
     let block_length = BLOCK * out_height * row_width;
+    let rows = Rows {
+        planes,
+        pitch,
+        plane_rows: rows,
+        out_height,
+        row_width,
+    };
     for (block, block_grads) in grads.chunks_exact(block_length).enumerate() {
         for c in 0..g.in_channels {
             for i in 0..kernel_height {
-                for j in 0..kernel_width {
-                    let mut sums = [simd.splat_f32s(0.0); BLOCK];
-                    for y in 0..out_height {
-                        let row = &planes[(c * rows + y + i) * pitch + j..];
-                        for x0 in (0..row_width).step_by(lanes) {
-                            let inputs = load(simd, &row[x0..x0 + lanes]);
-                            for (o, sum) in sums.iter_mut().enumerate() {
-                                let from = (o * out_height + y) * row_width + x0;
-                                let g_row = load(simd, &block_grads[from..from + lanes]);
-                                *sum = simd.mul_add_e_f32s(g_row, inputs, *sum);
-                            }
-                        }
-                    }
-                    for (o, &sum) in sums.iter().enumerate() {
-                        let channel = block * BLOCK + o;
-                        if channel < g.out_channels {
+                for quad in 0..BLOCK / QUAD {
+                    let quad_grads = &block_grads[quad * QUAD * out_height * row_width..];
+                    let first = block * BLOCK + quad * QUAD;
+                    let mut add = |j: usize, sums: [f32; QUAD]| {
+                        for (channel, sum) in (first..g.out_channels).zip(sums) {
                             let tap = ((channel * g.in_channels + c) * kernel_height + i)
                                 * kernel_width
                                 + j;
-                            grad[tap] += simd.reduce_sum_f32s(sum);
+                            grad[tap] += sum;
+                        }
+                    };
+                    let mut add_all = |columns: &[[f32; QUAD]]| {
+                        for (j, &sums) in columns.iter().enumerate() {
+                            add(j, sums);
+                        }
+                    };
+                    match kernel_width {
+                        1 => add_all(&rows.tap_sums::<S, 1>(simd, quad_grads, c, i)),
+                        2 => add_all(&rows.tap_sums::<S, 2>(simd, quad_grads, c, i)),
+                        3 => add_all(&rows.tap_sums::<S, 3>(simd, quad_grads, c, i)),
+                        4 => add_all(&rows.tap_sums::<S, 4>(simd, quad_grads, c, i)),
+                        5 => add_all(&rows.tap_sums::<S, 5>(simd, quad_grads, c, i)),
+                        _ => {
+                            for j in 0..kernel_width {
+                                add(j, rows.tap_sum(simd, quad_grads, c, i, j));
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Output channels whose weight gradients are summed together: four, so that the
+/// sums of five kernel columns (20 vectors) and the four gradient rows stay in
+/// AVX-512's 32 registers.
+const QUAD: usize = 4;
+
+/// One image's padded planes and its output gradient laid out in whole vectors, for
+/// the weight gradient's sums.
+struct Rows<'a> {
+    planes: &'a [f32],
+    pitch: usize,
+    plane_rows: usize,
+    out_height: usize,
+    row_width: usize,
+}
+
+impl Rows<'_> {
+    /// For input channel `c` and kernel row `i`, the sums over output positions of
+    /// each of [`QUAD`] output channels' gradients (`grads`, channel by channel)
+    /// times the input under each of the `KW` kernel columns: each gradient vector
+    /// and each input vector loaded once for all the sums it takes part in.
+    #[inline(always)]
+    fn tap_sums<S: pulp::Simd, const KW: usize>(
+        &self,
+        simd: S,
+        grads: &[f32],
+        c: usize,
+        i: usize,
+    ) -> [[f32; QUAD]; KW] {
+        let lanes = S::F32_LANES;
+        let channel_grads = self.out_height * self.row_width;
+        let mut sums = [[simd.splat_f32s(0.0); QUAD]; KW];
+        for y in 0..self.out_height {
+            let row = &self.planes[(c * self.plane_rows + y + i) * self.pitch..];
+            for x0 in (0..self.row_width).step_by(lanes) {
+                let from = y * self.row_width + x0;
+                let mut g = [simd.splat_f32s(0.0); QUAD];
+                for (o, g) in g.iter_mut().enumerate() {
+                    *g = load(simd, &grads[o * channel_grads + from..][..lanes]);
+                }
+                for (j, column) in sums.iter_mut().enumerate() {
+                    let inputs = load(simd, &row[x0 + j..x0 + j + lanes]);
+                    for (sum, &g) in column.iter_mut().zip(&g) {
+                        *sum = simd.mul_add_e_f32s(g, inputs, *sum);
+                    }
+                }
+            }
+        }
+        // Plain loops: `array::map`'s closures would not be compiled for the vector
+        // instructions the caller was.
+        let mut totals = [[0.0f32; QUAD]; KW];
+        for (totals, column) in totals.iter_mut().zip(&sums) {
+            for (total, &sum) in totals.iter_mut().zip(column) {
+                *total = simd.reduce_sum_f32s(sum);
+            }
+        }
+        totals
+    }
+
+    /// [`Rows::tap_sums`] for kernel column `j` alone, for kernels too wide to keep
+    /// every column's sums in registers.
+    #[inline(always)]
+    fn tap_sum<S: pulp::Simd>(
+        &self,
+        simd: S,
+        grads: &[f32],
+        c: usize,
+        i: usize,
+        j: usize,
+    ) -> [f32; QUAD] {
+        let lanes = S::F32_LANES;
+        let channel_grads = self.out_height * self.row_width;
+        let mut sums = [simd.splat_f32s(0.0); QUAD];
+        for y in 0..self.out_height {
+            let row = &self.planes[(c * self.plane_rows + y + i) * self.pitch + j..];
+            for x0 in (0..self.row_width).step_by(lanes) {
+                let inputs = load(simd, &row[x0..x0 + lanes]);
+                let from = y * self.row_width + x0;
+                for (o, sum) in sums.iter_mut().enumerate() {
+                    let g = load(simd, &grads[o * channel_grads + from..][..lanes]);
+                    *sum = simd.mul_add_e_f32s(g, inputs, *sum);
+                }
+            }
+        }
+        let mut totals = [0.0f32; QUAD];
+        for (total, &sum) in totals.iter_mut().zip(&sums) {
+            *total = simd.reduce_sum_f32s(sum);
+        }
+        totals
     }
 }
 
