@@ -6,6 +6,7 @@
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
+use pulp::Simd;
 use rayon::prelude::*;
 
 use super::{NormReluPoolBackward, NormReluPoolOps, composed, composed_backward};
@@ -26,14 +27,24 @@ fn covered(x: &FlexTensor, per_channel: &[&FlexTensor], pool: usize) -> Option<[
     fits.then_some([batch, channels, height, width])
 }
 
-/// The sum of `values`, sixteen partial sums at a time (which the compiler keeps in
-/// one vector), in f64 past the partial sums.
-fn sum_of(values: impl Iterator<Item = f32>) -> f64 {
-    let mut lanes = [0.0f32; 16];
-    for (index, value) in values.enumerate() {
-        lanes[index % 16] += value;
+/// The sum of `values`, and of their squared distances from `mean`, each in vectors
+/// of partial sums (a fixed order: the same numbers give the same sums).
+#[inline(always)]
+fn sums<S: Simd>(simd: S, values: &[f32], mean: f32) -> (f32, f32) {
+    let (head, tail) = S::as_simd_f32s(values);
+    let (mut sum, mut squares) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+    let centre = simd.splat_f32s(mean);
+    for &vector in head {
+        sum = simd.add_f32s(sum, vector);
+        let distance = simd.sub_f32s(vector, centre);
+        squares = simd.mul_add_e_f32s(distance, distance, squares);
     }
-    lanes.iter().map(|&lane| f64::from(lane)).sum()
+    let (mut sum, mut squares) = (simd.reduce_sum_f32s(sum), simd.reduce_sum_f32s(squares));
+    for &value in tail {
+        sum += value;
+        squares += (value - mean) * (value - mean);
+    }
+    (sum, squares)
 }
 
 /// A channel's normalisation as `x * scale + shift`, and `1 / sqrt(variance + epsilon)`.
@@ -58,11 +69,18 @@ impl Affine {
     }
 }
 
-/// `normed` = one channel's map normalised by `affine`.
+/// `out` = `map * affine.scale + affine.shift`; `out` is as long as `map`.
 #[inline(always)]
-fn normalise(map: &[f32], affine: Affine, normed: &mut Vec<f32>) {
-    normed.clear();
-    normed.extend(map.iter().map(|&v| v * affine.scale + affine.shift));
+fn normalise<S: Simd>(simd: S, map: &[f32], affine: Affine, out: &mut [f32]) {
+    let (scale, shift) = (simd.splat_f32s(affine.scale), simd.splat_f32s(affine.shift));
+    let (to_head, to_tail) = S::as_mut_simd_f32s(out);
+    let (head, tail) = S::as_simd_f32s(map);
+    for (to, &vector) in to_head.iter_mut().zip(head) {
+        *to = simd.mul_add_e_f32s(vector, scale, shift);
+    }
+    for (to, &value) in to_tail.iter_mut().zip(tail) {
+        *to = value * affine.scale + affine.shift;
+    }
 }
 
 /// Each pooling window of a normalised map (`[height, width]`): the position of its
@@ -103,6 +121,204 @@ fn tensor(values: Vec<f32>, shape: impl Into<Vec<usize>>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
 
+/// The maps' sizes: `[batch, channels, height, width]`, and the pooling's side.
+#[derive(Clone, Copy)]
+struct Maps {
+    shape: [usize; 4],
+    pool: usize,
+}
+
+impl Maps {
+    fn plane(&self) -> usize {
+        self.shape[2] * self.shape[3]
+    }
+
+    fn out_shape(&self) -> [usize; 4] {
+        let [batch, channels, height, width] = self.shape;
+        match self.pool {
+            0 => self.shape,
+            pool => [batch, channels, height / pool, width / pool],
+        }
+    }
+
+    fn out_plane(&self) -> usize {
+        let [_, _, height, width] = self.out_shape();
+        height * width
+    }
+
+    /// Channel `c`'s map in each image of `xs`.
+    fn channel<'x>(self, xs: &'x [f32], c: usize) -> impl Iterator<Item = &'x [f32]> {
+        let [batch, channels, _, _] = self.shape;
+        let plane = self.plane();
+        (0..batch).map(move |n| &xs[(n * channels + c) * plane..][..plane])
+    }
+}
+
+/// Channel `c`'s mean and biased variance over the batch, in two passes.
+struct ChannelStatistics<'a> {
+    xs: &'a [f32],
+    maps: Maps,
+    c: usize,
+}
+
+impl pulp::WithSimd for ChannelStatistics<'_> {
+    type Output = (f32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32) {
+        let Self { xs, maps, c } = self;
+        let count = (maps.shape[0] * maps.plane()) as f64;
+        let mut sum = 0.0f64;
+        for map in maps.channel(xs, c) {
+            sum += f64::from(sums(simd, map, 0.0).0);
+        }
+        let mean = (sum / count) as f32;
+        let mut squares = 0.0f64;
+        for map in maps.channel(xs, c) {
+            squares += f64::from(sums(simd, map, mean).1);
+        }
+        (mean, (squares / count) as f32)
+    }
+}
+
+/// One image's output: each channel normalised, its windows' maxima through the ReLU.
+struct ForwardImage<'a> {
+    image: &'a [f32],
+    out: &'a mut [f32],
+    affines: &'a [Affine],
+    maps: Maps,
+}
+
+impl pulp::WithSimd for ForwardImage<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            image,
+            out,
+            affines,
+            maps,
+        } = self;
+        let [_, _, height, width] = maps.shape;
+        let mut normed = vec![0.0f32; maps.plane()];
+        for ((out, map), &affine) in out
+            .chunks_exact_mut(maps.out_plane())
+            .zip(image.chunks_exact(maps.plane()))
+            .zip(affines)
+        {
+            normalise(simd, map, affine, &mut normed);
+            let mut slots = out.iter_mut();
+            windows(&normed, [height, width], maps.pool, |_, value| {
+                if let Some(slot) = slots.next() {
+                    *slot = value.max(0.0);
+                }
+            });
+        }
+    }
+}
+
+/// One image's part of the gradients of beta and gamma, channel by channel: the sums
+/// of the gradient reaching the norm's output (through the windows' maxima and the
+/// ReLU), and of it times the normalised input.
+struct ImageParamGrads<'a> {
+    image: &'a [f32],
+    out_grad: &'a [f32],
+    affines: &'a [Affine],
+    maps: Maps,
+}
+
+impl pulp::WithSimd for ImageParamGrads<'_> {
+    type Output = Vec<(f64, f64)>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> Vec<(f64, f64)> {
+        let Self {
+            image,
+            out_grad,
+            affines,
+            maps,
+        } = self;
+        let [_, _, height, width] = maps.shape;
+        let mut normed = vec![0.0f32; maps.plane()];
+        let mut sums = Vec::with_capacity(affines.len());
+        for ((map, map_grad), &affine) in image
+            .chunks_exact(maps.plane())
+            .zip(out_grad.chunks_exact(maps.out_plane()))
+            .zip(affines)
+        {
+            normalise(simd, map, affine, &mut normed);
+            let (mut sum, mut sum_normed) = (0.0f32, 0.0f32);
+            let mut grads = map_grad.iter();
+            windows(&normed, [height, width], maps.pool, |position, value| {
+                let g = grads.next().copied().unwrap_or(0.0);
+                if value > 0.0 {
+                    sum += g;
+                    sum_normed += g * (map[position] - affine.mean) * affine.inv_std;
+                }
+            });
+            sums.push((f64::from(sum), f64::from(sum_normed)));
+        }
+        sums
+    }
+}
+
+/// One image's input gradient: `scale * (dy - mean(dy) - x̂ * mean(dy * x̂))` per
+/// channel, `dy` being the gradient at the norm's output (nonzero at the windows'
+/// positive maxima only).
+struct ImageInputGrad<'a> {
+    image: &'a [f32],
+    out_grad: &'a [f32],
+    x_grad: &'a mut [f32],
+    affines: &'a [Affine],
+    /// Per channel: the means over the batch of `dy` and of `dy * x̂`.
+    means: &'a [(f32, f32)],
+    maps: Maps,
+}
+
+impl pulp::WithSimd for ImageInputGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            image,
+            out_grad,
+            x_grad,
+            affines,
+            means,
+            maps,
+        } = self;
+        let [_, _, height, width] = maps.shape;
+        let mut normed = vec![0.0f32; maps.plane()];
+        for (((grad, map), map_grad), (&affine, &(mean_grad, mean_normed_grad))) in x_grad
+            .chunks_exact_mut(maps.plane())
+            .zip(image.chunks_exact(maps.plane()))
+            .zip(out_grad.chunks_exact(maps.out_plane()))
+            .zip(affines.iter().zip(means))
+        {
+            let k = affine.scale;
+            // -k * (mean_grad + (v - mean) * inv_std * mean_normed_grad), as v * a + b.
+            let a = -k * affine.inv_std * mean_normed_grad;
+            let b = -k * (mean_grad - affine.mean * affine.inv_std * mean_normed_grad);
+            let plain = Affine {
+                scale: a,
+                shift: b,
+                ..affine
+            };
+            normalise(simd, map, plain, grad);
+            normalise(simd, map, affine, &mut normed);
+            let mut grads = map_grad.iter();
+            windows(&normed, [height, width], maps.pool, |position, value| {
+                let out = grads.next().copied().unwrap_or(0.0);
+                if value > 0.0 {
+                    grad[position] += k * out;
+                }
+            });
+        }
+    }
+}
+
 impl NormReluPoolOps for Flex {
     fn norm_relu_pool(
         x: FlexTensor,
@@ -111,27 +327,16 @@ impl NormReluPoolOps for Flex {
         epsilon: f64,
         pool: usize,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let Some([batch, channels, height, width]) = covered(&x, &[&gamma, &beta], pool) else {
+        let Some(shape) = covered(&x, &[&gamma, &beta], pool) else {
             return composed::<Flex>(x, gamma, beta, epsilon, pool);
         };
+        let maps = Maps { shape, pool };
+        let [_, channels, _, _] = shape;
         let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
         let (xs, gammas, betas) = (values(&x), values(&gamma), values(&beta));
-        let plane = height * width;
-        let count = (batch * plane) as f64;
-        let channel_planes =
-            |c: usize| (0..batch).map(move |n| &xs[(n * channels + c) * plane..][..plane]);
         let statistics: Vec<(f32, f32)> = (0..channels)
             .into_par_iter()
-            .map(|c| {
-                let sum: f64 = channel_planes(c)
-                    .map(|map| sum_of(map.iter().copied()))
-                    .sum();
-                let mean = (sum / count) as f32;
-                let squares: f64 = channel_planes(c)
-                    .map(|map| sum_of(map.iter().map(|&v| (v - mean) * (v - mean))))
-                    .sum();
-                (mean, (squares / count) as f32)
-            })
+            .map(|c| pulp::Arch::new().dispatch(ChannelStatistics { xs, maps, c }))
             .collect();
         let affines: Vec<Affine> = statistics
             .iter()
@@ -140,33 +345,21 @@ impl NormReluPoolOps for Flex {
                 Affine::new(gamma, beta, mean, variance, epsilon)
             })
             .collect();
-        let [out_height, out_width] = match pool {
-            0 => [height, width],
-            pool => [height / pool, width / pool],
-        };
-        let out_plane = out_height * out_width;
-        let mut out = vec![0.0f32; batch * channels * out_plane];
-        out.par_chunks_mut(channels * out_plane)
-            .zip(xs.par_chunks(channels * plane))
+        let out_shape = maps.out_shape();
+        let mut out = vec![0.0f32; out_shape.iter().product()];
+        out.par_chunks_mut(channels * maps.out_plane())
+            .zip(xs.par_chunks(channels * maps.plane()))
             .for_each(|(out, image)| {
-                let mut normed = Vec::with_capacity(plane);
-                for ((out, map), &affine) in out
-                    .chunks_exact_mut(out_plane)
-                    .zip(image.chunks_exact(plane))
-                    .zip(&affines)
-                {
-                    normalise(map, affine, &mut normed);
-                    let mut slots = out.iter_mut();
-                    windows(&normed, [height, width], pool, |_, value| {
-                        if let Some(slot) = slots.next() {
-                            *slot = value.max(0.0);
-                        }
-                    });
-                }
+                pulp::Arch::new().dispatch(ForwardImage {
+                    image,
+                    out,
+                    affines: &affines,
+                    maps,
+                });
             });
         let (means, variances) = statistics.into_iter().unzip();
         (
-            tensor(out, [batch, channels, out_height, out_width]),
+            tensor(out, out_shape),
             tensor(means, [channels]),
             tensor(variances, [channels]),
         )
@@ -185,11 +378,12 @@ impl NormReluPoolBackward for Flex {
         grad: FlexTensor,
     ) -> [FlexTensor; 3] {
         let per_channel = [&gamma, &beta, &mean, &variance];
-        let Some([batch, channels, height, width]) =
-            covered(&x, &per_channel, pool).filter(|_| grad.dtype() == DType::F32)
-        else {
+        let covered = covered(&x, &per_channel, pool).filter(|_| grad.dtype() == DType::F32);
+        let Some(shape) = covered else {
             return composed_backward::<Flex>(x, gamma, beta, mean, variance, epsilon, pool, grad);
         };
+        let maps = Maps { shape, pool };
+        let [batch, channels, _, _] = shape;
         let (x, grad) = (contiguous(x), contiguous(grad));
         let [gamma, beta, mean, variance] = [gamma, beta, mean, variance].map(contiguous);
         let affines: Vec<Affine> = (0..channels)
@@ -205,82 +399,55 @@ impl NormReluPoolBackward for Flex {
             })
             .collect();
         let (xs, grads) = (values(&x), values(&grad));
-        let plane = height * width;
-        let out_plane = grads.len() / (batch * channels);
-        // Per image and channel: the sums of the gradient reaching the norm's output
-        // (through the pooling's maxima and the ReLU), and of it times the normalised
-        // input.
+        let (image_size, out_size) = (channels * maps.plane(), channels * maps.out_plane());
         let partial: Vec<Vec<(f64, f64)>> = xs
-            .par_chunks(channels * plane)
-            .zip(grads.par_chunks(channels * out_plane))
-            .map(|(image, image_grad)| {
-                let mut normed = Vec::with_capacity(plane);
-                image
-                    .chunks_exact(plane)
-                    .zip(image_grad.chunks_exact(out_plane))
-                    .zip(&affines)
-                    .map(|((map, map_grad), &affine)| {
-                        normalise(map, affine, &mut normed);
-                        let (mut sum, mut sum_normed) = (0.0f32, 0.0f32);
-                        let mut grads = map_grad.iter();
-                        windows(&normed, [height, width], pool, |position, value| {
-                            let g = grads.next().copied().unwrap_or(0.0);
-                            if value > 0.0 {
-                                sum += g;
-                                sum_normed += g * (map[position] - affine.mean) * affine.inv_std;
-                            }
-                        });
-                        (f64::from(sum), f64::from(sum_normed))
-                    })
-                    .collect()
+            .par_chunks(image_size)
+            .zip(grads.par_chunks(out_size))
+            .map(|(image, out_grad)| {
+                pulp::Arch::new().dispatch(ImageParamGrads {
+                    image,
+                    out_grad,
+                    affines: &affines,
+                    maps,
+                })
             })
             .collect();
-        let mut beta_grad = vec![0.0f64; channels];
-        let mut gamma_grad = vec![0.0f64; channels];
+        // Summed image by image in order, whatever the threads.
+        let mut param_grads = vec![(0.0f64, 0.0f64); channels];
         for image in &partial {
-            for (c, &(sum, sum_normed)) in image.iter().enumerate() {
-                beta_grad[c] += sum;
-                gamma_grad[c] += sum_normed;
+            for (total, &(sum, sum_normed)) in param_grads.iter_mut().zip(image) {
+                total.0 += sum;
+                total.1 += sum_normed;
             }
         }
-        let count = (batch * plane) as f64;
+        let count = (batch * maps.plane()) as f64;
+        let means: Vec<(f32, f32)> = param_grads
+            .iter()
+            .map(|&(sum, sum_normed)| ((sum / count) as f32, (sum_normed / count) as f32))
+            .collect();
         let mut x_grad = vec![0.0f32; xs.len()];
         x_grad
-            .par_chunks_mut(channels * plane)
-            .zip(xs.par_chunks(channels * plane))
-            .zip(grads.par_chunks(channels * out_plane))
-            .for_each(|((image_grad, image), out_grad)| {
-                let mut normed = Vec::with_capacity(plane);
-                for (c, ((grad, map), map_grad)) in image_grad
-                    .chunks_exact_mut(plane)
-                    .zip(image.chunks_exact(plane))
-                    .zip(out_grad.chunks_exact(out_plane))
-                    .enumerate()
-                {
-                    let affine = affines[c];
-                    let k = affine.scale;
-                    let mean_grad = (beta_grad[c] / count) as f32;
-                    let mean_normed_grad = (gamma_grad[c] / count) as f32;
-                    for (g, &v) in grad.iter_mut().zip(map) {
-                        let normed = (v - affine.mean) * affine.inv_std;
-                        *g = -k * (mean_grad + normed * mean_normed_grad);
-                    }
-                    normalise(map, affine, &mut normed);
-                    let mut grads = map_grad.iter();
-                    windows(&normed, [height, width], pool, |position, value| {
-                        let out = grads.next().copied().unwrap_or(0.0);
-                        if value > 0.0 {
-                            grad[position] += k * out;
-                        }
-                    });
-                }
+            .par_chunks_mut(image_size)
+            .zip(xs.par_chunks(image_size))
+            .zip(grads.par_chunks(out_size))
+            .for_each(|((x_grad, image), out_grad)| {
+                pulp::Arch::new().dispatch(ImageInputGrad {
+                    image,
+                    out_grad,
+                    x_grad,
+                    affines: &affines,
+                    means: &means,
+                    maps,
+                });
             });
-        let per_channel =
-            |sums: Vec<f64>| tensor(sums.into_iter().map(|s| s as f32).collect(), [channels]);
+        let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = param_grads
+            .into_iter()
+            .map(|(sum, sum_normed)| (sum as f32, sum_normed as f32))
+            .unzip();
         [
-            tensor(x_grad, [batch, channels, height, width]),
-            per_channel(gamma_grad),
-            per_channel(beta_grad),
+            tensor(x_grad, shape),
+            tensor(gamma_grad, [channels]),
+            tensor(beta_grad, [channels]),
         ]
     }
 }
