@@ -8,7 +8,7 @@ use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::direct::{Convolve, Geometry, WEIGHT_GRAD_PARTS, WeightGrad, packed, padded};
-use super::{Conv2dBackward, Conv2dOps, Padding, composed_backward, options};
+use super::{Conv2dBackward, Conv2dOps, Needed, Padding, composed_backward, options};
 use crate::flex::{contiguous, values};
 
 /// The sizes of a convolution this kernel covers: f32 tensors of the right ranks
@@ -98,25 +98,28 @@ impl Conv2dBackward for Flex {
         weight: FlexTensor,
         grad: FlexTensor,
         padding: Padding,
-        x_needed: bool,
-    ) -> (Option<FlexTensor>, FlexTensor, FlexTensor) {
+        needed: Needed,
+    ) -> (Option<FlexTensor>, FlexTensor, Option<FlexTensor>) {
         let covered = geometry(&x, &weight, padding)
             .filter(|_| grad.dtype() == DType::F32)
             .and_then(|(batch, g)| Some((batch, g, g.transposed()?)));
         let Some((batch, g, transposed)) = covered else {
-            return composed_backward::<Flex>(x, weight, grad, padding, x_needed);
+            return composed_backward::<Flex>(x, weight, grad, padding, needed);
         };
         let [out_height, out_width] = g.output();
         let positions = out_height * out_width;
         let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
         let grad_values = values(&grad);
-        let mut grad_bias = vec![0.0f32; g.out_channels];
-        for image in grad_values.chunks_exact((g.out_channels * positions).max(1)) {
-            for (map, sum) in image.chunks_exact(positions.max(1)).zip(&mut grad_bias) {
-                *sum += map.iter().sum::<f32>();
+        let grad_bias = needed.bias.then(|| {
+            let mut sums = vec![0.0f32; g.out_channels];
+            for image in grad_values.chunks_exact((g.out_channels * positions).max(1)) {
+                for (map, sum) in image.chunks_exact(positions.max(1)).zip(&mut sums) {
+                    *sum += map.iter().sum::<f32>();
+                }
             }
-        }
-        let grad_x = x_needed.then(|| {
+            FlexTensor::from_data(TensorData::new(sums, [g.out_channels]))
+        });
+        let grad_x = needed.x.then(|| {
             let kernels = packed(values(&weight), &transposed, true);
             let dx = convolve_batch(grad_values, &kernels, None, batch, &transposed);
             FlexTensor::from_data(TensorData::new(
@@ -159,7 +162,6 @@ impl Conv2dBackward for Flex {
             grad_weight,
             [g.out_channels, g.in_channels, g.kernel[0], g.kernel[1]],
         ));
-        let grad_bias = FlexTensor::from_data(TensorData::new(grad_bias, [g.out_channels]));
         (grad_x, grad_weight, grad_bias)
     }
 }

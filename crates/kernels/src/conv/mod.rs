@@ -47,21 +47,29 @@ differentiable_extension! {
 
 /// The backward half of [`Conv2dOps::conv2d_stride1`] on a backend without autodiff.
 pub trait Conv2dBackward: Backend {
-    /// The gradients of `x` (when `x_needed`), of the weight and of the bias, given the
-    /// output's gradient: Burn's `conv2d_*_backward` where no kernel is written.
+    /// The gradients of `x` (when `needed.x`), of the weight and of the bias (when
+    /// `needed.bias`: the zeros before a batch norm want none), given the output's
+    /// gradient: Burn's `conv2d_*_backward` where no kernel is written.
     fn conv2d_stride1_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         padding: Padding,
-        x_needed: bool,
+        needed: Needed,
     ) -> (
         Option<FloatTensor<Self>>,
         FloatTensor<Self>,
-        FloatTensor<Self>,
+        Option<FloatTensor<Self>>,
     ) {
-        composed_backward::<Self>(x, weight, grad, padding, x_needed)
+        composed_backward::<Self>(x, weight, grad, padding, needed)
     }
+}
+
+/// Which inputs of a convolution want a gradient besides the weight.
+#[derive(Debug, Clone, Copy)]
+pub struct Needed {
+    pub x: bool,
+    pub bias: bool,
 }
 
 fn composed_backward<B: Backend>(
@@ -69,15 +77,22 @@ fn composed_backward<B: Backend>(
     weight: FloatTensor<B>,
     grad: FloatTensor<B>,
     padding: Padding,
-    x_needed: bool,
-) -> (Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>) {
+    needed: Needed,
+) -> (
+    Option<FloatTensor<B>>,
+    FloatTensor<B>,
+    Option<FloatTensor<B>>,
+) {
     let out_channels = weight.shape()[0];
-    // Summed over the batch and the positions: [1, out_channels, 1, 1] -> [out_channels].
-    let sums = [0, 2, 3]
-        .into_iter()
-        .fold(grad.clone(), |sum, dim| B::float_sum_dim(sum, dim));
-    let grad_bias = B::float_reshape(sums, [out_channels].into());
-    let grad_x = x_needed
+    let grad_bias = needed.bias.then(|| {
+        // Summed over the batch and the positions: [1, out_channels, 1, 1] -> [out_channels].
+        let sums = [0, 2, 3]
+            .into_iter()
+            .fold(grad.clone(), |sum, dim| B::float_sum_dim(sum, dim));
+        B::float_reshape(sums, [out_channels].into())
+    });
+    let grad_x = needed
+        .x
         .then(|| B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options(padding)));
     let grad_weight = B::conv2d_weight_backward(x, weight, grad, options(padding));
     (grad_x, grad_weight, grad_bias)
@@ -142,12 +157,16 @@ impl<B: Conv2dOps + Conv2dBackward, C: CheckpointStrategy> Conv2dOps for Autodif
                 let weight = saved.retrieve_node_output::<FloatTensor<B>>(weight);
                 let grad = gradients.consume::<B>(&node);
                 let [node_x, node_weight, node_bias] = parents;
+                let needed = Needed {
+                    x: node_x.is_some(),
+                    bias: node_bias.is_some(),
+                };
                 let (grad_x, grad_weight, grad_bias) =
-                    B::conv2d_stride1_backward(x, weight, grad, padding, node_x.is_some());
+                    B::conv2d_stride1_backward(x, weight, grad, padding, needed);
                 let registered = [
                     (node_x, grad_x),
                     (node_weight, Some(grad_weight)),
-                    (node_bias, Some(grad_bias)),
+                    (node_bias, grad_bias),
                 ];
                 for (parent, grad) in registered {
                     if let (Some(parent), Some(grad)) = (parent, grad) {
