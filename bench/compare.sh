@@ -7,8 +7,8 @@
 #   bench/compare.sh [--data-dir DIR] [--epochs N] [--cnn-epochs N] [--skip-reference] [--skip-cnn]
 #
 # The second table sets the CNN (configs/mnist-cnn.json, --cnn-epochs epochs, default
-# 1) beside the same network in preloaded PyTorch (bench/pytorch_cnn.py) on 1 and 2
-# threads.
+# 1) beside the same network in preloaded PyTorch (bench/pytorch_cnn.py) on 2 threads
+# (passive and spinning) and 1.
 #
 # PyTorch's OpenMP threads spin while they wait; on a 2-core machine shared with
 # anything else that slows it down badly, so the references run with
@@ -79,6 +79,7 @@ fi
 if [ "$cnn" = 1 ]; then
   measure burn_cnn "$trainer" bench --config configs/mnist-cnn.json --data-dir "$data_dir" --epochs "$cnn_epochs"
   measure cnn_two env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_cnn.py --data-dir "$data_dir" --epochs "$cnn_epochs" --threads 2
+  measure cnn_two_spin "$venv/bin/python" bench/pytorch_cnn.py --data-dir "$data_dir" --epochs "$cnn_epochs" --threads 2
   measure cnn_one env OMP_WAIT_POLICY=PASSIVE "$venv/bin/python" bench/pytorch_cnn.py --data-dir "$data_dir" --epochs "$cnn_epochs" --threads 1
 fi
 
@@ -87,7 +88,7 @@ import json, os, platform, sys
 
 results = sys.argv[1]
 runs = {}
-for name in ("burn", "fast", "fast_spin", "fast_one", "reference", "burn_cnn", "cnn_two", "cnn_one"):
+for name in ("burn", "fast", "fast_spin", "fast_one", "reference", "burn_cnn", "cnn_two", "cnn_two_spin", "cnn_one"):
     path = os.path.join(results, name + ".json")
     if os.path.exists(path) and os.path.getsize(path) > 0:
         runs[name] = json.load(open(path))
@@ -146,8 +147,12 @@ for row in table:
 
 if "burn_cnn" in runs:
     cnn = runs["burn_cnn"]
-    peers = [n for n in ("cnn_two", "cnn_one") if n in runs]
-    cnn_labels = {"cnn_two": "PyTorch CNN (2 threads)", "cnn_one": "PyTorch CNN (1 thread)"}
+    peers = [n for n in ("cnn_two", "cnn_two_spin", "cnn_one") if n in runs]
+    cnn_labels = {
+        "cnn_two": "PyTorch CNN (2 threads)",
+        "cnn_two_spin": "PyTorch CNN (2 threads, spinning)",
+        "cnn_one": "PyTorch CNN (1 thread)",
+    }
     print()
     print(f"CNN ({cnn['network']}), epochs: {cnn['epochs']}")
     print()
