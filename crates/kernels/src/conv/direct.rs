@@ -95,14 +95,6 @@ impl Geometry {
     }
 }
 
-/// One image (`[in_channels, height, width]`) in zero-padded planes of
-/// [`Geometry::pitch`] columns.
-pub(crate) fn padded(image: &[f32], g: &Geometry) -> Vec<f32> {
-    let mut planes = vec![0.0f32; g.padded_len()];
-    g.pad_into(image, &mut planes);
-    planes
-}
-
 /// The kernels as `[out block, in_channels, kernel row, kernel column, BLOCK]`, the
 /// `BLOCK` output channels of a block side by side, zero past the last channel; with
 /// `flipped`, each kernel turned half a turn and in and out channels swapped: the
@@ -209,6 +201,7 @@ pub(crate) fn accumulate_weight_grad<S: pulp::Simd>(
     planes: &[f32],
     out_grad: &[f32],
     g: &Geometry,
+    grads: &mut Vec<f32>,
     grad: &mut [f32],
 ) {
     let [kernel_height, kernel_width] = g.kernel;
@@ -216,9 +209,10 @@ pub(crate) fn accumulate_weight_grad<S: pulp::Simd>(
     let (pitch, rows) = (g.pitch(), g.padded_rows());
     let blocks = g.out_channels.div_ceil(BLOCK);
     // The output's gradient in rows of whole vectors, zero past the last column and
-    // the last channel, so that every lane and channel of a block can be multiplied.
+    // the last channel, so that every lane and channel of a block can be multiplied
+    // (zeros that a `grads` already this long for this geometry still holds).
     let row_width = out_width.div_ceil(LANES) * LANES;
-    let mut grads = vec![0.0f32; blocks * BLOCK * out_height * row_width];
+    grads.resize(blocks * BLOCK * out_height * row_width, 0.0);
     for (o, map) in out_grad.chunks_exact(out_height * out_width).enumerate() {
         for (y, row) in map.chunks_exact(out_width).enumerate() {
             grads[(o * out_height + y) * row_width..][..out_width].copy_from_slice(row);
@@ -237,33 +231,51 @@ pub(crate) fn accumulate_weight_grad<S: pulp::Simd>(
             for i in 0..kernel_height {
                 for quad in 0..BLOCK / QUAD {
                     let quad_grads = &block_grads[quad * QUAD * out_height * row_width..];
-                    let first = block * BLOCK + quad * QUAD;
-                    let mut add = |j: usize, sums: [f32; QUAD]| {
-                        for (channel, sum) in (first..g.out_channels).zip(sums) {
-                            let tap = ((channel * g.in_channels + c) * kernel_height + i)
-                                * kernel_width
-                                + j;
-                            grad[tap] += sum;
-                        }
-                    };
-                    let mut add_all = |columns: &[[f32; QUAD]]| {
-                        for (j, &sums) in columns.iter().enumerate() {
-                            add(j, sums);
-                        }
+                    let tap = Tap {
+                        first: block * BLOCK + quad * QUAD,
+                        c,
+                        i,
                     };
                     match kernel_width {
-                        1 => add_all(&rows.tap_sums::<S, 1>(simd, quad_grads, c, i)),
-                        2 => add_all(&rows.tap_sums::<S, 2>(simd, quad_grads, c, i)),
-                        3 => add_all(&rows.tap_sums::<S, 3>(simd, quad_grads, c, i)),
-                        4 => add_all(&rows.tap_sums::<S, 4>(simd, quad_grads, c, i)),
-                        5 => add_all(&rows.tap_sums::<S, 5>(simd, quad_grads, c, i)),
+                        1 => tap.add(g, 0, &rows.tap_sums::<S, 1>(simd, quad_grads, c, i), grad),
+                        2 => tap.add(g, 0, &rows.tap_sums::<S, 2>(simd, quad_grads, c, i), grad),
+                        3 => tap.add(g, 0, &rows.tap_sums::<S, 3>(simd, quad_grads, c, i), grad),
+                        4 => tap.add(g, 0, &rows.tap_sums::<S, 4>(simd, quad_grads, c, i), grad),
+                        5 => tap.add(g, 0, &rows.tap_sums::<S, 5>(simd, quad_grads, c, i), grad),
                         _ => {
                             for j in 0..kernel_width {
-                                add(j, rows.tap_sum(simd, quad_grads, c, i, j));
+                                let sums = rows.tap_sum(simd, quad_grads, c, i, j);
+                                tap.add(g, j, &[sums], grad);
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Where a quad's sums for input channel `c` and kernel row `i` go in the weight's
+/// gradient.
+struct Tap {
+    /// The quad's first output channel.
+    first: usize,
+    c: usize,
+    i: usize,
+}
+
+impl Tap {
+    /// Adds `columns` (kernel columns from `j0` on, each the quad's sums) to `grad`,
+    /// past the last output channel nothing.
+    #[inline(always)]
+    fn add(&self, g: &Geometry, j0: usize, columns: &[[f32; QUAD]], grad: &mut [f32]) {
+        let [kernel_height, kernel_width] = g.kernel;
+        for (j, sums) in (j0..).zip(columns) {
+            for (channel, &sum) in (self.first..g.out_channels).zip(sums) {
+                let tap = ((channel * g.in_channels + self.c) * kernel_height + self.i)
+                    * kernel_width
+                    + j;
+                grad[tap] += sum;
             }
         }
     }
@@ -384,6 +396,9 @@ pub(crate) struct WeightGrad<'a> {
     pub(crate) planes: &'a [f32],
     pub(crate) out_grad: &'a [f32],
     pub(crate) g: &'a Geometry,
+    /// Scratch for the output's gradient in whole vectors, kept between images of
+    /// one geometry.
+    pub(crate) rows: &'a mut Vec<f32>,
     pub(crate) grad: &'a mut [f32],
 }
 
@@ -392,6 +407,13 @@ impl pulp::WithSimd for WeightGrad<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        accumulate_weight_grad(simd, self.planes, self.out_grad, self.g, self.grad);
+        accumulate_weight_grad(
+            simd,
+            self.planes,
+            self.out_grad,
+            self.g,
+            self.rows,
+            self.grad,
+        );
     }
 }

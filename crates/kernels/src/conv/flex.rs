@@ -7,7 +7,7 @@ use burn::backend::ops::ModuleOps;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::direct::{Convolve, Geometry, WEIGHT_GRAD_PARTS, WeightGrad, packed, padded};
+use super::direct::{Convolve, Geometry, WEIGHT_GRAD_PARTS, WeightGrad, packed};
 use super::{Conv2dBackward, Conv2dOps, Needed, Padding, composed_backward, options};
 use crate::flex::{contiguous, values};
 
@@ -54,18 +54,22 @@ fn convolve_batch(
     let out_size = g.out_channels * out_height * out_width;
     let mut out = vec![0.0f32; batch * out_size];
     let in_size = g.in_channels * g.height * g.width;
+    // One padded copy per rayon task, its zero borders kept from image to image.
     out.par_chunks_mut(out_size.max(1))
         .zip(x.par_chunks(in_size.max(1)))
-        .for_each(|(out, image)| {
-            let planes = padded(image, g);
-            pulp::Arch::new().dispatch(Convolve {
-                planes: &planes,
-                kernels,
-                bias,
-                g,
-                out,
-            });
-        });
+        .for_each_init(
+            || vec![0.0f32; g.padded_len()],
+            |planes, (out, image)| {
+                g.pad_into(image, planes);
+                pulp::Arch::new().dispatch(Convolve {
+                    planes: &planes,
+                    kernels,
+                    bias,
+                    g,
+                    out,
+                });
+            },
+        );
     out
 }
 
@@ -139,15 +143,19 @@ impl Conv2dBackward for Flex {
             .zip(grad_values.par_chunks((part * out_size).max(1)))
             .map(|(images, out_grads)| {
                 let mut sum = vec![0.0f32; taps];
+                // Scratch kept from image to image: their zeros stay where they are.
+                let mut planes = vec![0.0f32; g.padded_len()];
+                let mut rows = Vec::new();
                 for (image, out_grad) in images
                     .chunks_exact(in_size.max(1))
                     .zip(out_grads.chunks_exact(out_size.max(1)))
                 {
-                    let planes = padded(image, &g);
+                    g.pad_into(image, &mut planes);
                     pulp::Arch::new().dispatch(WeightGrad {
                         planes: &planes,
                         out_grad,
                         g: &g,
+                        rows: &mut rows,
                         grad: &mut sum,
                     });
                 }
