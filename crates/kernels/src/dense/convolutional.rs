@@ -6,9 +6,8 @@
 //! thread, so that serving one image never waits for another thread.
 
 use pulp::Simd;
-use rayon::prelude::*;
 
-use super::{Activation, DenseNetwork};
+use super::{Activation, DenseNetwork, split_over_cores};
 use crate::conv::Padding;
 use crate::conv::direct::{Geometry, convolve, packed};
 
@@ -132,21 +131,10 @@ impl ConvNetwork {
     ///   row by row
     /// - returns: `[batch * num_classes]`, row-major
     pub fn forward(&self, images: &[f32]) -> Vec<f32> {
-        let input_size = self.input_size().max(1);
-        let classes = self.head.num_classes();
-        let mut logits = vec![0.0; images.len() / input_size * classes];
-        if classes == 0 {
-            return logits;
-        }
-        if images.len() <= IMAGES_PER_TASK * input_size {
-            self.forward_on_this_thread(images, &mut logits);
-        } else {
-            images
-                .par_chunks(IMAGES_PER_TASK * input_size)
-                .zip(logits.par_chunks_mut(IMAGES_PER_TASK * classes))
-                .for_each(|(images, logits)| self.forward_on_this_thread(images, logits));
-        }
-        logits
+        let sizes = [self.input_size(), self.head.num_classes()];
+        split_over_cores(images, sizes, IMAGES_PER_TASK, |images, logits| {
+            self.forward_on_this_thread(images, logits)
+        })
     }
 
     fn forward_on_this_thread(&self, images: &[f32], logits: &mut [f32]) {
@@ -175,11 +163,7 @@ impl pulp::WithSimd for Blocks<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Self {
-            network,
-            images,
-            features,
-        } = self;
+        let network = self.network;
         let input_size = network.input_size().max(1);
         let feature_size = network.head.input_size().max(1);
         // Each block's padded input keeps its zero borders from one image to the
@@ -191,9 +175,10 @@ impl pulp::WithSimd for Blocks<'_> {
             .collect();
         let mut convolved = Vec::new();
         let mut maps = Vec::new();
-        for (image, features) in images
+        for (image, features) in self
+            .images
             .chunks_exact(input_size)
-            .zip(features.chunks_exact_mut(feature_size))
+            .zip(self.features.chunks_exact_mut(feature_size))
         {
             maps.clear();
             match network.standardization {

@@ -53,6 +53,31 @@ impl PlainNetwork {
     }
 }
 
+/// The logits of `images` (`[inputs, classes]` floats each), computed by `forward`
+/// (images, their logits) on this thread for at most `per_task` images, else in tasks
+/// of `per_task` images over rayon's threads.
+fn split_over_cores(
+    images: &[f32],
+    [inputs, classes]: [usize; 2],
+    per_task: usize,
+    forward: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let inputs = inputs.max(1);
+    let mut logits = vec![0.0; images.len() / inputs * classes];
+    if classes == 0 {
+        return logits;
+    }
+    if images.len() <= per_task * inputs {
+        forward(images, &mut logits);
+    } else {
+        images
+            .par_chunks(per_task * inputs)
+            .zip(logits.par_chunks_mut(per_task * classes))
+            .for_each(|(images, logits)| forward(images, logits));
+    }
+    logits
+}
+
 /// The activation between two layers (none after the last).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -136,21 +161,10 @@ impl DenseNetwork {
     /// - `images`: `[batch * input_size]`, row-major
     /// - returns: `[batch * num_classes]`, row-major
     pub fn forward(&self, images: &[f32]) -> Vec<f32> {
-        let input_size = self.input_size().max(1);
-        let classes = self.num_classes();
-        let mut logits = vec![0.0; images.len() / input_size * classes];
-        if classes == 0 {
-            return logits;
-        }
-        if images.len() <= IMAGES_PER_TASK * input_size {
-            self.forward_on_this_thread(images, &mut logits);
-        } else {
-            images
-                .par_chunks(IMAGES_PER_TASK * input_size)
-                .zip(logits.par_chunks_mut(IMAGES_PER_TASK * classes))
-                .for_each(|(images, logits)| self.forward_on_this_thread(images, logits));
-        }
-        logits
+        let sizes = [self.input_size(), self.num_classes()];
+        split_over_cores(images, sizes, IMAGES_PER_TASK, |images, logits| {
+            self.forward_on_this_thread(images, logits)
+        })
     }
 
     /// The widest layer's padded outputs: how far apart a group's images' activations

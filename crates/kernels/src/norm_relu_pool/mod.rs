@@ -18,6 +18,8 @@ use burn::prelude::*;
 
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+mod passes;
 
 differentiable_extension! {
     /// `max_pool(relu(batch_norm(x)))` with the batch's statistics, and those
@@ -103,28 +105,13 @@ fn composed_backward<B: Backend>(
         0 => grad,
         pool => {
             let settings = get_or_init_device_settings::<B>(&activated.device());
-            let (kernel, stride) = ([pool, pool], [pool, pool]);
-            let indices = B::max_pool2d_with_indices(
-                activated.clone(),
-                kernel,
-                stride,
-                [0, 0],
-                [1, 1],
-                false,
-                settings.int_dtype,
-            )
-            .indices;
-            B::max_pool2d_with_indices_backward(
-                activated.clone(),
-                kernel,
-                stride,
-                [0, 0],
-                [1, 1],
-                false,
-                grad,
-                indices,
-            )
-            .x_grad
+            // Kernel, stride, padding and dilation of Burn's MaxPool2d as blocks build it.
+            let (k, s, p, d) = ([pool, pool], [pool, pool], [0, 0], [1, 1]);
+            let int = settings.int_dtype;
+            let indices = B::max_pool2d_with_indices(activated.clone(), k, s, p, d, false, int);
+            let indices = indices.indices;
+            B::max_pool2d_with_indices_backward(activated.clone(), k, s, p, d, false, grad, indices)
+                .x_grad
         }
     };
     let normed_grad = B::relu_backward(activated, activated_grad);
@@ -170,8 +157,10 @@ pub fn norm_relu_pool(norm: &BatchNorm, maps: Tensor<4>, pool: usize) -> Tensor<
     Tensor::from_dispatch(output)
 }
 
-impl<B: NormReluPoolOps + NormReluPoolBackward, C: CheckpointStrategy> NormReluPoolOps
-    for Autodiff<B, C>
+impl<B, C> NormReluPoolOps for Autodiff<B, C>
+where
+    B: NormReluPoolOps + NormReluPoolBackward,
+    C: CheckpointStrategy,
 {
     fn norm_relu_pool(
         x: FloatTensor<Self>,
@@ -192,23 +181,17 @@ impl<B: NormReluPoolOps + NormReluPoolBackward, C: CheckpointStrategy> NormReluP
 
             fn backward(
                 self,
-                Ops {
-                    parents,
-                    node,
-                    state,
-                    ..
-                }: Ops<Self::State, 3>,
+                ops: Ops<Self::State, 3>,
                 gradients: &mut Gradients,
                 saved: &mut Checkpointer,
             ) {
-                let (x, gamma, beta, (mean, variance), epsilon, pool) = state;
-                let x = saved.retrieve_node_output::<FloatTensor<B>>(x);
-                let gamma = saved.retrieve_node_output::<FloatTensor<B>>(gamma);
-                let beta = saved.retrieve_node_output::<FloatTensor<B>>(beta);
-                let grad = gradients.consume::<B>(&node);
+                let (x, gamma, beta, (mean, variance), epsilon, pool) = ops.state;
+                let [x, gamma, beta] =
+                    [x, gamma, beta].map(|id| saved.retrieve_node_output::<FloatTensor<B>>(id));
+                let grad = gradients.consume::<B>(&ops.node);
                 let grads =
                     B::norm_relu_pool_backward(x, gamma, beta, mean, variance, epsilon, pool, grad);
-                for (parent, grad) in parents.into_iter().zip(grads) {
+                for (parent, grad) in ops.parents.into_iter().zip(grads) {
                     if let Some(parent) = parent {
                         gradients.register::<B>(parent.id, grad);
                     }
@@ -217,6 +200,11 @@ impl<B: NormReluPoolOps + NormReluPoolBackward, C: CheckpointStrategy> NormReluP
         }
 
         let untracked = FloatTensor::<Self>::new;
+        let compute = |x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>| {
+            let primitives = [x, gamma, beta].map(|tensor| tensor.into_primitive());
+            let [x, gamma, beta] = primitives;
+            B::norm_relu_pool(x, gamma, beta, epsilon, pool)
+        };
         match NormReluPoolGrad
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
@@ -228,13 +216,7 @@ impl<B: NormReluPoolOps + NormReluPoolBackward, C: CheckpointStrategy> NormReluP
                     prep.checkpoint(&gamma),
                     prep.checkpoint(&beta),
                 );
-                let (output, mean, variance) = B::norm_relu_pool(
-                    x.into_primitive(),
-                    gamma.into_primitive(),
-                    beta.into_primitive(),
-                    epsilon,
-                    pool,
-                );
+                let (output, mean, variance) = compute(x, gamma, beta);
                 let statistics = (mean.clone(), variance.clone());
                 let output = prep.finish(
                     (saved.0, saved.1, saved.2, statistics, epsilon, pool),
@@ -243,13 +225,7 @@ impl<B: NormReluPoolOps + NormReluPoolBackward, C: CheckpointStrategy> NormReluP
                 (output, untracked(mean), untracked(variance))
             }
             OpsKind::UnTracked(prep) => {
-                let (output, mean, variance) = B::norm_relu_pool(
-                    x.into_primitive(),
-                    gamma.into_primitive(),
-                    beta.into_primitive(),
-                    epsilon,
-                    pool,
-                );
+                let (output, mean, variance) = compute(x, gamma, beta);
                 (prep.finish(output), untracked(mean), untracked(variance))
             }
         }

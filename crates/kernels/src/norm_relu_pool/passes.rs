@@ -1,0 +1,294 @@
+//! The passes of the flex kernels ([`super::flex`]), each over one channel or one
+//! image, compiled for the CPU's widest vectors through [`pulp`]: the statistics, the
+//! normalised and pooled output, and the two halves of the gradients. A window's
+//! maximum is found again in each pass that needs it rather than kept.
+
+use pulp::Simd;
+
+/// The sum of `values`, and of their squared distances from `mean`, each in vectors
+/// of partial sums (a fixed order: the same numbers give the same sums).
+#[inline(always)]
+fn sums<S: Simd>(simd: S, values: &[f32], mean: f32) -> (f32, f32) {
+    let (head, tail) = S::as_simd_f32s(values);
+    let (mut sum, mut squares) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
+    let centre = simd.splat_f32s(mean);
+    for &vector in head {
+        sum = simd.add_f32s(sum, vector);
+        let distance = simd.sub_f32s(vector, centre);
+        squares = simd.mul_add_e_f32s(distance, distance, squares);
+    }
+    let (mut sum, mut squares) = (simd.reduce_sum_f32s(sum), simd.reduce_sum_f32s(squares));
+    for &value in tail {
+        sum += value;
+        squares += (value - mean) * (value - mean);
+    }
+    (sum, squares)
+}
+
+/// A channel's normalisation as `x * scale + shift`, and `1 / sqrt(variance + epsilon)`.
+#[derive(Clone, Copy)]
+pub(super) struct Affine {
+    pub(super) scale: f32,
+    pub(super) shift: f32,
+    pub(super) mean: f32,
+    pub(super) inv_std: f32,
+}
+
+impl Affine {
+    pub(super) fn new(gamma: f32, beta: f32, mean: f32, variance: f32, epsilon: f64) -> Self {
+        let inv_std = (1.0 / (f64::from(variance) + epsilon).sqrt()) as f32;
+        let scale = gamma * inv_std;
+        Self {
+            scale,
+            shift: beta - mean * scale,
+            mean,
+            inv_std,
+        }
+    }
+}
+
+/// `out` = `map * affine.scale + affine.shift`; `out` is as long as `map`.
+#[inline(always)]
+fn normalise<S: Simd>(simd: S, map: &[f32], affine: Affine, out: &mut [f32]) {
+    let (scale, shift) = (simd.splat_f32s(affine.scale), simd.splat_f32s(affine.shift));
+    let (to_head, to_tail) = S::as_mut_simd_f32s(out);
+    let (head, tail) = S::as_simd_f32s(map);
+    for (to, &vector) in to_head.iter_mut().zip(head) {
+        *to = simd.mul_add_e_f32s(vector, scale, shift);
+    }
+    for (to, &value) in to_tail.iter_mut().zip(tail) {
+        *to = value * affine.scale + affine.shift;
+    }
+}
+
+/// Each pooling window of a normalised map (`[height, width]`): the position of its
+/// largest value (the first of equals), with that value; every position, without
+/// pooling.
+#[inline(always)]
+fn windows(
+    normed: &[f32],
+    [height, width]: [usize; 2],
+    pool: usize,
+    mut visit: impl FnMut(usize, f32),
+) {
+    if pool == 0 {
+        normed
+            .iter()
+            .enumerate()
+            .for_each(|(position, &value)| visit(position, value));
+        return;
+    }
+    for y in 0..height / pool {
+        let rows = &normed[y * pool * width..][..pool * width];
+        for x in 0..width / pool {
+            let mut best = (x * pool, rows[x * pool]);
+            for row in 0..pool {
+                for column in 0..pool {
+                    let position = row * width + x * pool + column;
+                    if rows[position] > best.1 {
+                        best = (position, rows[position]);
+                    }
+                }
+            }
+            visit(y * pool * width + best.0, best.1);
+        }
+    }
+}
+
+/// The maps' sizes: `[batch, channels, height, width]`, and the pooling's side.
+#[derive(Clone, Copy)]
+pub(super) struct Maps {
+    pub(super) shape: [usize; 4],
+    pub(super) pool: usize,
+}
+
+impl Maps {
+    pub(super) fn plane(&self) -> usize {
+        self.shape[2] * self.shape[3]
+    }
+
+    pub(super) fn out_shape(&self) -> [usize; 4] {
+        let [batch, channels, height, width] = self.shape;
+        match self.pool {
+            0 => self.shape,
+            pool => [batch, channels, height / pool, width / pool],
+        }
+    }
+
+    pub(super) fn out_plane(&self) -> usize {
+        let [_, _, height, width] = self.out_shape();
+        height * width
+    }
+
+    /// Channel `c`'s map in each image of `xs`.
+    fn channel<'x>(self, xs: &'x [f32], c: usize) -> impl Iterator<Item = &'x [f32]> {
+        let [batch, channels, _, _] = self.shape;
+        let plane = self.plane();
+        (0..batch).map(move |n| &xs[(n * channels + c) * plane..][..plane])
+    }
+}
+
+/// Channel `c`'s mean and biased variance over the batch, in two passes.
+pub(super) struct ChannelStatistics<'a> {
+    pub(super) xs: &'a [f32],
+    pub(super) maps: Maps,
+    pub(super) c: usize,
+}
+
+impl pulp::WithSimd for ChannelStatistics<'_> {
+    type Output = (f32, f32);
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> (f32, f32) {
+        let Self { xs, maps, c } = self;
+        let count = (maps.shape[0] * maps.plane()) as f64;
+        let mut sum = 0.0f64;
+        for map in maps.channel(xs, c) {
+            sum += f64::from(sums(simd, map, 0.0).0);
+        }
+        let mean = (sum / count) as f32;
+        let mut squares = 0.0f64;
+        for map in maps.channel(xs, c) {
+            squares += f64::from(sums(simd, map, mean).1);
+        }
+        (mean, (squares / count) as f32)
+    }
+}
+
+/// One image's output: each channel normalised, its windows' maxima through the ReLU.
+pub(super) struct ForwardImage<'a> {
+    pub(super) image: &'a [f32],
+    pub(super) out: &'a mut [f32],
+    pub(super) affines: &'a [Affine],
+    pub(super) maps: Maps,
+}
+
+impl pulp::WithSimd for ForwardImage<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            image,
+            out,
+            affines,
+            maps,
+        } = self;
+        let [_, _, height, width] = maps.shape;
+        let mut normed = vec![0.0f32; maps.plane()];
+        for ((out, map), &affine) in out
+            .chunks_exact_mut(maps.out_plane())
+            .zip(image.chunks_exact(maps.plane()))
+            .zip(affines)
+        {
+            normalise(simd, map, affine, &mut normed);
+            let mut slots = out.iter_mut();
+            windows(&normed, [height, width], maps.pool, |_, value| {
+                if let Some(slot) = slots.next() {
+                    *slot = value.max(0.0);
+                }
+            });
+        }
+    }
+}
+
+/// One image's part of the gradients of beta and gamma, channel by channel: the sums
+/// of the gradient reaching the norm's output (through the windows' maxima and the
+/// ReLU), and of it times the normalised input.
+pub(super) struct ImageParamGrads<'a> {
+    pub(super) image: &'a [f32],
+    pub(super) out_grad: &'a [f32],
+    pub(super) affines: &'a [Affine],
+    pub(super) maps: Maps,
+}
+
+impl pulp::WithSimd for ImageParamGrads<'_> {
+    type Output = Vec<(f64, f64)>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> Vec<(f64, f64)> {
+        let Self {
+            image,
+            out_grad,
+            affines,
+            maps,
+        } = self;
+        let [_, _, height, width] = maps.shape;
+        let mut normed = vec![0.0f32; maps.plane()];
+        let mut sums = Vec::with_capacity(affines.len());
+        for ((map, map_grad), &affine) in image
+            .chunks_exact(maps.plane())
+            .zip(out_grad.chunks_exact(maps.out_plane()))
+            .zip(affines)
+        {
+            normalise(simd, map, affine, &mut normed);
+            let (mut sum, mut sum_normed) = (0.0f32, 0.0f32);
+            let mut grads = map_grad.iter();
+            windows(&normed, [height, width], maps.pool, |position, value| {
+                let g = grads.next().copied().unwrap_or(0.0);
+                if value > 0.0 {
+                    sum += g;
+                    sum_normed += g * (map[position] - affine.mean) * affine.inv_std;
+                }
+            });
+            sums.push((f64::from(sum), f64::from(sum_normed)));
+        }
+        sums
+    }
+}
+
+/// One image's input gradient: `scale * (dy - mean(dy) - x̂ * mean(dy * x̂))` per
+/// channel, `dy` being the gradient at the norm's output (nonzero at the windows'
+/// positive maxima only).
+pub(super) struct ImageInputGrad<'a> {
+    pub(super) image: &'a [f32],
+    pub(super) out_grad: &'a [f32],
+    pub(super) x_grad: &'a mut [f32],
+    pub(super) affines: &'a [Affine],
+    /// Per channel: the means over the batch of `dy` and of `dy * x̂`.
+    pub(super) means: &'a [(f32, f32)],
+    pub(super) maps: Maps,
+}
+
+impl pulp::WithSimd for ImageInputGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            image,
+            out_grad,
+            x_grad,
+            affines,
+            means,
+            maps,
+        } = self;
+        let [_, _, height, width] = maps.shape;
+        let mut normed = vec![0.0f32; maps.plane()];
+        for (((grad, map), map_grad), (&affine, &(mean_grad, mean_normed_grad))) in x_grad
+            .chunks_exact_mut(maps.plane())
+            .zip(image.chunks_exact(maps.plane()))
+            .zip(out_grad.chunks_exact(maps.out_plane()))
+            .zip(affines.iter().zip(means))
+        {
+            let k = affine.scale;
+            // -k * (mean_grad + (v - mean) * inv_std * mean_normed_grad), as v * a + b.
+            let a = -k * affine.inv_std * mean_normed_grad;
+            let b = -k * (mean_grad - affine.mean * affine.inv_std * mean_normed_grad);
+            let plain = Affine {
+                scale: a,
+                shift: b,
+                ..affine
+            };
+            normalise(simd, map, plain, grad);
+            normalise(simd, map, affine, &mut normed);
+            let mut grads = map_grad.iter();
+            windows(&normed, [height, width], maps.pool, |position, value| {
+                let out = grads.next().copied().unwrap_or(0.0);
+                if value > 0.0 {
+                    grad[position] += k * out;
+                }
+            });
+        }
+    }
+}
