@@ -5,8 +5,9 @@
 //!   [`norm_relu_pool`] (a CNN block's batch norm, ReLU and max pooling), [`adam`] (Adam's step in one pass) and
 //!   [`cross_entropy`] (the loss from logits). On flex they run kernels of their
 //!   own; other backends run Burn's ops, the same arithmetic.
-//! - Loops over plain slices: [`gather`] (pixel bytes to a batch's floats) and
-//!   [`dense`] (an MLP's or a CNN's inference).
+//! - Loops over plain slices: [`gather`] (pixel bytes to a batch's floats),
+//!   [`augment`] (a training image's random warp) and [`dense`] (an MLP's or a CNN's
+//!   inference).
 //!
 //! The loops are compiled for each instruction set [`pulp`] detects at run time, so
 //! that they run in the widest vectors the CPU has (AVX-512 where it has it).
@@ -44,6 +45,7 @@ macro_rules! generic_paths {
 }
 
 pub mod adam;
+pub mod augment;
 pub mod conv;
 pub mod cross_entropy;
 pub mod dense;

@@ -4,6 +4,7 @@
 //! `cargo test --release -p kernels --test against_burn -- adam::`.
 
 mod adam;
+mod augment;
 mod conv;
 mod cross_entropy;
 mod dense;
