@@ -4,7 +4,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 use kernels::gather::scaled_pixels;
 
-use crate::{MnistDataset, MnistItem};
+use crate::{Augmentation, MnistDataset, MnistItem};
 
 /// Turns items into a [`MnistBatch`], scaling pixels to `[0, 1]` as torchvision's
 /// `ToTensor` does ([`kernels::gather`]), so that the network sees what the PyTorch tutorial's does.
@@ -53,6 +53,32 @@ impl MnistBatcher {
             dataset.image_len(),
             device,
         ))
+    }
+
+    /// [`MnistBatcher::gather`] with each image warped by `augmentation` as the image
+    /// at its position in epoch `epoch`.
+    pub fn gather_augmented(
+        &self,
+        dataset: &MnistDataset,
+        positions: &[usize],
+        (augmentation, epoch): (&Augmentation, usize),
+        device: &Device,
+    ) -> Option<MnistBatch> {
+        let items = dataset.items_at(positions)?;
+        let image_len = dataset.image_len();
+        let mut pixels = vec![0.0f32; items.len() * image_len];
+        for ((&(image, _), &position), out) in items
+            .iter()
+            .zip(positions)
+            .zip(pixels.chunks_exact_mut(image_len.max(1)))
+        {
+            augmentation.apply(image, epoch, position, out);
+        }
+        let targets: Vec<i64> = items.iter().map(|&(_, label)| i64::from(label)).collect();
+        Some(MnistBatch {
+            images: Tensor::from_data(TensorData::new(pixels, [items.len(), image_len]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [items.len()]), device),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! [`Dataset`](burn::data::dataset::Dataset)s and the [`Batcher`](burn::data::dataloader::batch::Batcher)
 //! that turns them into tensors.
 
+mod augment;
 mod batcher;
 mod dataset;
 mod download;
@@ -14,6 +15,7 @@ mod loader;
 mod mnist;
 mod source;
 
+pub use augment::{AugmentConfig, Augmentation, DataConfig};
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig, SplitIndices};
 pub use error::{DataError, IndexOutOfRange};

@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{IndexOutOfRange, MnistBatch, MnistBatcher, MnistDataset};
+use crate::{Augmentation, IndexOutOfRange, MnistBatch, MnistBatcher, MnistDataset};
 
 /// Batches of an [`MnistDataset`], in file order or shuffled anew each epoch.
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub struct EpochLoader {
     skip_batches: AtomicUsize,
     /// Gather each batch ahead on a thread of its own.
     ahead: bool,
+    /// Warp each image at random, by epoch and position (training only).
+    augmentation: Option<Augmentation>,
 }
 
 impl EpochLoader {
@@ -44,7 +46,16 @@ impl EpochLoader {
             next_epoch: AtomicUsize::new(0),
             skip_batches: AtomicUsize::new(0),
             ahead: false,
+            augmentation: None,
         }
+    }
+
+    /// Warps every image at random as `augmentation` says, the warp a function of
+    /// the run's seed, the epoch and the image's position, so that a resumed run
+    /// sees what an uninterrupted one saw.
+    pub fn augmented(mut self, augmentation: Augmentation) -> Self {
+        self.augmentation = Some(augmentation);
+        self
     }
 
     /// Gathers each batch on a thread of its own while the caller works on the one
@@ -93,6 +104,7 @@ impl EpochLoader {
             next_epoch: AtomicUsize::new(self.next_epoch.load(Ordering::SeqCst)),
             skip_batches: AtomicUsize::new(self.skip_batches.load(Ordering::SeqCst)),
             ahead: self.ahead,
+            augmentation: self.augmentation,
         }
     }
 }
@@ -112,7 +124,7 @@ impl DataLoader<MnistBatch> for EpochLoader {
         let skipped = self.skip_batches.swap(0, Ordering::SeqCst);
         let order = self.order(epoch);
         let position = (skipped * self.batch_size).min(order.len());
-        Box::new(EpochIterator::new(self, order, position))
+        Box::new(EpochIterator::new(self, order, position, epoch))
     }
 
     fn num_items(&self) -> usize {
@@ -133,21 +145,23 @@ struct EpochIterator<'a> {
     loader: &'a EpochLoader,
     order: Arc<[usize]>,
     position: usize,
+    epoch: usize,
     /// Batches gathered ahead, in order; `None` gathers each one when it is asked for.
     ahead: Option<Receiver<Result<MnistBatch, DatasetError>>>,
 }
 
 impl<'a> EpochIterator<'a> {
-    fn new(loader: &'a EpochLoader, order: Vec<usize>, position: usize) -> Self {
+    fn new(loader: &'a EpochLoader, order: Vec<usize>, position: usize, epoch: usize) -> Self {
         let order: Arc<[usize]> = order.into();
         let ahead = loader
             .ahead
-            .then(|| gather_ahead(loader, order.clone(), position))
+            .then(|| gather_ahead(loader, order.clone(), position, epoch))
             .flatten();
         Self {
             loader,
             order,
             position,
+            epoch,
             ahead,
         }
     }
@@ -159,6 +173,7 @@ fn gather_ahead(
     loader: &EpochLoader,
     order: Arc<[usize]>,
     position: usize,
+    epoch: usize,
 ) -> Option<Receiver<Result<MnistBatch, DatasetError>>> {
     let (sender, batches) = sync_channel(1);
     let (dataset, device, batch_size) = (
@@ -166,12 +181,16 @@ fn gather_ahead(
         loader.device.clone(),
         loader.batch_size,
     );
+    let augmentation = loader
+        .augmentation
+        .map(|augmentation| (augmentation, epoch));
     std::thread::Builder::new()
         .name("batches".into())
         .spawn(move || {
             for positions in order.get(position..).unwrap_or_default().chunks(batch_size) {
                 // A closed channel: the epoch ended early, and so does this.
-                if sender.send(gather(&dataset, positions, &device)).is_err() {
+                let batch = gather(&dataset, positions, augmentation.as_ref(), &device);
+                if sender.send(batch).is_err() {
                     return;
                 }
             }
@@ -183,16 +202,21 @@ fn gather_ahead(
 fn gather(
     dataset: &MnistDataset,
     positions: &[usize],
+    augmentation: Option<&(Augmentation, usize)>,
     device: &Device,
 ) -> Result<MnistBatch, DatasetError> {
-    MnistBatcher
-        .gather(dataset, positions, device)
-        .ok_or_else(|| {
-            DatasetError::new(IndexOutOfRange {
-                index: positions.iter().copied().max().unwrap_or_default(),
-                len: dataset.len(),
-            })
+    let batch = match augmentation {
+        Some((augmentation, epoch)) => {
+            MnistBatcher.gather_augmented(dataset, positions, (augmentation, *epoch), device)
+        }
+        None => MnistBatcher.gather(dataset, positions, device),
+    };
+    batch.ok_or_else(|| {
+        DatasetError::new(IndexOutOfRange {
+            index: positions.iter().copied().max().unwrap_or_default(),
+            len: dataset.len(),
         })
+    })
 }
 
 impl Iterator for EpochIterator<'_> {
@@ -206,7 +230,16 @@ impl Iterator for EpochIterator<'_> {
             .filter(|p| !p.is_empty())?;
         let batch = match &self.ahead {
             Some(batches) => batches.recv().ok()?,
-            None => gather(&self.loader.dataset, positions, &self.loader.device),
+            None => {
+                let augmentation = self.loader.augmentation.map(|a| (a, self.epoch));
+                let dataset = &self.loader.dataset;
+                gather(
+                    dataset,
+                    positions,
+                    augmentation.as_ref(),
+                    &self.loader.device,
+                )
+            }
         };
         self.position = end;
         Some(batch)
@@ -299,6 +332,59 @@ mod tests {
         let past_the_end = loader(40, 8).skipping_batches(9);
         assert!(epoch_ids(&past_the_end).is_empty());
         assert_eq!(epoch_ids(&past_the_end).len(), 5);
+    }
+
+    /// `count` 6x6 images of distinct gradients, augmented with every transform.
+    fn augmented(count: usize, seed: u64) -> EpochLoader {
+        let pixels = (0..count * 36).map(|i| (i * 7 % 251) as u8).collect();
+        let labels = (0..count).map(|i| (i % 10) as u8).collect();
+        let set = LabelledImages::from_parts(6, 6, pixels, labels).expect("parts agree");
+        let ranges = crate::AugmentConfig::new()
+            .with_rotation(20.0)
+            .with_translate(0.1)
+            .with_scale([0.9, 1.1])
+            .with_shear(5.0)
+            .with_crop_padding(1)
+            .ranges();
+        EpochLoader::new(MnistDataset::new(set), 4, Device::flex())
+            .shuffled(seed)
+            .augmented(Augmentation {
+                ranges,
+                seed,
+                shape: [1, 6, 6],
+            })
+    }
+
+    fn epoch_pixels(loader: &dyn DataLoader<MnistBatch>) -> Vec<Vec<f32>> {
+        loader
+            .iter()
+            .map(|batch| {
+                batch
+                    .expect("batch")
+                    .images
+                    .try_into_vec_as::<f32>()
+                    .expect("f32")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn augmented_epochs_differ_and_a_resumed_run_sees_the_same_pictures() {
+        let uninterrupted = augmented(12, 5);
+        let epochs: Vec<_> = (0..3).map(|_| epoch_pixels(&uninterrupted)).collect();
+        assert_ne!(epochs[0], epochs[1], "each epoch draws new warps");
+        let mut plain = augmented(12, 5);
+        plain.augmentation = None;
+        assert_ne!(epoch_pixels(&plain), epochs[0], "the pictures are warped");
+        let resumed = augmented(12, 5).starting_after(2).gathered_ahead();
+        assert_eq!(epoch_pixels(&resumed), epochs[2]);
+        let within = augmented(12, 5).starting_after(1).skipping_batches(1);
+        assert_eq!(epoch_pixels(&within), epochs[1][1..]);
+        assert_ne!(
+            epoch_pixels(&augmented(12, 6)),
+            epochs[0],
+            "another seed, other warps"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub(crate) use unique_keys::check_unique_keys;
 pub(crate) use validate::parameter_count;
 
 use burn::config::Config;
-use data::SplitConfig;
+use data::{DataConfig, SplitConfig};
 use model::NetworkConfig;
 
 /// A training run, with the PyTorch tutorial's settings as defaults.
@@ -36,6 +36,10 @@ pub struct TrainingConfig {
     /// How validation images are held out of the training set.
     #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
+    /// How the images are prepared: random transforms of the training images
+    /// (`data.augment`).
+    #[config(default = "DataConfig::new()")]
+    pub data: DataConfig,
     /// Passes over the training set.
     #[config(default = 5)]
     pub epochs: usize,
@@ -94,6 +98,8 @@ pub enum ConfigError {
     Setting(String),
     #[error("model.{0}; fix it in the config or on the command line")]
     Network(#[from] model::NetworkError),
+    #[error("data.augment.{key} {reason}; fix it in the config or on the command line")]
+    Augment { key: &'static str, reason: String },
     #[error("{field} must be {rule} (got {value}); fix it in the config or on the command line")]
     Invalid {
         field: &'static str,

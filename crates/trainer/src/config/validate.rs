@@ -49,6 +49,9 @@ impl TrainingConfig {
                 );
             }
         }
+        if let Some((key, reason)) = self.data.augment.invalid() {
+            return Err(ConfigError::Augment { key, reason });
+        }
         if self.split.valid_size == 0 {
             // Early stopping, the kept epoch and sweeps' rankings all read it.
             return invalid(

@@ -1,11 +1,12 @@
 //! What a run shows: pictures drawn with plotters into memory and written as PNG files
 //! atomically (the training curves, the confusion matrix, the `explain` picture; this
-//! module owns the canvas and font they share), the model summary table, and
-//! TensorBoard event files.
+//! module owns the canvas and font they share), a grid of training samples, the model
+//! summary table, and TensorBoard event files.
 
 mod confusion;
 mod curves;
 mod explanation;
+mod samples;
 mod summary;
 pub mod tensorboard;
 
@@ -19,6 +20,7 @@ use plotters::style::FontStyle;
 pub use self::confusion::{confusion_matrix, confusion_size};
 pub use self::curves::{CURVES_SIZE, training_curves};
 pub use self::explanation::{FirstLayer, PICTURE_SIZE, draw_explanation, save_explanation};
+pub use self::samples::sample_grid;
 pub use self::summary::{model_summary, thousands};
 use crate::TrainerError;
 

@@ -9,7 +9,10 @@ use burn::prelude::*;
 use burn::train::TrainStep;
 use data::EpochLoader;
 
+use std::path::Path;
+
 use super::TrainRequest;
+use super::learner::augmentation;
 use super::learner::classifier::CrossEntropyClassifier;
 use super::learner::optimizer::optimizer;
 use super::learner::schedule::Schedule;
@@ -17,6 +20,7 @@ use super::loading::{Loaded, load};
 use crate::TrainerError;
 use crate::backend::Backend;
 use crate::infer::evaluate;
+use crate::report::sample_grid;
 
 /// What the two batches gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +35,13 @@ pub struct DryRun {
 
 /// Opens the devices and loads the data as [`super::train`] would, then takes one
 /// optimisation step on the first training batch (on the first device) and scores
-/// the first validation batch. The run directory is not touched.
-pub fn dry_run(request: TrainRequest, backend: &Backend) -> Result<DryRun, TrainerError> {
+/// the first validation batch. The run directory is not touched; `samples`, if given,
+/// receives the first training batch as a PNG grid, augmented as training would.
+pub fn dry_run(
+    request: TrainRequest,
+    backend: &Backend,
+    samples: Option<&Path>,
+) -> Result<DryRun, TrainerError> {
     let console = request.console;
     if let Some(spec) = &request.config.devices {
         crate::backend::open_all(spec)?;
@@ -49,7 +58,18 @@ pub fn dry_run(request: TrainRequest, backend: &Backend) -> Result<DryRun, Train
         mlp: config.model.init(&device),
     };
     let steps_per_epoch = config.steps_per_epoch(train_set.len());
+    let augmentation = augmentation(&config, &train_set);
+    let (height, width) = train_set.image_size();
+    let shape = [
+        train_set.image_len() / (height * width).max(1),
+        height,
+        width,
+    ];
     let train_loader = EpochLoader::new(train_set, config.batch_size, device).shuffled(config.seed);
+    let train_loader = match augmentation {
+        Some(augmentation) => train_loader.augmented(augmentation),
+        None => train_loader,
+    };
     let batch = match train_loader.iter().next() {
         Some(batch) => batch.map_err(|e| TrainerError::Batch(e.to_string()))?,
         None => {
@@ -59,6 +79,14 @@ pub fn dry_run(request: TrainRequest, backend: &Backend) -> Result<DryRun, Train
         }
     };
     let train_images = batch.targets.dims()[0];
+    if let Some(path) = samples {
+        let pixels = batch.images.clone().try_into_vec_as::<f32>()?;
+        sample_grid(path, &pixels, train_images, shape)?;
+        console.line(format_args!(
+            "wrote {} ({train_images} training images as the network sees them)",
+            path.display()
+        ));
+    }
     let output = TrainStep::step(&model, batch);
     let train_loss = output.item.loss.clone().into_scalar::<f64>();
     // The first step's rate, as the run's schedule gives it.

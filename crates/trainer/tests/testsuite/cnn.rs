@@ -205,6 +205,110 @@ fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
 }
 
 #[test]
+fn an_augmented_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
+    let data_dir = mnist_dir();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(tmp.path());
+    let args = |run: &Path| -> Vec<String> {
+        [
+            &train_args(&config, &data_dir, run)[..],
+            &["--epochs", "2", "--limit-train", "4000", "--no-test"],
+            &[
+                "--set",
+                "data.augment.rotation=12",
+                "--set",
+                "data.augment.translate=0.1",
+            ],
+            &[
+                "--set",
+                "data.augment.scale=[0.9, 1.1]",
+                "--set",
+                "data.augment.crop_padding=2",
+            ],
+        ]
+        .concat()
+        .into_iter()
+        .map(String::from)
+        .collect()
+    };
+    // Each image's warp follows from (seed, epoch, image): the resumed run's second
+    // epoch sees the pictures the uninterrupted one saw, and ends on its weights.
+    assert_resume_is_exact(&args, tmp.path(), ("epoch 2/2 [", Signal::KILL), &data_dir);
+}
+
+#[test]
+fn a_dry_run_shows_the_augmented_training_images_and_writes_no_run() {
+    let data_dir = mnist_dir();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(tmp.path());
+    let run = tmp.path().join("run");
+    let samples = tmp.path().join("samples.png");
+    let dry = |augment: &str, out: &Path| {
+        trainer(
+            &[
+                &train_args(&config, &data_dir, &run)[..],
+                &[
+                    "--dry-run",
+                    "--batch-size",
+                    "16",
+                    "--samples",
+                    path_str(out),
+                ],
+                &["--set", augment],
+            ]
+            .concat(),
+        )
+    };
+    let shown = dry("data.augment.rotation=30", &samples);
+    assert!(shown.status.success(), "{}", common::stderr(&shown));
+    assert!(stdout(&shown).contains("16 training images as the network sees them"));
+    assert!(!run.exists(), "a dry run writes no run");
+    let picture = image::open(&samples).expect("a PNG").to_luma8();
+    // 16 images: four columns of 28x28 images drawn three times their size, 2 apart.
+    assert_eq!(picture.dimensions(), (2 + 4 * (84 + 2), 2 + 4 * (84 + 2)));
+    let plain = tmp.path().join("plain.png");
+    let shown = dry("data.augment.rotation=0", &plain);
+    assert!(shown.status.success(), "{}", common::stderr(&shown));
+    let plain = image::open(&plain).expect("a PNG").to_luma8();
+    assert_ne!(picture, plain, "rotated images differ from the plain ones");
+    let without = trainer(
+        &[
+            &train_args(&config, &data_dir, &run)[..],
+            &["--samples", path_str(&samples)],
+        ]
+        .concat(),
+    );
+    assert!(!without.status.success(), "--samples needs --dry-run");
+}
+
+#[test]
+fn augmentation_out_of_range_is_one_line_naming_the_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config = config(tmp.path());
+    let run = tmp.path().join("run");
+    for (setting, key) in [
+        ("data.augment.rotation=400", "data.augment.rotation"),
+        ("data.augment.scale=[1.2, 0.8]", "data.augment.scale"),
+        ("data.augment.translate=-0.1", "data.augment.translate"),
+    ] {
+        let failed = trainer(&[
+            "train",
+            "--config",
+            path_str(&config),
+            "--set",
+            setting,
+            "--run",
+            path_str(&run),
+            "--dry-run",
+        ]);
+        let err = common::stderr(&failed);
+        assert!(!failed.status.success(), "{setting}");
+        assert_eq!(err.trim().lines().count(), 1, "{setting}: {err}");
+        assert!(err.contains(key), "{setting}: {err}");
+    }
+}
+
+#[test]
 fn a_sweep_over_conv_blocks_ranks_every_trial() {
     let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -18,7 +18,7 @@ use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, Metric};
 use burn::train::{ExecutionStrategy, Interrupter, Learner, SupervisedTraining, TrainingStrategy};
-use data::EpochLoader;
+use data::{Augmentation, EpochLoader, MnistDataset};
 use model::Network;
 
 use self::classifier::CrossEntropyClassifier;
@@ -32,6 +32,7 @@ use super::logger::history::{EpochHook, EpochRecorder, History, SharedRunningMet
 use super::logger::run_log::{RunLog, SharedRunLog};
 use super::renderer::{DivergenceSlot, EpochRenderer, FirstStep, MetricNames, StepReporting};
 use crate::TrainerError;
+use crate::config::TrainingConfig;
 use crate::console::Console;
 use crate::epoch::EpochSummary;
 use crate::report::training_curves;
@@ -75,6 +76,10 @@ pub(crate) fn launch(prepared: &Prepared) -> Result<Launched, TrainerError> {
     .starting_after(prepared.epochs_done)
     .skipping_batches(steps_done)
     .gathered_ahead();
+    let train_loader = match augmentation(config, &prepared.train_set) {
+        Some(augmentation) => train_loader.augmented(augmentation),
+        None => train_loader,
+    };
     let valid_loader = EpochLoader::new(
         prepared.valid_set.clone(),
         config.eval_batch_size(),
@@ -241,4 +246,20 @@ fn pass_on_stops(stop: &StopSignals, interrupter: &Interrupter, training_done: &
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The training images' augmentation `config` asks for, if any: seeded by the run's
+/// seed, so that the warps follow from (seed, epoch, image).
+pub(crate) fn augmentation(
+    config: &TrainingConfig,
+    train_set: &MnistDataset,
+) -> Option<Augmentation> {
+    let augment = &config.data.augment;
+    let (height, width) = train_set.image_size();
+    let channels = train_set.image_len() / (height * width).max(1);
+    augment.is_on().then(|| Augmentation {
+        ranges: augment.ranges(),
+        seed: config.seed,
+        shape: [channels, height, width],
+    })
 }

@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// nothing written.
     #[arg(long, conflicts_with_all = ["resume", "overwrite"])]
     dry_run: bool,
+    /// With --dry-run: write the first training batch, as the network sees it
+    /// (augmented where data.augment says), to FILE as a PNG grid.
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    samples: Option<PathBuf>,
     /// Set any config value by its dotted key, e.g. `--set optimizer.name=adamw`,
     /// `--set lr_schedule.name=cosine`, `--set model.hidden_sizes=[128,64]`;
     /// repeatable, applied over --config and under the flags above.
@@ -106,7 +110,7 @@ pub fn exec(args: TrainArgs) -> anyhow::Result<()> {
     .into_request(console)?;
     let backend = super::open_backend(args.common.device.as_deref(), console)?;
     if args.dry_run {
-        dry_run(request, &backend)?;
+        dry_run(request, &backend, args.samples.as_deref())?;
     } else {
         request.stop = StopSignals::install()?;
         train(request, &backend)?;
