@@ -5,7 +5,8 @@
 //!   matrix product per pass), [`adam`] (Adam's step in one pass) and
 //!   [`cross_entropy`] (the loss from logits). On flex they run kernels of their
 //!   own; other backends run Burn's ops, the same arithmetic.
-//! - Loops over plain slices: [`gather`] (pixel bytes to a batch's floats) and
+//! - Loops over plain slices: [`gather`] (pixel bytes to a batch's floats),
+//!   [`planes`] (decoded pictures to the channel planes a network takes) and
 //!   [`dense`] (an MLP's inference).
 //!
 //! The loops are compiled for each instruction set [`pulp`] detects at run time, so
@@ -51,3 +52,4 @@ pub mod dense;
 mod flex;
 pub mod gather;
 pub mod linear;
+pub mod planes;

@@ -17,7 +17,7 @@ pub(crate) use unique_keys::check_unique_keys;
 pub(crate) use validate::parameter_count;
 
 use burn::config::Config;
-use data::SplitConfig;
+use data::{DataConfig, SplitConfig};
 use model::NetworkConfig;
 
 /// A training run, with the PyTorch tutorial's settings as defaults.
@@ -36,6 +36,10 @@ pub struct TrainingConfig {
     /// How validation images are held out of the training set.
     #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
+    /// How pictures in folders become the network's images (IDX files take none of
+    /// it): their channels and size, and whether bad ones are skipped.
+    #[config(default = "DataConfig::new()")]
+    pub data: DataConfig,
     /// Passes over the training set.
     #[config(default = 5)]
     pub epochs: usize,
@@ -111,6 +115,20 @@ impl TrainingConfig {
     /// Evaluation keeps no gradients, so it can take bigger batches than training.
     pub(crate) fn eval_batch_size(&self) -> usize {
         self.batch_size.max(1000)
+    }
+
+    /// Takes from `saved`, the config a run of the same data wrote, what training fits
+    /// to the data rather than reads from the config: the network's input and classes,
+    /// and the pictures' channels, size and class names.
+    pub(crate) fn fit_like(&mut self, saved: &Self) {
+        self.model.input_size = saved.model.input_size;
+        self.model.input_shape = saved.model.input_shape;
+        self.model.num_classes = saved.model.num_classes;
+        if saved.data.image_size.is_some() {
+            self.data.channels = saved.data.channels;
+            self.data.image_size = saved.data.image_size;
+            self.class_names.clone_from(&saved.class_names);
+        }
     }
 
     /// The class names to print: the configured ones, else the labels as numbers.
