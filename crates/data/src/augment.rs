@@ -5,14 +5,6 @@
 use burn::config::Config;
 use kernels::augment::{Ranges, Warp, image_seed};
 
-/// How the data's images are prepared beyond reading them (`data` in a config).
-#[derive(Config, Debug, PartialEq)]
-pub struct DataConfig {
-    /// Random transforms of the training images (`data.augment`); none by default.
-    #[config(default = "AugmentConfig::new()")]
-    pub augment: AugmentConfig,
-}
-
 /// Random transforms of the training images, drawn anew for each image of each
 /// epoch; validation and test images are never transformed. Every key is off by
 /// default.

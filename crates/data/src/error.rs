@@ -110,6 +110,33 @@ pub enum DataError {
     )]
     NoCacheDir,
 
+    #[error("{0} holds no class folder; put the pictures of each class in a folder of its own")]
+    NoClassFolders(PathBuf),
+
+    #[error("{dir} holds {count} class folders; at most 256 classes are supported")]
+    TooManyClasses { dir: PathBuf, count: usize },
+
+    #[error(
+        "{dir} is a class that {train} does not have; every split must have the training split's classes"
+    )]
+    ExtraClass { dir: PathBuf, train: PathBuf },
+
+    #[error("{dir} is missing: {train} is a class, and every split must have each class's folder")]
+    MissingClass { dir: PathBuf, train: PathBuf },
+
+    #[error(
+        "{0} holds no picture; put the class's PNG, JPEG, BMP or WebP files in it, or remove it"
+    )]
+    EmptyClass(PathBuf),
+
+    #[error(
+        "cannot use {path}: {reason}; replace or remove it, or let bad images be skipped (data.skip_bad_images)"
+    )]
+    BadPicture { path: PathBuf, reason: String },
+
+    #[error("no picture of the data set could be decoded")]
+    NoPictures,
+
     #[error(
         "cannot hold out {valid_size} validation images from {available} training images; choose a validation size below {available}"
     )]

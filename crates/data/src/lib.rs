@@ -9,19 +9,24 @@ mod dataset;
 mod download;
 mod error;
 mod files;
+mod folder;
 pub mod fs;
 mod idx;
 mod loader;
 mod mnist;
 mod source;
 
-pub use augment::{AugmentConfig, Augmentation, DataConfig};
+pub use augment::{AugmentConfig, Augmentation};
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig, SplitIndices};
 pub use error::{DataError, IndexOutOfRange};
+pub use folder::{
+    DataConfig, FolderData, MAX_DECODED, MAX_SIDE, Skipped, decoding_limits, is_image_folder,
+    picture_planes, read_picture,
+};
 pub use idx::{
     IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, LabelledImages, available_memory, encode_idx,
 };
 pub use loader::EpochLoader;
-pub use mnist::Mnist;
+pub use mnist::{Mnist, TestSplit};
 pub use source::{MnistFiles, MnistSource, SplitFiles, locate, locate_test};

@@ -1,34 +1,91 @@
 //! Loading the data set: both splits, or the test split alone, from wherever
-//! [`locate`] finds them.
+//! [`locate`] finds them, or from a folder of pictures ([`FolderData`]).
 
 use std::path::Path;
 
 use crate::{
-    DataError, IdxLabels, LabelledImages, MnistFiles, MnistSource, SplitConfig, SplitIndices,
-    locate, locate_test,
+    DataConfig, DataError, FolderData, IdxLabels, LabelledImages, MnistDataset, MnistFiles,
+    MnistSource, Skipped, SplitConfig, SplitIndices, is_image_folder, locate, locate_test,
 };
 
-/// The training and test splits of MNIST (or of a data set in its format).
+/// The training and test splits of MNIST (or of a data set in its format, or of
+/// pictures in folders).
 #[derive(Debug, Clone)]
 pub struct Mnist {
     pub train: LabelledImages,
     pub test: LabelledImages,
+    /// A validation split of its own (a folder data set's `valid/`); without it,
+    /// validation images are held out of the training split.
+    pub valid: Option<LabelledImages>,
     /// Where the files were found, for telling the user.
     pub source: MnistSource,
+    /// The classes' names, for a data set that names them (a folder's class folders).
+    pub class_names: Option<Vec<String>>,
+    /// Pictures left out as bad, with `skip_bad_images`.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The test split of a data set, read alone.
+#[derive(Debug, Clone)]
+pub struct TestSplit {
+    pub test: LabelledImages,
+    pub source: MnistSource,
+    /// As [`Mnist::class_names`].
+    pub class_names: Option<Vec<String>>,
+    pub skipped: Vec<Skipped>,
 }
 
 impl Mnist {
-    /// One more than the largest label of either split: the classes a model needs.
+    /// The classes a model needs: those named, else one more than the largest label
+    /// of either split.
     pub fn num_classes(&self) -> usize {
-        self.train.num_classes().max(self.test.num_classes())
+        match &self.class_names {
+            Some(names) => names.len(),
+            None => self.train.num_classes().max(self.test.num_classes()),
+        }
     }
 
     /// Finds and reads the test split alone: all that evaluating or predicting needs,
-    /// so that a directory holding only its two files serves them.
-    pub fn load_test(data_dir: Option<&Path>) -> Result<(LabelledImages, MnistSource), DataError> {
+    /// so that a directory holding only its two files serves them. Pictures are made
+    /// what `pictures` says, which for a trained run is what it recorded.
+    pub fn load_test(
+        data_dir: Option<&Path>,
+        pictures: &DataConfig,
+    ) -> Result<TestSplit, DataError> {
+        if let Some(dir) = data_dir.filter(|dir| is_image_folder(dir)) {
+            let folder = FolderData::read_test(dir, pictures)?;
+            return Ok(TestSplit {
+                test: folder.test,
+                source: MnistSource::Folder(dir.to_path_buf()),
+                class_names: Some(folder.classes),
+                skipped: folder.skipped,
+            });
+        }
         let (files, source) = locate_test(data_dir)?;
         let test = LabelledImages::read(&files.images, &files.labels)?;
-        Ok((test, source))
+        Ok(TestSplit {
+            test,
+            source,
+            class_names: None,
+            skipped: Vec::new(),
+        })
+    }
+
+    /// The training, validation and test sets `split` (from [`Mnist::load_split`])
+    /// makes of the data: validation held out of the training split, or the data's
+    /// own.
+    pub fn into_sets(self, split: SplitIndices) -> (MnistDataset, MnistDataset, MnistDataset) {
+        let test = MnistDataset::new(self.test);
+        match self.valid {
+            Some(valid) => {
+                let (train, _) = MnistDataset::train_valid(self.train, split);
+                (train, MnistDataset::new(valid), test)
+            }
+            None => {
+                let (train, valid) = MnistDataset::train_valid(self.train, split);
+                (train, valid, test)
+            }
+        }
     }
 
     /// Finds and reads the four files; see [`locate`] for where it looks.
@@ -45,11 +102,19 @@ impl Mnist {
     /// data cannot be split so: that is for the caller to tell after what else is
     /// wrong with the data, as it is no fault of the files (they are read whole to
     /// find their faults then).
+    ///
+    /// A folder of pictures (`data_dir` laid out as [`is_image_folder`] says) is read
+    /// whole, its pictures made what `pictures` says; with a `valid/` split of its own
+    /// nothing is held out.
     pub fn load_split(
         data_dir: Option<&Path>,
         split: &SplitConfig,
         limit: Option<usize>,
+        pictures: &DataConfig,
     ) -> Result<(Self, Result<SplitIndices, DataError>), DataError> {
+        if let Some(dir) = data_dir.filter(|dir| is_image_folder(dir)) {
+            return Ok(Self::load_folder(dir, split, limit, pictures)?);
+        }
         let (files, source) = locate(data_dir)?;
         let labels = IdxLabels::read(&files.train.labels)?;
         let indices = split.indices(labels.0.len(), limit);
@@ -77,7 +142,36 @@ impl Mnist {
         Ok(Self {
             train,
             test,
+            valid: None,
             source,
+            class_names: None,
+            skipped: Vec::new(),
         })
+    }
+
+    /// [`Mnist::load_split`] of the folder data set at `dir`.
+    fn load_folder(
+        dir: &Path,
+        split: &SplitConfig,
+        limit: Option<usize>,
+        pictures: &DataConfig,
+    ) -> Result<(Self, Result<SplitIndices, DataError>), DataError> {
+        let (folder, train) = FolderData::read(dir, pictures)?;
+        let indices = match &folder.valid {
+            Some(_) => Ok(SplitIndices {
+                train: (0..train.len().min(limit.unwrap_or(usize::MAX))).collect(),
+                valid: Vec::new(),
+            }),
+            None => split.indices(train.len(), limit),
+        };
+        let mnist = Self {
+            train,
+            test: folder.test,
+            valid: folder.valid,
+            source: MnistSource::Folder(dir.to_path_buf()),
+            class_names: Some(folder.classes),
+            skipped: folder.skipped,
+        };
+        Ok((mnist, indices))
     }
 }

@@ -30,6 +30,8 @@ pub enum MnistSource {
     Cache(PathBuf),
     /// Downloaded just now into Burn's dataset cache.
     Downloaded(PathBuf),
+    /// A folder of pictures, one folder per class in each split.
+    Folder(PathBuf),
 }
 
 impl std::fmt::Display for MnistSource {
@@ -38,6 +40,7 @@ impl std::fmt::Display for MnistSource {
             Self::Directory(dir) => write!(f, "{}", dir.display()),
             Self::Cache(dir) => write!(f, "{} (cache)", dir.display()),
             Self::Downloaded(dir) => write!(f, "{} (downloaded)", dir.display()),
+            Self::Folder(dir) => write!(f, "{} (pictures)", dir.display()),
         }
     }
 }

@@ -6,6 +6,7 @@
 //!   [`cross_entropy`] (the loss from logits). On flex they run kernels of their
 //!   own; other backends run Burn's ops, the same arithmetic.
 //! - Loops over plain slices: [`gather`] (pixel bytes to a batch's floats),
+//!   [`planes`] (decoded pictures to the channel planes a network takes),
 //!   [`augment`] (a training image's random warp) and [`dense`] (an MLP's or a CNN's
 //!   inference).
 //!
@@ -54,3 +55,4 @@ mod flex;
 pub mod gather;
 pub mod linear;
 pub mod norm_relu_pool;
+pub mod planes;

@@ -26,10 +26,8 @@ impl Network {
             .iter()
             .map(ConvBlock::plain)
             .collect::<Option<Vec<_>>>()?;
-        let in_channels = blocks.first()?.in_channels;
-        let input = [in_channels, self.side, self.side];
         let standardization = self.normalization.statistics();
-        ConvNetwork::new(input, standardization, &blocks, self.head()?).map(PlainNetwork::Cnn)
+        ConvNetwork::new(self.shape, standardization, &blocks, self.head()?).map(PlainNetwork::Cnn)
     }
 
     /// The fully connected layers.
@@ -201,34 +199,42 @@ mod tests {
                 .with_batch_norm(true)
                 .with_pool(pool)
         };
-        let config = NetworkConfig::new()
-            .with_kind(NetworkKind::Cnn)
-            .with_input_size(20 * 20)
-            .with_conv(vec![
-                block(6, 5, 2, 2),
-                block(11, 3, 0, 0),
-                block(9, 3, 1, 3),
-            ])
-            .with_hidden_sizes(vec![30])
-            .with_dropout(0.2)
-            .with_normalization(Normalization::Mnist);
-        // Training passes move the norms' running statistics off their start (0 and
-        // 1), so that folding them in is tested.
-        let training = device.clone().autodiff();
-        let network = config.init(&training);
-        for _ in 0..3 {
-            let _ = network.forward(images(16, 400, &training).mul_scalar(3.0).add_scalar(0.5));
-        }
-        let network = network.valid();
-        let plain = network.dense().expect("a CNN of plain blocks");
-        for batch in [1, 9, 40] {
-            let input = images(batch, 400, &device);
-            let expected = network
-                .forward(input.clone())
-                .try_into_vec_as::<f32>()
-                .expect("floats");
-            let pixels = input.try_into_vec_as::<f32>().expect("floats");
-            assert_close(&plain.forward(&pixels), &expected);
+        // A grey square image, and a colour one wider than high.
+        for shape in [None, Some([3, 14, 22])] {
+            let features = shape.map_or(400, |shape: [usize; 3]| shape.iter().product());
+            let config = NetworkConfig::new()
+                .with_kind(NetworkKind::Cnn)
+                .with_input_size(features)
+                .with_input_shape(shape)
+                .with_conv(vec![
+                    block(6, 5, 2, 2),
+                    block(11, 3, 0, 0),
+                    block(9, 3, 1, 3),
+                ])
+                .with_hidden_sizes(vec![30])
+                .with_dropout(0.2)
+                .with_normalization(Normalization::Mnist);
+            // Training passes move the norms' running statistics off their start (0
+            // and 1), so that folding them in is tested.
+            let training = device.clone().autodiff();
+            let network = config.init(&training);
+            for _ in 0..3 {
+                let input = images(16, features, &training)
+                    .mul_scalar(3.0)
+                    .add_scalar(0.5);
+                let _ = network.forward(input);
+            }
+            let network = network.valid();
+            let plain = network.dense().expect("a CNN of plain blocks");
+            for batch in [1, 9, 40] {
+                let input = images(batch, features, &device);
+                let expected = network
+                    .forward(input.clone())
+                    .try_into_vec_as::<f32>()
+                    .expect("floats");
+                let pixels = input.try_into_vec_as::<f32>().expect("floats");
+                assert_close(&plain.forward(&pixels), &expected);
+            }
         }
     }
 

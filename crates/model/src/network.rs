@@ -25,8 +25,8 @@ pub enum NetworkKind {
     /// Fully connected layers over the flattened image: the tutorial's network.
     #[default]
     Mlp,
-    /// Convolution blocks over the image as a 1-channel square, then fully connected
-    /// layers over the flattened feature maps.
+    /// Convolution blocks over the image (`input_shape`, by default a 1-channel
+    /// square), then fully connected layers over the flattened feature maps.
     Cnn,
 }
 
@@ -78,6 +78,11 @@ pub struct NetworkConfig {
     /// data's image size. A CNN sees them as a square image, row by row.
     #[config(default = 784)]
     pub input_size: usize,
+    /// The image the `input_size` features are, as `[channels, height, width]`, its
+    /// channels one plane after another, each row by row. Training sets it for data of
+    /// pictures; without it the input is a 1-channel square, as MNIST's.
+    #[config(default = "None")]
+    pub input_shape: Option<[usize; 3]>,
     /// A CNN's convolution blocks, in order; an MLP has none.
     #[config(default = "Vec::new()")]
     pub conv: Vec<ConvBlockConfig>,
@@ -116,9 +121,10 @@ pub struct Network {
     pub(crate) activation: Activation,
     #[module(skip)]
     pub(crate) normalization: Normalization,
-    /// The side of the square image the convolutions see; 0 in an MLP.
+    /// The `[channels, height, width]` of the image the convolutions see; zeros in
+    /// an MLP.
     #[module(skip)]
-    pub(crate) side: usize,
+    pub(crate) shape: [usize; 3],
 }
 
 impl NetworkConfig {
@@ -137,7 +143,8 @@ impl NetworkConfig {
     /// Parameters of the network: each layer's weights and biases, and the batch
     /// norms' scales and shifts.
     pub fn num_params(&self) -> usize {
-        let channels = std::iter::once(1).chain(self.conv.iter().map(|block| block.channels));
+        let channels = std::iter::once(self.image_shape().map_or(1, |[c, _, _]| c))
+            .chain(self.conv.iter().map(|block| block.channels));
         let conv: usize = self
             .conv
             .iter()
@@ -154,6 +161,15 @@ impl NetworkConfig {
     /// The side of the square image a CNN sees, if `input_size` is a square.
     pub fn image_side(&self) -> Option<usize> {
         square_side(self.input_size)
+    }
+
+    /// The `[channels, height, width]` of the input: `input_shape` when set (if it
+    /// holds `input_size` features), else a 1-channel square; `None` if neither fits.
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        match self.input_shape {
+            Some(shape) => (shape.iter().product::<usize>() == self.input_size).then_some(shape),
+            None => self.image_side().map(|side| [1, side, side]),
+        }
     }
 
     /// Every convolution block's output `[channels, height, width]`, in order, or the
@@ -180,16 +196,22 @@ impl NetworkConfig {
             (NetworkKind::Mlp, true) => return Ok(Vec::new()),
             (NetworkKind::Cnn, false) => {}
         }
-        let side = self.image_side().ok_or_else(|| {
-            error(
-                "input_size",
+        let mut shape = self.image_shape().ok_or_else(|| match self.input_shape {
+            Some(shape) => error(
+                "input_shape",
                 format!(
-                    "is {}, not a square image, which a \"cnn\" needs",
+                    "is {shape:?}, which is not input_size {} features",
                     self.input_size
                 ),
-            )
+            ),
+            None => error(
+                "input_size",
+                format!(
+                    "is {}, not a square image, which a \"cnn\" needs without input_shape",
+                    self.input_size
+                ),
+            ),
         })?;
-        let mut shape = [1, side, side];
         self.conv
             .iter()
             .enumerate()
@@ -251,7 +273,12 @@ impl NetworkConfig {
     /// Builds the network with freshly initialised weights on `device`. The config
     /// must pass [`NetworkConfig::feature_maps`].
     pub fn init(&self, device: &Device) -> Network {
-        let channels = std::iter::once(1).chain(self.conv.iter().map(|block| block.channels));
+        let shape = match self.conv.is_empty() {
+            true => [0; 3],
+            false => self.image_shape().unwrap_or([0; 3]),
+        };
+        let channels =
+            std::iter::once(shape[0]).chain(self.conv.iter().map(|block| block.channels));
         let conv = self
             .conv
             .iter()
@@ -272,11 +299,7 @@ impl NetworkConfig {
             dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
             activation: self.activation,
             normalization: self.normalization,
-            side: if self.conv.is_empty() {
-                0
-            } else {
-                self.image_side().unwrap_or(0)
-            },
+            shape,
         }
     }
 }
@@ -297,8 +320,9 @@ impl Network {
             true => images,
             false => {
                 let [batch, _] = images.dims();
-                // [batch, side * side] -> [batch, 1, side, side]
-                let maps = images.reshape([batch, 1, self.side, self.side]);
+                // [batch, channels * height * width] -> [batch, channels, height, width]
+                let [channels, height, width] = self.shape;
+                let maps = images.reshape([batch, channels, height, width]);
                 let maps = self.conv.iter().fold(maps, |x, block| block.forward(x));
                 // [batch, channels, height, width] -> [batch, channels * height * width]
                 maps.flatten(1, 3)
@@ -370,9 +394,15 @@ impl Network {
     pub fn input_weights(&self) -> (Tensor<2>, usize) {
         match self.conv.first() {
             Some(block) => {
-                // [channels, 1, k, k] -> [channels, k * k] -> [k * k, channels]
+                // A filter over several input channels (RGB) shows as its mean over them.
+                // [channels, in, k, k] -> [channels, 1, k, k] -> [channels, k * k] -> [k * k, channels]
                 let [channels, _, side, _] = block.conv.weight.dims();
-                let filters = block.conv.weight.val().reshape([channels, side * side]);
+                let filters = block
+                    .conv
+                    .weight
+                    .val()
+                    .mean_dim(1)
+                    .reshape([channels, side * side]);
                 (filters.transpose(), side)
             }
             None => {
@@ -652,6 +682,30 @@ mod tests {
             .map(|(_, torch)| torch)
             .collect();
         assert_eq!(names, ["conv1", "bn1", "conv2", "fc1", "fc2"]);
+    }
+
+    #[test]
+    fn a_cnn_takes_colour_pictures_of_any_shape_as_planes() {
+        let device = device();
+        // 3 x 12 x 20 -> conv 12 x 20 -> pool 6 x 10 -> conv 2 x 6 -> pool 1 x 3.
+        let config = cnn()
+            .with_input_size(3 * 12 * 20)
+            .with_input_shape(Some([3, 12, 20]));
+        assert_eq!(config.feature_maps(), Ok(vec![[4, 6, 10], [8, 1, 3]]));
+        // conv1 now has 3 input channels: 4 * 3 * 9 weights.
+        assert_eq!(
+            config.num_params(),
+            108 + 8 + 800 + 8 + (24 * 16 + 16) + 170
+        );
+        let network = config.init(&device);
+        let logits = network.forward(Tensor::zeros([2, 720], &device));
+        assert_eq!(logits.dims(), [2, 10]);
+        let (filters, side) = network.input_weights();
+        assert_eq!((filters.dims(), side), ([9, 4], 3));
+        // A shape that is not the input size is named, not guessed around.
+        let wrong = config.with_input_shape(Some([3, 12, 21]));
+        let error = wrong.feature_maps().expect_err("3 x 12 x 21 is not 720");
+        assert_eq!(error.key, "input_shape");
     }
 
     #[test]

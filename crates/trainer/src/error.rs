@@ -71,6 +71,14 @@ pub enum TrainerError {
     )]
     InputSizeMismatch { expected: usize, found: usize },
     #[error(
+        "the classes of {data} are {found}, but the run trained on {trained}; give the data the run trained on"
+    )]
+    OtherClasses {
+        data: String,
+        found: String,
+        trained: String,
+    },
+    #[error(
         "every image of the data has the label {0}: a classifier needs two classes or more; fix the labels file"
     )]
     OneClass(usize),

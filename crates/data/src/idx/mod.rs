@@ -33,6 +33,9 @@ pub struct IdxLabels(pub Vec<u8>);
 /// label, and the pixels of every image or only of those a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelledImages {
+    /// 1 for grey images (all IDX files), 3 for colour ones; an image's channels are
+    /// stored one plane after another.
+    channels: usize,
     rows: usize,
     cols: usize,
     /// The pixels of the held images, one after the other in index order.
@@ -135,6 +138,7 @@ impl LabelledImages {
         };
         let (dims, pixels) = read_idx(&reading)?;
         Ok(Self {
+            channels: 1,
             rows: dims[1],
             cols: dims[2],
             pixels,
@@ -146,8 +150,23 @@ impl LabelledImages {
     /// Builds a set from memory; `None` unless the pixel and label counts agree.
     /// Sizes whose product overflows are refused rather than wrapped around.
     pub fn from_parts(rows: usize, cols: usize, pixels: Vec<u8>, labels: Vec<u8>) -> Option<Self> {
-        let image_len = rows.checked_mul(cols).filter(|&n| n > 0)?;
+        Self::from_planes(1, rows, cols, pixels, labels)
+    }
+
+    /// [`LabelledImages::from_parts`] for images of `channels` planes of `rows x cols`.
+    pub fn from_planes(
+        channels: usize,
+        rows: usize,
+        cols: usize,
+        pixels: Vec<u8>,
+        labels: Vec<u8>,
+    ) -> Option<Self> {
+        let image_len = rows
+            .checked_mul(cols)?
+            .checked_mul(channels)
+            .filter(|&n| n > 0)?;
         (image_len.checked_mul(labels.len()) == Some(pixels.len())).then_some(Self {
+            channels,
             rows,
             cols,
             pixels,
@@ -172,8 +191,13 @@ impl LabelledImages {
         self.cols
     }
 
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Bytes per image: its channels' planes of `rows x cols`.
     pub fn image_len(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// The pixels of image `index`, row-major; `None` past the end, and for an image

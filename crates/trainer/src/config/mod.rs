@@ -36,8 +36,9 @@ pub struct TrainingConfig {
     /// How validation images are held out of the training set.
     #[config(default = "SplitConfig::new()")]
     pub split: SplitConfig,
-    /// How the images are prepared: random transforms of the training images
-    /// (`data.augment`).
+    /// How the images are prepared: for pictures in folders, their channels and size
+    /// and whether bad ones are skipped (IDX files take none of it); for every data
+    /// set, random transforms of the training images (`data.augment`).
     #[config(default = "DataConfig::new()")]
     pub data: DataConfig,
     /// Passes over the training set.
@@ -117,6 +118,20 @@ impl TrainingConfig {
     /// Evaluation keeps no gradients, so it can take bigger batches than training.
     pub(crate) fn eval_batch_size(&self) -> usize {
         self.batch_size.max(1000)
+    }
+
+    /// Takes from `saved`, the config a run of the same data wrote, what training fits
+    /// to the data rather than reads from the config: the network's input and classes,
+    /// and the pictures' channels, size and class names.
+    pub(crate) fn fit_like(&mut self, saved: &Self) {
+        self.model.input_size = saved.model.input_size;
+        self.model.input_shape = saved.model.input_shape;
+        self.model.num_classes = saved.model.num_classes;
+        if saved.data.image_size.is_some() {
+            self.data.channels = saved.data.channels;
+            self.data.image_size = saved.data.image_size;
+            self.class_names.clone_from(&saved.class_names);
+        }
     }
 
     /// The class names to print: the configured ones, else the labels as numbers.

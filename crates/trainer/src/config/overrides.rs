@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use data::DataConfig;
+
 use super::{ConfigError, TrainingConfig};
 use crate::run_dir::RunDir;
 
@@ -52,6 +54,8 @@ pub struct Overrides {
     pub patience: Option<usize>,
     pub log_interval: Option<usize>,
     pub devices: Option<String>,
+    /// Leave bad pictures out (`data.skip_bad_images`); `false` keeps the config's.
+    pub skip_bad_images: bool,
 }
 
 impl Overrides {
@@ -72,6 +76,10 @@ impl Overrides {
             patience: self.patience.or(config.patience),
             log_interval: self.log_interval.unwrap_or(config.log_interval),
             devices: self.devices.clone().or(config.devices),
+            data: DataConfig {
+                skip_bad_images: self.skip_bad_images || config.data.skip_bad_images,
+                ..config.data.clone()
+            },
             split: match self.valid_size {
                 Some(valid_size) => config.split.clone().with_valid_size(valid_size),
                 None => config.split.clone(),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::TestSet;
-use super::preprocess::{image_side, load_digit};
+use super::preprocess::load_picture;
 use crate::TrainerError;
 use crate::config::TrainingConfig;
 use crate::run_dir::RunDir;
@@ -44,7 +44,7 @@ pub fn load_images(
             ImageInput::Test(index) => {
                 let test = match &mut test {
                     Some(test) => test,
-                    empty => empty.insert(TestSet::of(run, data_dir.clone())?),
+                    empty => empty.insert(TestSet::of(run, config, data_dir.clone())?),
                 };
                 let item = test.item(*index)?;
                 LoadedImage {
@@ -57,9 +57,8 @@ pub fn load_images(
                 }
             }
             ImageInput::File(path) => {
-                let side = image_side(config.model.input_size)?;
                 LoadedImage {
-                    pixels: load_digit(path, side)?,
+                    pixels: load_picture(path, config)?,
                     // A line of its own however the file is named.
                     title: crate::console::escape_controls(&path.display().to_string()),
                     slug: path.file_stem().map_or_else(

@@ -15,3 +15,4 @@ pub use self::explain::{Explanation, explain};
 pub use self::images::{ImageInput, LoadedImage, load_images};
 pub use self::predict::{Prediction, predict, scale_pixels};
 pub use self::test_set::TestSet;
+pub(crate) use self::test_set::warn_skipped;

@@ -4,15 +4,12 @@
 
 use std::path::Path;
 
+use data::{picture_planes, read_picture};
 use image::imageops::{FilterType, resize};
-use image::{DynamicImage, GrayImage, ImageReader, Limits};
+use image::{DynamicImage, GrayImage};
 
 use crate::TrainerError;
-
-/// The widest and tallest image accepted, in pixels.
-const MAX_SIDE: u32 = 8192;
-/// The most memory a decoder may take, in bytes.
-const MAX_DECODED: u64 = 256 << 20;
+use crate::config::TrainingConfig;
 /// Brightness (0-255, after contrast stretching) above which a pixel counts as ink.
 const INK_THRESHOLD: u8 = 25;
 /// Below this contrast between background and the brightest stroke, there is no digit.
@@ -27,36 +24,19 @@ pub fn image_side(input_size: usize) -> Result<usize, TrainerError> {
     square_side(input_size).ok_or(TrainerError::NotSquare(input_size))
 }
 
-/// Reads an image file (format recognised by content) and prepares it for a network
-/// taking `side x side` inputs.
-pub fn load_digit(path: &Path, side: usize) -> Result<Vec<u8>, TrainerError> {
+/// Reads an image file (format recognised by content) and prepares it for the
+/// network of `config`: as the run's pictures were (its channels, resized to its
+/// size) for a run of pictures, else the MNIST way for its `side x side` input.
+pub fn load_picture(path: &Path, config: &TrainingConfig) -> Result<Vec<u8>, TrainerError> {
     let image_error = |reason: String| TrainerError::Image {
         path: path.to_path_buf(),
         reason,
     };
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| image_error(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| image_error(e.to_string()))?;
-    reader.limits(decoding_limits());
-    let image = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => image_error(format!(
-            "it is larger than this program decodes: at most {MAX_SIDE}x{MAX_SIDE} pixels and {} MiB",
-            MAX_DECODED >> 20
-        )),
-        other => image_error(other.to_string()),
-    })?;
-    mnist_style(&image, side).map_err(image_error)
-}
-
-/// Bounds on what a decoder may allocate, so that a file declaring a huge image is
-/// refused instead of exhausting memory. A phone photo fits easily.
-pub(crate) fn decoding_limits() -> Limits {
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED);
-    limits
+    let image = read_picture(path).map_err(image_error)?;
+    match (config.data.channels, config.data.image_size) {
+        (Some(channels), Some(size)) => Ok(picture_planes(&image, channels, size)),
+        _ => mnist_style(&image, image_side(config.model.input_size)?).map_err(image_error),
+    }
 }
 
 /// Prepares a decoded image: grayscale (transparency composited over white), inverted
@@ -266,12 +246,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("huge.png");
         std::fs::write(&path, png).expect("write");
-        let err = load_digit(&path, 28).expect_err("too large");
+        let err = load_picture(&path, &TrainingConfig::new()).expect_err("too large");
         assert!(matches!(err, TrainerError::Image { .. }), "{err}");
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").expect("write");
         assert!(matches!(
-            load_digit(&empty, 28),
+            load_picture(&empty, &TrainingConfig::new()),
             Err(TrainerError::Image { .. })
         ));
     }
@@ -296,7 +276,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("digit.png");
         std::fs::write(&path, b"not an image").expect("write");
-        let err = load_digit(&path, 28).expect_err("garbage");
+        let err = load_picture(&path, &TrainingConfig::new()).expect_err("garbage");
         assert!(matches!(err, TrainerError::Image { .. }));
         assert!(err.to_string().contains("digit.png"), "{err}");
     }

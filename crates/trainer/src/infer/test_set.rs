@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
-use data::{Mnist, MnistDataset, MnistItem, MnistSource};
+use data::{Mnist, MnistDataset, MnistItem, MnistSource, Skipped};
 use model::Network;
 
 use super::{Evaluation, evaluate};
@@ -22,12 +22,35 @@ pub struct TestSet {
 }
 
 impl TestSet {
-    /// The test set of the data `run` trained on, unless `data_dir` names another.
-    pub fn of(run: &RunDir, data_dir: Option<PathBuf>) -> Result<Self, TrainerError> {
-        let (test, source) = Mnist::load_test(run.data_dir(data_dir)?.as_deref())?;
+    /// The test set of the data `run` (with `config`) trained on, unless `data_dir`
+    /// names another; pictures are made what the run's were. A folder whose classes
+    /// are not the run's is refused, as its labels would mean other classes.
+    pub fn of(
+        run: &RunDir,
+        config: &TrainingConfig,
+        data_dir: Option<PathBuf>,
+    ) -> Result<Self, TrainerError> {
+        let split = Mnist::load_test(run.data_dir(data_dir)?.as_deref(), &config.data)?;
+        warn_skipped(&split.skipped);
+        // A run of pictures records their size; its classes are its folders'.
+        let trained = config
+            .data
+            .image_size
+            .map(|_| config.class_names.clone().unwrap_or_default());
+        if split.class_names != trained {
+            let classes = |names: Option<Vec<String>>| match names {
+                Some(names) => format!("the folders {}", names.join(", ")),
+                None => "the labels of IDX files".to_string(),
+            };
+            return Err(TrainerError::OtherClasses {
+                data: split.source.to_string(),
+                found: classes(split.class_names),
+                trained: classes(trained),
+            });
+        }
         Ok(Self {
-            images: MnistDataset::new(test),
-            source,
+            images: MnistDataset::new(split.test),
+            source: split.source,
         })
     }
 
@@ -57,6 +80,20 @@ impl TestSet {
             self.images.len()
         ));
         evaluate(model, &self.images, config.eval_batch_size(), device)
+    }
+}
+
+/// Tells the user, in one line, how many pictures were left out as bad and why the
+/// first was.
+pub(crate) fn warn_skipped(skipped: &[Skipped]) {
+    if let Some(first) = skipped.first() {
+        crate::console::Console::warn(format_args!(
+            "left out {} bad picture{}; the first, {}: {}",
+            skipped.len(),
+            if skipped.len() == 1 { "" } else { "s" },
+            first.path.display(),
+            first.reason
+        ));
     }
 }
 

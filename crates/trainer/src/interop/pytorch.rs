@@ -65,6 +65,8 @@ pub fn export_safetensors(
                 .to_string(),
         )
         .remap(remapper.map_err(|e| write_error(e.to_string()))?);
+    let (key, value) = super::input_metadata(config);
+    store = store.metadata(key, value);
     // PyTorch's Net takes pixels in [0, 1]: any standardisation moves into fc1.
     let folded = model.clone().with_normalization_folded().ok_or_else(|| {
         InteropError::NotExportable(

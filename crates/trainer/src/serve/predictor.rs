@@ -10,13 +10,15 @@ use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use burn::prelude::*;
+use data::{DataConfig, decoding_limits, picture_planes};
 use image::ImageReader;
 use model::{Network, NetworkConfig};
 use serde_json::Value;
 
 use super::api::{Answer, BodyKind, Guess, Input, Item, MAX_BATCH, MAX_IMAGE_SIDE, RequestError};
 use super::pixel_body;
-use crate::infer::preprocess::{decoding_limits, mnist_style, square_side};
+
+use crate::infer::preprocess::{mnist_style, square_side};
 use crate::infer::{Classifier, scale_pixels};
 
 /// A request read from its body, its images not yet decoded.
@@ -103,6 +105,9 @@ pub struct Predictor {
     /// The side of the square image the model takes; `None` if its input is not a
     /// square, and then only pixel arrays can be classified.
     side: Option<usize>,
+    /// For a run of pictures, the channels and `[height, width]` its pictures were
+    /// made: an image is then made so too, rather than prepared the MNIST way.
+    pictures: Option<(usize, [usize; 2])>,
 }
 
 impl Predictor {
@@ -112,6 +117,16 @@ impl Predictor {
             classifier: Classifier::new(model, &device),
             input_size: config.input_size,
             side: square_side(config.input_size),
+            pictures: None,
+        }
+    }
+
+    /// Takes images as the pictures of the run whose data config is `data` were
+    /// taken (if it is a run of pictures), whatever their size.
+    pub fn with_pictures(self, data: &DataConfig) -> Self {
+        Self {
+            pictures: data.channels.zip(data.image_size),
+            ..self
         }
     }
 
@@ -258,9 +273,9 @@ impl Predictor {
     }
 
     /// Decodes a PNG or JPEG (recognised by content, within the same decoding limits
-    /// as image files) and prepares it as `trainer predict` does.
+    /// as image files) and prepares it as `trainer predict` does: as the run's
+    /// pictures were, or the MNIST way.
     fn image_input(&self, bytes: &[u8]) -> Result<Input, RequestError> {
-        let side = self.side.ok_or(RequestError::NotSquare(self.input_size))?;
         let mut reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| RequestError::Image(e.to_string()))?;
@@ -271,7 +286,13 @@ impl Predictor {
         let image = reader
             .decode()
             .map_err(|e| RequestError::Image(e.to_string()))?;
-        let grid = mnist_style(&image, side).map_err(RequestError::NoDigit)?;
+        let grid = match self.pictures {
+            Some((channels, size)) => picture_planes(&image, channels, size),
+            None => {
+                let side = self.side.ok_or(RequestError::NotSquare(self.input_size))?;
+                mnist_style(&image, side).map_err(RequestError::NoDigit)?
+            }
+        };
         Ok(Input {
             pixels: scale_pixels(&grid),
             from_image: true,
@@ -353,5 +374,38 @@ mod tests {
                 .to_string()
                 .starts_with("`pixels` has 1 values")
         );
+    }
+
+    #[test]
+    fn a_run_of_colour_pictures_takes_images_of_any_size_as_its_pictures_were() {
+        let device = Device::flex();
+        let config = NetworkConfig::new()
+            .with_input_size(3 * 6 * 8)
+            .with_input_shape(Some([3, 6, 8]));
+        let data = DataConfig::new()
+            .with_channels(Some(3))
+            .with_image_size(Some([6, 8]));
+        let predictor = Predictor::new(config.init(&device), &config, device).with_pictures(&data);
+        // A flat red picture of another size: no digit in it, and no square either.
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(16, 12, image::Rgb([255, 0, 0]))
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .expect("png");
+        let input = predictor
+            .image_input(&png)
+            .expect("made as the run's pictures");
+        // The red plane all ones, the green and blue ones zeros.
+        assert_eq!(input.pixels.len(), 144);
+        assert!(
+            input.pixels[..48].iter().all(|&v| v == 1.0),
+            "{:?}",
+            &input.pixels[..48]
+        );
+        assert!(input.pixels[48..].iter().all(|&v| v == 0.0));
+        let pixels = format!("{{\"pixels\": {:?}}}", vec![0.5_f32; 144]);
+        let request = predictor
+            .read(BodyKind::Json, Bytes::from(pixels))
+            .expect("read");
+        assert!(predictor.answer(request, &no_deadline()).is_ok());
     }
 }

@@ -182,7 +182,7 @@ fn score(request: &SweepRequest, ranked: &[Ranked]) -> Result<Best, SweepError> 
     // trials share their data, so it is read once.
     let finished: Vec<&Trial> = winner.finished().collect();
     let first = RunDir::new(finished[0].dir(&request.dir));
-    let test = TestSet::of(&first, request.data_dir.clone())?;
+    let test = TestSet::of(&first, &first.load_config()?, request.data_dir.clone())?;
     let mut scores = Vec::with_capacity(finished.len());
     for trial in finished {
         let run = RunDir::new(trial.dir(&request.dir));

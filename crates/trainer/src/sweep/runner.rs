@@ -194,12 +194,11 @@ fn wait_passing_on_stops(child: &mut Child, stop: &StopSignals) -> std::io::Resu
     }
 }
 
-/// Whether `saved` (a trial's config as its run wrote it, with the network's input
-/// size and class count filled in from the data) is the config planned for it.
+/// Whether `saved` (a trial's config as its run wrote it, with what training fits to
+/// the data filled in) is the config planned for it.
 fn same_plan(saved: &TrainingConfig, planned: &TrainingConfig) -> bool {
     let mut planned = planned.clone();
-    planned.model.input_size = saved.model.input_size;
-    planned.model.num_classes = saved.model.num_classes;
+    planned.fit_like(saved);
     planned.to_string() == saved.to_string()
 }
 

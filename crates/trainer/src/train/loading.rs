@@ -9,6 +9,7 @@ use data::{Mnist, MnistDataset};
 use crate::TrainerError;
 use crate::config::{ConfigError, TrainingConfig};
 use crate::console::Console;
+use crate::infer::warn_skipped;
 use crate::report::model_summary;
 
 /// The data of a run, split, with the config fitted to it.
@@ -28,21 +29,26 @@ pub(crate) fn load(
 ) -> Result<Loaded, TrainerError> {
     config.validate()?;
     let loading = Instant::now();
-    let (mnist, split) = Mnist::load_split(data_dir, &config.split, config.limit_train)?;
+    let (mnist, split) =
+        Mnist::load_split(data_dir, &config.split, config.limit_train, &config.data)?;
     let data_load = loading.elapsed();
+    warn_skipped(&mnist.skipped);
     console.line(format_args!(
-        "data {}: {} training and {} test images of {}x{}, {} classes",
+        "data {}: {} training and {} test images of {}x{}{}, {} classes",
         mnist.source,
         mnist.train.len(),
         mnist.test.len(),
         mnist.train.rows(),
         mnist.train.cols(),
+        match mnist.train.channels() {
+            1 => String::new(),
+            channels => format!("x{channels}"),
+        },
         mnist.num_classes()
     ));
     let config = fit_to_data(config, &mnist)?;
     config.check_memory()?;
-    let test_set = MnistDataset::new(mnist.test);
-    let (train_set, valid_set) = MnistDataset::train_valid(mnist.train, split?);
+    let (train_set, valid_set, test_set) = mnist.into_sets(split?);
     console.line(format_args!(
         "training on {} images, validating on {}; model {} ({} parameters)\n{}",
         train_set.len(),
@@ -94,11 +100,27 @@ fn check_labels_name_classes(mnist: &Mnist) -> Result<(), TrainerError> {
 
 /// The config with the network's input size and class count taken from the data:
 /// the pixels per image, and `num_classes` if configured, else the largest label
-/// plus one.
+/// plus one. A folder of pictures also gives the class names (its folders'), and the
+/// channels and size its pictures were made, recorded for the commands that read
+/// pictures for the run later.
 fn fit_to_data(mut config: TrainingConfig, mnist: &Mnist) -> Result<TrainingConfig, TrainerError> {
     let needed = mnist.num_classes();
-    if config.num_classes.is_none() {
-        check_labels_name_classes(mnist)?;
+    let train = &mnist.train;
+    match &mnist.class_names {
+        Some(names) => {
+            config.class_names = Some(names.clone());
+            config.data.channels = Some(train.channels());
+            config.data.image_size = Some([train.rows(), train.cols()]);
+            config.model.input_shape = Some([train.channels(), train.rows(), train.cols()]);
+        }
+        None => {
+            // IDX images are what they are: nothing of the pictures' keys applies.
+            config.data.channels = None;
+            config.data.image_size = None;
+            if config.num_classes.is_none() {
+                check_labels_name_classes(mnist)?;
+            }
+        }
     }
     let classes = config.num_classes.unwrap_or(needed);
     if classes < needed {

@@ -70,9 +70,8 @@ impl TrainOptions {
         };
         let mut config = self.overrides.apply(base)?;
         config.validate()?;
-        // Training fits these two to the data; the data stays the run's own.
-        config.model.input_size = saved.model.input_size;
-        config.model.num_classes = saved.model.num_classes;
+        // Training fits these to the data; the data stays the run's own.
+        config.fit_like(&saved);
         let changes: Vec<String> = config
             .changes_from(&saved)
             .into_iter()

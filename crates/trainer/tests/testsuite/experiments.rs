@@ -242,8 +242,13 @@ fn early_stopping_keeps_the_epoch_with_the_lowest_validation_loss() {
     // The saved model is that epoch's: it scores that epoch's validation loss.
     let device = Device::flex();
     let (config, model) = run.load_model(&device).expect("model");
-    let (mnist, split) =
-        Mnist::load_split(Some(&data_dir), &config.split, config.limit_train).expect("data");
+    let (mnist, split) = Mnist::load_split(
+        Some(&data_dir),
+        &config.split,
+        config.limit_train,
+        &config.data,
+    )
+    .expect("data");
     let (_, valid) = MnistDataset::train_valid(mnist.train, split.expect("split"));
     let scores = evaluate(&model, &valid, 1000, &device).expect("evaluates");
     assert!(

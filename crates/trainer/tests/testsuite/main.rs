@@ -13,6 +13,7 @@ mod docs;
 mod end_to_end;
 mod experiments;
 mod export_roundtrip;
+mod folders;
 mod hostile_inputs;
 mod observability;
 mod onnx_export;

@@ -20,7 +20,8 @@ use image::{GrayImage, ImageFormat, Luma};
 use model::{Network, NetworkConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use trainer::infer::preprocess::load_digit;
+use trainer::config::TrainingConfig;
+use trainer::infer::preprocess::load_picture;
 use trainer::infer::{Classifier, predict};
 use trainer::run_dir::RunDir;
 use trainer::serve::{
@@ -152,7 +153,7 @@ async fn images_are_prepared_as_predict_prepares_files() {
 
         let path = tmp.path().join("digit");
         std::fs::write(&path, &bytes).expect("write");
-        let grid = load_digit(&path, 28).expect("a digit");
+        let grid = load_picture(&path, &TrainingConfig::new()).expect("a digit");
         let expected = predict(&model, std::slice::from_ref(&grid), &Device::flex())
             .expect("predicts")
             .remove(0);

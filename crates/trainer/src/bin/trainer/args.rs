@@ -8,8 +8,10 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Directory with the MNIST IDX files (raw or .gz): all four to train, the test
-    /// split's two to evaluate or predict. Without it, Burn's dataset cache is used,
-    /// downloading into it if needed.
+    /// split's two to evaluate or predict; or a folder of pictures: train/, test/
+    /// (and optionally valid/), each with one folder of PNG, JPEG, BMP or WebP files
+    /// per class. Without it, Burn's dataset cache is used, downloading into it if
+    /// needed.
     #[arg(long, value_name = "DIR", env = "MNIST_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Device of a GPU backend: `default`, `discrete[:N]`, `integrated[:N]`,

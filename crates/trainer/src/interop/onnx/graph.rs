@@ -37,13 +37,13 @@ pub(crate) struct ConvLayer {
 }
 
 /// A network to write: `(pixels - mean) / std` when `normalization` is set, the
-/// convolution blocks on the pixels as a `side` x `side` image, then each dense
+/// convolution blocks on the pixels as an image of `shape`, then each dense
 /// layer, with `activation` after every one but the last (which yields logits).
 #[derive(Debug, Clone)]
 pub(crate) struct OnnxNetwork {
     pub(crate) convs: Vec<ConvLayer>,
-    /// The side of the square image the convolutions see.
-    pub(crate) side: usize,
+    /// The `[channels, height, width]` of the image the convolutions see.
+    pub(crate) shape: [usize; 3],
     pub(crate) layers: Vec<DenseLayer>,
     pub(crate) activation: Activation,
     /// `(mean, std)` of the pixels the network was trained on.
@@ -107,7 +107,7 @@ pub(crate) fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
     // `validate` bounds every width by the length of a weight vector, so the `as i64` casts are lossless.
     let input_width = match network.convs.is_empty() {
         true => network.layers[0].inputs as i64,
-        false => (network.side * network.side) as i64,
+        false => network.shape.iter().product::<usize>() as i64,
     };
 
     if let Some((mean, std)) = network.normalization {
@@ -132,14 +132,14 @@ pub(crate) fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
     }
 
     if !network.convs.is_empty() {
-        let side = network.side as i64;
-        graph.int64s("image.shape", &[-1, 1, side, side]);
+        let [channels, height, width] = network.shape.map(|n| n as i64);
+        graph.int64s("image.shape", &[-1, channels, height, width]);
         graph.node(
             "Reshape",
             "image",
             &[&current, "image.shape"],
             "image",
-            &[1, side, side],
+            &[channels, height, width],
         );
         current = "image".to_owned();
     }
@@ -263,7 +263,7 @@ pub(crate) fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
 /// Side `axis` (1 height, 2 width) of conv `index`'s map before pooling.
 fn conv_side(network: &OnnxNetwork, index: usize, axis: usize, padding: i64, kernel: i64) -> i64 {
     let input = match index {
-        0 => network.side,
+        0 => network.shape[axis],
         _ => network.convs[index - 1].output[axis],
     };
     input as i64 + 2 * padding - kernel + 1
@@ -353,7 +353,7 @@ mod tests {
     fn network(widths: &[usize], activation: Activation) -> OnnxNetwork {
         OnnxNetwork {
             convs: Vec::new(),
-            side: 0,
+            shape: [0; 3],
             layers: widths
                 .windows(2)
                 .map(|pair| layer(pair[0], pair[1]))

@@ -43,6 +43,7 @@ pub fn export_onnx(
     let mut metadata = vec![
         ("architecture".to_string(), config.model.architecture()),
         ("config".to_string(), config.to_string()),
+        super::input_metadata(&config.model),
     ];
     if let Some(names) = &config.class_names {
         let names = serde_json::Value::from(names.clone());
@@ -52,7 +53,8 @@ pub fn export_onnx(
         .model
         .feature_maps()
         .map_err(|e| InteropError::Onnx(format!("model.{e}")))?;
-    let mut in_channels = 1;
+    let shape = config.model.image_shape().unwrap_or([0; 3]);
+    let mut in_channels = shape[0];
     let mut convs = Vec::with_capacity(maps.len());
     for ((block, settings), output) in model.conv_blocks().iter().zip(&config.model.conv).zip(maps)
     {
@@ -61,7 +63,7 @@ pub fn export_onnx(
     }
     let network = OnnxNetwork {
         convs,
-        side: config.model.image_side().unwrap_or(0),
+        shape,
         layers,
         activation: config.model.activation,
         normalization: config.model.normalization.statistics(),

@@ -25,7 +25,7 @@ pub fn exec(args: EvalArgs) -> anyhow::Result<()> {
     let run = RunDir::named(&args.run);
     let backend = super::open_backend(args.common.device.as_deref(), console)?;
     let model = run.load_model(&backend.device)?;
-    let test = TestSet::of(&run, args.common.data_dir)?;
+    let test = TestSet::of(&run, &model.0, args.common.data_dir)?;
     let scores = test.score(&run, &model, &backend.device, console)?;
     let names: Vec<String> = (0..scores.confusion.len())
         .map(|class| model.0.class_name(class))

@@ -48,6 +48,11 @@ pub struct TrainArgs {
     /// images of every step. Recorded in the run's config.
     #[arg(long, value_name = "SPEC", conflicts_with = "device")]
     devices: Option<String>,
+    /// Leave out pictures that cannot be decoded and files that are no picture in a
+    /// folder data set, with a warning counting them, rather than stop at the first.
+    /// Recorded in the run's config (`data.skip_bad_images`).
+    #[arg(long)]
+    skip_bad_images: bool,
     /// Check the setup: one training step and one validation batch on the real data,
     /// nothing written.
     #[arg(long, conflicts_with_all = ["resume", "overwrite"])]
@@ -99,6 +104,7 @@ pub fn exec(args: TrainArgs) -> anyhow::Result<()> {
             patience: args.patience,
             log_interval: args.log_interval,
             devices: args.devices,
+            skip_bad_images: args.skip_bad_images,
         },
         run: args.run,
         resume: args.resume,

@@ -1,0 +1,222 @@
+//! Data sets of pictures in folders, as torchvision's `ImageFolder` reads them:
+//! `train/`, `test/` and optionally `valid/`, each with one folder of PNG, JPEG, BMP
+//! or WebP files per class. Each picture is decoded once, to the run's channels and
+//! size ([`DataConfig`]), into the same [`LabelledImages`] the IDX files give.
+
+mod decode;
+mod scan;
+
+use std::path::Path;
+
+use burn::prelude::*;
+
+pub use self::decode::{
+    MAX_DECODED, MAX_SIDE, Skipped, decoding_limits, picture_planes, read_picture,
+};
+use self::decode::{Target, decode_split};
+pub use self::scan::is_image_folder;
+use self::scan::{Split, class_names, split_files};
+use crate::{AugmentConfig, DataError, LabelledImages};
+
+/// How pictures become a run's images (IDX files have one channel and one size of
+/// their own, and take none of those keys), and how training images are augmented
+/// (any data).
+#[derive(Config, Debug, PartialEq)]
+pub struct DataConfig {
+    /// Channels of the images the network takes: 1 (grey) or 3 (RGB). By default the
+    /// training pictures': 3 if any is in colour. Training records what it used.
+    #[config(default = "None")]
+    pub channels: Option<usize>,
+    /// `[height, width]` every picture is resized to. By default the first training
+    /// picture's size, which all of them must then share. Training records what it
+    /// used; a run of IDX files has none.
+    #[config(default = "None")]
+    pub image_size: Option<[usize; 2]>,
+    /// Leave out pictures that cannot be decoded and files that are no picture, with
+    /// a warning counting them, rather than stop at the first.
+    #[config(default = false)]
+    pub skip_bad_images: bool,
+    /// Random transforms of the training images, pictures or IDX; none by default.
+    #[config(default = "AugmentConfig::new()")]
+    pub augment: AugmentConfig,
+}
+
+/// The splits of a folder data set but the training one, decoded, and what they
+/// say of the data set.
+#[derive(Debug, Clone)]
+pub struct FolderData {
+    /// The class folders' names, sorted: class `i` is `classes[i]`.
+    pub classes: Vec<String>,
+    /// `None` without a `valid/` folder, or when only the test split was read.
+    pub valid: Option<LabelledImages>,
+    pub test: LabelledImages,
+    /// The pictures left out, with `skip_bad_images`.
+    pub skipped: Vec<Skipped>,
+}
+
+impl FolderData {
+    /// Reads every split of the folder data set at `root`; the training split is
+    /// returned beside the others.
+    pub fn read(root: &Path, config: &DataConfig) -> Result<(Self, LabelledImages), DataError> {
+        let mut reader = Reader::new(root, config)?;
+        let train = reader.split(Split::Train)?;
+        // The other splits take the training split's channels and size.
+        reader.target = Target {
+            channels: Some(train.channels()),
+            size: Some([train.rows(), train.cols()]),
+        };
+        let valid = match root.join(Split::Valid.folder()).is_dir() {
+            true => Some(reader.split(Split::Valid)?),
+            false => None,
+        };
+        let test = reader.split(Split::Test)?;
+        Ok((reader.finish(valid, test), train))
+    }
+
+    /// Reads the test split alone, for a run whose channels and size `config`
+    /// records.
+    pub fn read_test(root: &Path, config: &DataConfig) -> Result<Self, DataError> {
+        let mut reader = Reader::new(root, config)?;
+        let test = reader.split(Split::Test)?;
+        Ok(reader.finish(None, test))
+    }
+}
+
+/// Reads the splits of one data set in turn.
+struct Reader<'a> {
+    root: &'a Path,
+    skip: bool,
+    classes: Vec<String>,
+    target: Target,
+    skipped: Vec<Skipped>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(root: &'a Path, config: &DataConfig) -> Result<Self, DataError> {
+        Ok(Self {
+            root,
+            skip: config.skip_bad_images,
+            classes: class_names(root)?,
+            target: Target {
+                channels: config.channels,
+                size: config.image_size,
+            },
+            skipped: Vec::new(),
+        })
+    }
+
+    fn split(&mut self, split: Split) -> Result<LabelledImages, DataError> {
+        let files = split_files(self.root, split, &self.classes)?;
+        let (set, left_out) = decode_split(&files, self.target, self.skip)?;
+        self.skipped.extend(left_out);
+        check_every_class(&set, &self.root.join(split.folder()), &self.classes)?;
+        Ok(set)
+    }
+
+    fn finish(self, valid: Option<LabelledImages>, test: LabelledImages) -> FolderData {
+        FolderData {
+            classes: self.classes,
+            valid,
+            test,
+            skipped: self.skipped,
+        }
+    }
+}
+
+/// A class all of whose pictures were left out is as empty as a folder without any.
+fn check_every_class(
+    set: &LabelledImages,
+    dir: &Path,
+    classes: &[String],
+) -> Result<(), DataError> {
+    let mut seen = vec![false; classes.len()];
+    set.labels()
+        .iter()
+        .for_each(|&label| seen[usize::from(label)] = true);
+    match seen.iter().position(|&seen| !seen) {
+        Some(class) => Err(DataError::EmptyClass(dir.join(&classes[class]))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, Luma, Rgb, RgbImage};
+
+    /// A data set of two classes, `a` grey and `b` red, each picture `width` wide.
+    fn two_classes(root: &Path, width: u32) {
+        for split in ["train", "test"] {
+            for (class, index) in [("a", 0u8), ("a", 1), ("b", 2)] {
+                std::fs::create_dir_all(root.join(split).join(class)).expect("mkdir");
+                let path = root.join(split).join(class).join(format!("{index}.png"));
+                match class {
+                    "a" => GrayImage::from_pixel(width, 2, Luma([10 * index])).save(path),
+                    _ => RgbImage::from_pixel(width, 2, Rgb([200, 0, 50])).save(path),
+                }
+                .expect("png");
+            }
+        }
+    }
+
+    #[test]
+    fn colour_anywhere_makes_three_planes_and_grey_fills_all_three() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        two_classes(dir.path(), 3);
+        let (folder, train) = FolderData::read(dir.path(), &DataConfig::new()).expect("reads");
+        assert_eq!(folder.classes, ["a", "b"]);
+        assert_eq!((train.channels(), train.rows(), train.cols()), (3, 2, 3));
+        assert_eq!(train.labels(), [0, 0, 1]);
+        // The grey picture of value 10, in each of the three planes.
+        assert_eq!(train.image(1), Some(&[10u8; 18][..]));
+        // The red one: a plane of 200s, of 0s, of 50s.
+        let red: Vec<u8> = [200u8, 0, 50].iter().flat_map(|&v| [v; 6]).collect();
+        assert_eq!(train.image(2), Some(&red[..]));
+        assert_eq!(folder.test.channels(), 3);
+        // Asked for grey, the colour becomes its luminance (Rec. 709's weights, the
+        // image crate's): 0.2126 * 200 + 0.0722 * 50.
+        let grey = DataConfig::new().with_channels(Some(1));
+        let (_, train) = FolderData::read(dir.path(), &grey).expect("reads");
+        assert_eq!(train.channels(), 1);
+        assert_eq!(train.image(2).map(|p| p[0]), Some(46));
+    }
+
+    #[test]
+    fn pictures_of_another_size_are_refused_unless_a_size_is_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        two_classes(dir.path(), 3);
+        GrayImage::from_pixel(5, 2, Luma([0]))
+            .save(dir.path().join("train/b/wide.png"))
+            .expect("png");
+        let error = FolderData::read(dir.path(), &DataConfig::new()).expect_err("5x2 among 3x2");
+        assert!(error.to_string().contains("wide.png"), "{error}");
+        assert!(error.to_string().contains("data.image_size"), "{error}");
+        let resized = DataConfig::new().with_image_size(Some([4, 4]));
+        let (folder, train) = FolderData::read(dir.path(), &resized).expect("all resized");
+        assert_eq!((train.len(), train.rows(), train.cols()), (4, 4, 4));
+        assert_eq!((folder.test.rows(), folder.test.cols()), (4, 4));
+    }
+
+    #[test]
+    fn bad_pictures_are_errors_or_skipped_and_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        two_classes(dir.path(), 3);
+        let broken = dir.path().join("train/a/broken.png");
+        std::fs::write(&broken, b"\x89PNG but cut short").expect("write");
+        let error = FolderData::read(dir.path(), &DataConfig::new()).expect_err("undecodable");
+        assert!(
+            matches!(&error, DataError::BadPicture { path, .. } if *path == broken),
+            "{error}"
+        );
+        let skip = DataConfig::new().with_skip_bad_images(true);
+        let (folder, train) = FolderData::read(dir.path(), &skip).expect("skipped");
+        assert_eq!(train.len(), 3);
+        assert_eq!(folder.skipped.len(), 1);
+        assert_eq!(folder.skipped[0].path, broken);
+        // A class whose every picture is bad is empty, skipped or not.
+        std::fs::remove_file(dir.path().join("test/b/2.png")).expect("rm");
+        std::fs::write(dir.path().join("test/b/2.png"), b"nothing").expect("write");
+        let error = FolderData::read(dir.path(), &skip).expect_err("test/b empty");
+        assert!(matches!(error, DataError::EmptyClass(_)), "{error}");
+    }
+}
