@@ -391,13 +391,21 @@ mod tests {
         image::RgbImage::from_pixel(16, 12, image::Rgb([255, 0, 0]))
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .expect("png");
-        let input = predictor.image_input(&png).expect("made as the run's pictures");
+        let input = predictor
+            .image_input(&png)
+            .expect("made as the run's pictures");
         // The red plane all ones, the green and blue ones zeros.
         assert_eq!(input.pixels.len(), 144);
-        assert!(input.pixels[..48].iter().all(|&v| v == 1.0), "{:?}", &input.pixels[..48]);
+        assert!(
+            input.pixels[..48].iter().all(|&v| v == 1.0),
+            "{:?}",
+            &input.pixels[..48]
+        );
         assert!(input.pixels[48..].iter().all(|&v| v == 0.0));
         let pixels = format!("{{\"pixels\": {:?}}}", vec![0.5_f32; 144]);
-        let request = predictor.read(BodyKind::Json, Bytes::from(pixels)).expect("read");
+        let request = predictor
+            .read(BodyKind::Json, Bytes::from(pixels))
+            .expect("read");
         assert!(predictor.answer(request, &no_deadline()).is_ok());
     }
 }

@@ -222,6 +222,16 @@ fn fashion_in_colour_and_at_another_size_trains_evaluates_and_predicts_by_class_
         assert!(output.status.success(), "predict: {}", stderr(&output));
         let said = stdout(&output).replace(path_str(&trouser), "");
         assert!(said.contains("predicted Trouser"), "{said}");
+        // explain draws square pictures (a colour one in grey); others are refused.
+        let output = trainer(&["explain", "--run", path_str(&run), path_str(&trouser)]);
+        match shape[1] == shape[2] {
+            true => assert!(output.status.success(), "explain: {}", stderr(&output)),
+            false => assert!(
+                assert_clean_failure(&output).contains("not a square"),
+                "{}",
+                stderr(&output)
+            ),
+        }
     }
 }
 

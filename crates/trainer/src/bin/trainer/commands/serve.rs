@@ -92,7 +92,8 @@ pub fn exec(args: ServeArgs) -> anyhow::Result<()> {
     let files = raise_open_file_limit();
     let architecture = config.model.architecture();
     let metrics = Metrics::new(&architecture, config.model.num_params(), backend.name);
-    let predictor = Predictor::new(model, &config.model, backend.device).with_pictures(&config.data);
+    let predictor =
+        Predictor::new(model, &config.model, backend.device).with_pictures(&config.data);
     let server = Server::bind(&args.addr, predictor, limits, metrics)?;
     match files {
         Ok(files) => {
