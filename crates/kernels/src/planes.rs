@@ -24,6 +24,21 @@ pub fn repeat_plane(grey: &[u8], channels: usize) -> Vec<u8> {
     grey.repeat(channels.max(1))
 }
 
+/// The mean of the `channels` planes of `values` (each a `len / channels` run of it),
+/// as one plane: a colour image, or a map over one, shown in grey.
+pub fn mean_planes(values: &[f32], channels: usize) -> Vec<f32> {
+    let channels = channels.max(1);
+    let plane = values.len() / channels;
+    let mut mean = vec![0.0; plane];
+    for values in values.chunks_exact(plane.max(1)).take(channels) {
+        for (sum, &value) in mean.iter_mut().zip(values) {
+            *sum += value;
+        }
+    }
+    mean.iter_mut().for_each(|sum| *sum /= channels as f32);
+    mean
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,6 +48,12 @@ mod tests {
         // Two pixels: (1, 2, 3) and (4, 5, 6).
         assert_eq!(to_planes(&[1, 2, 3, 4, 5, 6], 3), [1, 4, 2, 5, 3, 6]);
         assert_eq!(to_planes(&[7, 8, 9], 1), [7, 8, 9]);
+    }
+
+    #[test]
+    fn planes_average_into_one() {
+        assert_eq!(mean_planes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3), [3.0, 4.0]);
+        assert_eq!(mean_planes(&[1.0, 2.0], 1), [1.0, 2.0]);
     }
 
     #[test]

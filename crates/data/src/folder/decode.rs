@@ -13,9 +13,9 @@ use super::scan::SplitFiles;
 use crate::{DataError, LabelledImages};
 
 /// The widest and tallest picture decoded, in pixels.
-pub const MAX_SIDE: u32 = 8192;
+const MAX_SIDE: u32 = 8192;
 /// The most memory a decoder may take, in bytes.
-pub const MAX_DECODED: u64 = 256 << 20;
+const MAX_DECODED: u64 = 256 << 20;
 
 /// A picture left out of the data, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

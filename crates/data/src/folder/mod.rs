@@ -10,9 +10,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 
-pub use self::decode::{
-    MAX_DECODED, MAX_SIDE, Skipped, decoding_limits, picture_planes, read_picture,
-};
+pub use self::decode::{Skipped, decoding_limits, picture_planes, read_picture};
 use self::decode::{Target, decode_split};
 pub use self::scan::is_image_folder;
 use self::scan::{Split, class_names, split_files};

@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use kernels::planes::mean_planes;
 use model::Network;
 
 use super::predict::scale_pixels;
@@ -20,6 +21,16 @@ pub struct Explanation {
 }
 
 impl Explanation {
+    /// The explanation of an image of `channels` planes as one plane, to be drawn in
+    /// grey: the image and its saliency averaged over the channels.
+    pub fn in_one_plane(self, channels: usize) -> Self {
+        Self {
+            pixels: mean_planes(&self.pixels, channels),
+            saliency: mean_planes(&self.saliency, channels),
+            ..self
+        }
+    }
+
     /// `test image 0 (label 7): predicted 7 with probability 99.7%`, for the image
     /// named `what`, with classes named by `name`.
     pub fn title(&self, what: &str, name: impl Fn(usize) -> String) -> String {

@@ -5,13 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use data::{LabelledImages, Mnist};
+use burn::prelude::Device;
+use data::{LabelledImages, Mnist, MnistBatcher, MnistDataset};
 use image::imageops::{FilterType, resize};
 use image::{GrayImage, RgbImage};
 
+use trainer::run_dir::RunDir;
+
 use crate::common::{
-    assert_clean_failure, idx, mnist_dir, path_str, stderr, stdout, train_with_cli, trainer,
+    assert_clean_failure, export, idx, mnist_dir, path_str, stderr, stdout, train_with_cli, trainer,
 };
+use crate::onnx_export::{LOGIT_TOLERANCE, tract_difference};
 
 /// Debian's `dataset-fashion-mnist` (`.ci/run` installs it), or `FASHION_MNIST_DIR`.
 fn fashion_dir() -> PathBuf {
@@ -222,6 +226,17 @@ fn fashion_in_colour_and_at_another_size_trains_evaluates_and_predicts_by_class_
         assert!(output.status.success(), "predict: {}", stderr(&output));
         let said = stdout(&output).replace(path_str(&trouser), "");
         assert!(said.contains("predicted Trouser"), "{said}");
+        // explain draws square pictures (a colour one in grey); others are refused.
+        let output = trainer(&["explain", "--run", path_str(&run), path_str(&trouser)]);
+        match shape[1] == shape[2] {
+            true => assert!(output.status.success(), "explain: {}", stderr(&output)),
+            false => assert!(
+                assert_clean_failure(&output).contains("not a square"),
+                "{}",
+                stderr(&output)
+            ),
+        }
+        exports_state_and_compute_the_input(&run, data_dir, shape);
     }
 }
 
@@ -279,5 +294,44 @@ fn each_bad_folder_is_one_line_naming_it_or_with_skipping_a_counted_warning() {
     assert!(
         line.contains(path_str(&seven)) && line.contains("no picture"),
         "{line}"
+    );
+}
+
+/// The run `run` of pictures of `shape` exports to safetensors and ONNX, each stating
+/// its input shape, and the ONNX graph computes Burn's logits on the run's pictures.
+fn exports_state_and_compute_the_input(run: &Path, data_dir: &Path, shape: [usize; 3]) {
+    let device = Device::flex();
+    let (config, model) = RunDir::new(run).load_model(&device).expect("loads");
+    for format in ["safetensors", "onnx"] {
+        let out = run.join(format!("exported.{format}"));
+        let output = export(run, format, &out);
+        assert!(
+            output.status.success(),
+            "export {format}: {}",
+            stderr(&output)
+        );
+        let bytes = std::fs::read(&out).expect("exported");
+        let stated = format!("\"image\":[{},{},{}]", shape[0], shape[1], shape[2]);
+        let text = String::from_utf8_lossy(&bytes).replace("\\\"", "\"");
+        assert!(
+            text.contains("input_shape") && text.contains(&stated),
+            "{format}: no {stated}"
+        );
+    }
+    let test = Mnist::load_test(Some(data_dir), &config.data).expect("the test pictures");
+    let test = MnistDataset::new(test.test);
+    let positions: Vec<usize> = (0..16).collect();
+    let images = MnistBatcher
+        .gather(&test, &positions, &device)
+        .expect("in range")
+        .images;
+    let logits = model.forward(images.clone());
+    let width = images.dims()[1];
+    let images = images.try_into_vec_as::<f32>().expect("f32");
+    let logits = logits.try_into_vec_as::<f32>().expect("f32");
+    let difference = tract_difference(&run.join("exported.onnx"), &images, width, &logits, 16);
+    assert!(
+        difference <= LOGIT_TOLERANCE,
+        "tract differs by {difference}"
     );
 }

@@ -16,7 +16,7 @@ use crate::common::{self, argmax, assert_clean_failure, export, mnist_dir, stdou
 
 /// Logits of the runtimes may differ from Burn's by float32 rounding only: measured
 /// differences are about 1e-6.
-const LOGIT_TOLERANCE: f64 = 1e-5;
+pub(crate) const LOGIT_TOLERANCE: f64 = 1e-5;
 /// Rows per onnxruntime call: not a power of two, so the last batch is a partial one.
 const BATCH: usize = 999;
 
@@ -67,7 +67,7 @@ fn write_f32(path: &Path, values: &[f32]) {
 
 /// Runs the model with tract on the first `rows` images of `width` pixels; the largest
 /// difference from the `expected` logits.
-fn tract_difference(
+pub(crate) fn tract_difference(
     model: &Path,
     images: &[f32],
     width: usize,

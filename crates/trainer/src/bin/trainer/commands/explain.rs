@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use kernels::planes::mean_planes;
+use trainer::TrainerError;
 use trainer::console::Console;
-use trainer::infer::preprocess::image_side;
 use trainer::infer::{ImageInput, explain, load_images};
 use trainer::report::{FirstLayer, save_explanation};
 use trainer::run_dir::RunDir;
@@ -42,17 +43,28 @@ pub fn exec(args: ExplainArgs) -> anyhow::Result<()> {
     // Saliency needs gradients, so the model is loaded onto an autodiff device.
     let device = backend.device.clone().autodiff();
     let (config, model) = run.load_model(&device)?;
-    let side = image_side(config.model.input_size)?;
+    // The picture is square; a colour image is drawn in grey, its channels averaged.
+    let [channels, side, _] = config
+        .model
+        .image_shape()
+        .filter(|[_, height, width]| height == width)
+        .ok_or(TrainerError::NotSquare(config.model.input_size))?;
     let input = match (args.image_path.or(args.image), args.test_index) {
         (Some(path), _) => ImageInput::File(path),
         (None, index) => ImageInput::Test(index.unwrap_or_default()),
     };
     let image = load_images(&[input], &run, &config, args.common.data_dir)?.remove(0);
-    let explanation = explain(&model, &image.pixels, &device)?;
+    let explanation = explain(&model, &image.pixels, &device)?.in_one_plane(channels);
     let title = explanation.title(&image.title, |class| config.class_name(class));
     console.try_line(&title)?;
     let (weights, tile_side) = model.input_weights();
     let weights = weights.try_into_vec_as::<f32>()?;
+    // An MLP's columns span every channel: one tile of the image's side each,
+    // averaged like the image.
+    let (weights, tile_side) = match config.model.conv.is_empty() {
+        true => (mean_planes(&weights, channels), side),
+        false => (weights, tile_side),
+    };
     let in_run = run.root().join(format!("explain-{}.png", image.slug));
     for path in save_explanation(
         &explanation,
