@@ -69,6 +69,15 @@ impl AugmentConfig {
                 ),
             ));
         }
+        if self.crop_padding > MAX_CROP_PADDING {
+            return Some((
+                "crop_padding",
+                format!(
+                    "is {}; it is at most {MAX_CROP_PADDING} pixels",
+                    self.crop_padding
+                ),
+            ));
+        }
         if !(low.is_finite() && high.is_finite() && 0.0 < low && low <= high) {
             return Some((
                 "scale",
@@ -78,6 +87,10 @@ impl AugmentConfig {
         None
     }
 }
+
+/// The widest crop padding a config may ask for: beyond any picture's side, where
+/// every crop would be blank.
+const MAX_CROP_PADDING: usize = 4096;
 
 /// Augmentation as a loader applies it: the ranges, the run's seed, and the images'
 /// `[channels, height, width]`.
@@ -89,8 +102,8 @@ pub struct Augmentation {
 }
 
 impl Augmentation {
-    /// Writes `image` (bytes), warped as image `index` of epoch `epoch`, into `out`
-    /// as the network's floats.
+    /// Writes `image` (bytes), warped as image `index` of the whole set in epoch
+    /// `epoch`, into `out` as the network's floats.
     pub fn apply(&self, image: &[u8], epoch: usize, index: usize, out: &mut [f32]) {
         let [_, height, width] = self.shape;
         let seed = image_seed(self.seed, epoch, index);

@@ -55,8 +55,9 @@ impl MnistBatcher {
         ))
     }
 
-    /// [`MnistBatcher::gather`] with each image warped by `augmentation` as the image
-    /// at its position in epoch `epoch`.
+    /// [`MnistBatcher::gather`] with each image warped by `augmentation` as that
+    /// image (its index in the whole set, whichever device's share holds it) in epoch
+    /// `epoch`.
     pub fn gather_augmented(
         &self,
         dataset: &MnistDataset,
@@ -72,7 +73,8 @@ impl MnistBatcher {
             .zip(positions)
             .zip(pixels.chunks_exact_mut(image_len.max(1)))
         {
-            augmentation.apply(image, epoch, position, out);
+            let image_index = dataset.source_index(position)?;
+            augmentation.apply(image, epoch, image_index, out);
         }
         let targets: Vec<i64> = items.iter().map(|&(_, label)| i64::from(label)).collect();
         Some(MnistBatch {

@@ -138,6 +138,12 @@ impl MnistDataset {
             .collect()
     }
 
+    /// Where the item at `position` lies in the whole underlying set: the same for
+    /// an image whichever slice of the set (a device's share) holds it.
+    pub fn source_index(&self, position: usize) -> Option<usize> {
+        self.indices.get(position).copied()
+    }
+
     /// The item at `index`, or `None` past the end.
     pub fn item(&self, index: usize) -> Option<MnistItem> {
         let &source = self.indices.get(index)?;

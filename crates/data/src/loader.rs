@@ -388,6 +388,19 @@ mod tests {
     }
 
     #[test]
+    fn an_image_is_warped_alike_in_the_whole_set_and_in_a_devices_share() {
+        let unshuffled = || {
+            let mut loader = augmented(12, 5);
+            loader.shuffle_seed = None;
+            loader
+        };
+        let whole = epoch_pixels(&unshuffled()).concat();
+        // The second half, as the second of two devices takes it.
+        let share = unshuffled().slice(6, 12);
+        assert_eq!(epoch_pixels(share.as_ref()).concat(), whole[6 * 36..]);
+    }
+
+    #[test]
     fn progress_counts_items() {
         let loader = loader(5, 2);
         let mut iterator = loader.iter();

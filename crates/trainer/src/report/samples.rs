@@ -12,19 +12,24 @@ use crate::TrainerError;
 const GAP: u32 = 2;
 /// Each image drawn this many times its size.
 const ZOOM: u32 = 3;
+/// Images a grid shows at most: a batch of thousands would make a picture of
+/// gigabytes.
+const MOST: usize = 256;
 
-/// Writes `count` images (`[channels, height, width]` floats in [0, 1] each, one
-/// after the other) to `path` as a PNG grid, as square as they allow.
+/// Writes the first `count` images, at most [`MOST`] (`[channels, height, width]`
+/// floats in [0, 1] each, one after the other) to `path` as a PNG grid, as square as
+/// they allow; returns how many it shows.
 pub fn sample_grid(
     path: &Path,
     pixels: &[f32],
     count: usize,
     [channels, height, width]: [usize; 3],
-) -> Result<(), TrainerError> {
+) -> Result<usize, TrainerError> {
     let failed = |reason: String| TrainerError::Picture {
         path: path.to_path_buf(),
         reason,
     };
+    let count = count.min(MOST);
     let columns = (count as f64).sqrt().ceil().max(1.0) as u32;
     let rows = (count as u32).div_ceil(columns).max(1);
     let [tile_width, tile_height] = [width as u32 * ZOOM, height as u32 * ZOOM];
@@ -67,7 +72,8 @@ pub fn sample_grid(
     let mut png = Vec::new();
     grid.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| failed(e.to_string()))?;
-    crate::fs::write_atomically(path, &png)
+    crate::fs::write_atomically(path, &png)?;
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -81,7 +87,10 @@ mod tests {
         let path = tmp.path().join("samples.png");
         // Ten 4x5 grey images: four columns, three rows.
         let pixels: Vec<f32> = (0..10 * 20).map(|i| (i % 20) as f32 / 19.0).collect();
-        sample_grid(&path, &pixels, 10, [1, 4, 5]).expect("written");
+        assert_eq!(
+            sample_grid(&path, &pixels, 10, [1, 4, 5]).expect("written"),
+            10
+        );
         assert_eq!(
             png_size(&path),
             (GAP + 4 * (5 * ZOOM + GAP), GAP + 3 * (4 * ZOOM + GAP))
@@ -92,5 +101,18 @@ mod tests {
         assert_eq!(corner.0, [255, 255, 255]);
         assert_eq!(decoded.get_pixel(GAP, GAP).0, [0, 0, 0]);
         assert_eq!(decoded.get_pixel(0, 0).0, [96, 96, 96], "the gap");
+    }
+
+    #[test]
+    fn a_grid_shows_at_most_256_images() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("many.png");
+        let pixels = vec![0.5f32; 1000 * 4];
+        assert_eq!(
+            sample_grid(&path, &pixels, 1000, [1, 2, 2]).expect("written"),
+            256
+        );
+        let side = GAP + 16 * (2 * ZOOM + GAP);
+        assert_eq!(png_size(&path), (side, side));
     }
 }

@@ -81,9 +81,9 @@ pub fn dry_run(
     let train_images = batch.targets.dims()[0];
     if let Some(path) = samples {
         let pixels = batch.images.clone().try_into_vec_as::<f32>()?;
-        sample_grid(path, &pixels, train_images, shape)?;
+        let shown = sample_grid(path, &pixels, train_images, shape)?;
         console.line(format_args!(
-            "wrote {} ({train_images} training images as the network sees them)",
+            "wrote {} ({shown} training images as the network sees them)",
             path.display()
         ));
     }

@@ -290,6 +290,10 @@ fn augmentation_out_of_range_is_one_line_naming_the_key() {
         ("data.augment.rotation=400", "data.augment.rotation"),
         ("data.augment.scale=[1.2, 0.8]", "data.augment.scale"),
         ("data.augment.translate=-0.1", "data.augment.translate"),
+        (
+            "data.augment.crop_padding=5000",
+            "data.augment.crop_padding",
+        ),
     ] {
         let failed = trainer(&[
             "train",
