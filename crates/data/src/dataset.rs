@@ -115,6 +115,11 @@ impl MnistDataset {
         self.set.image_len()
     }
 
+    /// `[channels, height, width]` of every image.
+    pub fn image_shape(&self) -> [usize; 3] {
+        [self.set.channels(), self.set.rows(), self.set.cols()]
+    }
+
     /// Height and width of every image.
     pub fn image_size(&self) -> (usize, usize) {
         (self.set.rows(), self.set.cols())

@@ -59,12 +59,7 @@ pub fn dry_run(
     };
     let steps_per_epoch = config.steps_per_epoch(train_set.len());
     let augmentation = augmentation(&config, &train_set);
-    let (height, width) = train_set.image_size();
-    let shape = [
-        train_set.image_len() / (height * width).max(1),
-        height,
-        width,
-    ];
+    let shape = train_set.image_shape();
     let train_loader = EpochLoader::new(train_set, config.batch_size, device).shuffled(config.seed);
     let train_loader = match augmentation {
         Some(augmentation) => train_loader.augmented(augmentation),

@@ -255,11 +255,9 @@ pub(crate) fn augmentation(
     train_set: &MnistDataset,
 ) -> Option<Augmentation> {
     let augment = &config.data.augment;
-    let (height, width) = train_set.image_size();
-    let channels = train_set.image_len() / (height * width).max(1);
     augment.is_on().then(|| Augmentation {
         ranges: augment.ranges(),
         seed: config.seed,
-        shape: [channels, height, width],
+        shape: train_set.image_shape(),
     })
 }
