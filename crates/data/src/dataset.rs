@@ -12,12 +12,14 @@ use rand::seq::SliceRandom;
 
 use crate::{DataError, IndexOutOfRange, LabelledImages};
 
-/// How the 60,000 training images are divided into training and validation parts.
+/// How the training images are divided into training and validation parts.
 #[derive(Config, Debug)]
 pub struct SplitConfig {
-    /// Images held out of the training set to validate on after each epoch.
-    #[config(default = 5000)]
-    pub valid_size: usize,
+    /// Images held out of the training set to validate on after each epoch; without
+    /// it, a twelfth of them (MNIST's 5,000 of 60,000), so that a small data set is
+    /// not mostly held out.
+    #[config(default = "None")]
+    pub valid_size: Option<usize>,
     /// Seed of the shuffle that picks the validation images.
     #[config(default = 42)]
     pub seed: u64,
@@ -28,21 +30,28 @@ impl SplitConfig {
     /// shuffled with `seed`, the first `valid_size` held out for validation, and of
     /// the rest the first `limit` (all of them without a limit) to train on.
     pub fn indices(&self, count: usize, limit: Option<usize>) -> Result<SplitIndices, DataError> {
-        if self.valid_size >= count {
+        let valid_size = self.valid_count(count);
+        if valid_size >= count {
             return Err(DataError::ValidationTooLarge {
-                valid_size: self.valid_size,
+                valid_size,
                 available: count,
             });
         }
         let mut valid: Vec<usize> = (0..count).collect();
         valid.shuffle(&mut StdRng::seed_from_u64(self.seed));
-        let mut train = valid.split_off(self.valid_size);
+        let mut train = valid.split_off(valid_size);
         valid.shrink_to_fit();
         if let Some(limit) = limit {
             train.truncate(limit);
             train.shrink_to_fit();
         }
         Ok(SplitIndices { train, valid })
+    }
+
+    /// How many of `count` training images are held out: `valid_size`, or a twelfth
+    /// of them, rounded, and at least one.
+    pub fn valid_count(&self, count: usize) -> usize {
+        self.valid_size.unwrap_or((count + 6) / 12).max(1)
     }
 }
 
@@ -143,6 +152,35 @@ impl MnistDataset {
             .collect()
     }
 
+    /// Each channel's mean and standard deviation over the pixels of this view's
+    /// images, scaled to [0, 1] as the batcher scales them: what a network
+    /// standardises its input by. Sums are exact integers, so the order of the
+    /// images does not change the result.
+    pub fn channel_statistics(&self) -> Vec<(f64, f64)> {
+        let [channels, height, width] = self.image_shape();
+        let plane = height * width;
+        let mut sums = vec![(0u64, 0u64); channels];
+        for &source in &self.indices {
+            let Some(image) = self.set.image(source) else {
+                continue;
+            };
+            for (pixels, (sum, squares)) in image.chunks_exact(plane.max(1)).zip(&mut sums) {
+                for &pixel in pixels {
+                    *sum += u64::from(pixel);
+                    *squares += u64::from(pixel) * u64::from(pixel);
+                }
+            }
+        }
+        let count = (self.indices.len() * plane).max(1) as f64;
+        sums.into_iter()
+            .map(|(sum, squares)| {
+                let mean = sum as f64 / count;
+                let variance = (squares as f64 / count - mean * mean).max(0.0);
+                (mean / 255.0, variance.sqrt() / 255.0)
+            })
+            .collect()
+    }
+
     /// Where the item at `position` lies in the whole underlying set: the same for
     /// an image whichever slice of the set (a device's share) holds it.
     pub fn source_index(&self, position: usize) -> Option<usize> {
@@ -208,7 +246,7 @@ mod tests {
 
     #[test]
     fn split_is_disjoint_complete_sized_and_seeded() {
-        let config = SplitConfig::new().with_valid_size(30).with_seed(7);
+        let config = SplitConfig::new().with_valid_size(Some(30)).with_seed(7);
         let (train, valid) = split(100, &config);
         assert_eq!((train.len(), valid.len()), (70, 30));
         let mut all: Vec<u8> = ids(&train).into_iter().chain(ids(&valid)).collect();
@@ -222,15 +260,35 @@ mod tests {
     }
 
     #[test]
+    fn channel_statistics_are_each_planes_over_the_views_images() {
+        // Two 2-channel 1x2 images: channel 0 holds 0 and 255, channel 1 holds 51.
+        let pixels = vec![0, 255, 51, 51, 255, 0, 51, 51];
+        let set = LabelledImages::from_planes(2, 1, 2, pixels, vec![0, 1]).expect("consistent");
+        let statistics = MnistDataset::new(set).channel_statistics();
+        assert_eq!(statistics, [(0.5, 0.5), (0.2, 0.0)]);
+    }
+
+    #[test]
+    fn without_a_size_a_twelfth_is_held_out() {
+        let split = SplitConfig::new();
+        assert_eq!(split.valid_count(60_000), 5_000);
+        assert_eq!(split.valid_count(6_000), 500);
+        assert_eq!(split.valid_count(5), 1);
+        let indices = split.indices(1_200, None).expect("fits");
+        assert_eq!((indices.train.len(), indices.valid.len()), (1_100, 100));
+        assert!(split.indices(1, None).is_err(), "one image cannot be split");
+    }
+
+    #[test]
     fn validation_must_leave_training_items() {
-        let split = SplitConfig::new().with_valid_size(10);
+        let split = SplitConfig::new().with_valid_size(Some(10));
         let err = split.indices(10, None).expect_err("nothing left");
         assert!(matches!(err, DataError::ValidationTooLarge { .. }), "{err}");
     }
 
     #[test]
     fn a_limit_keeps_the_first_training_items_and_the_same_validation() {
-        let split = SplitConfig::new().with_valid_size(5);
+        let split = SplitConfig::new().with_valid_size(Some(5));
         let whole = split.indices(50, None).expect("fits");
         let limited = split.indices(50, Some(8)).expect("fits");
         assert_eq!(limited.train, whole.train[..8]);

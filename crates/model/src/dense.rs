@@ -26,7 +26,10 @@ impl Network {
             .iter()
             .map(ConvBlock::plain)
             .collect::<Option<Vec<_>>>()?;
-        let standardization = self.normalization.statistics();
+        let standardization = self
+            .normalization
+            .per_channel(self.shape[0])
+            .map(|standardization| (standardization.mean, standardization.std));
         ConvNetwork::new(self.shape, standardization, &blocks, self.head()?).map(PlainNetwork::Cnn)
     }
 

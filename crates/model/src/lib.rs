@@ -6,7 +6,9 @@ mod activation;
 mod conv;
 mod dense;
 mod network;
+mod normalization;
 
 pub use activation::Activation;
 pub use conv::{BlockError, ConvBlock, ConvBlockConfig};
-pub use network::{Network, NetworkConfig, NetworkError, NetworkKind, Normalization, square_side};
+pub use network::{Network, NetworkConfig, NetworkError, NetworkKind, square_side};
+pub use normalization::{Normalization, Standardization};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::conv::{ConvBlock, ConvBlockConfig};
+use crate::normalization::Normalization;
 
 /// The side of the square image `input_size` pixels make, row by row; `None` when
 /// `input_size` is not a square.
@@ -37,33 +38,6 @@ pub enum NetworkKind {
 pub struct NetworkError {
     pub key: String,
     pub reason: String,
-}
-
-/// How input pixels, already scaled to [0, 1], are standardised before the first layer.
-/// It is part of the network so that every consumer of a trained model (evaluation,
-/// prediction, serving, export) feeds it the same way.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Normalization {
-    /// Pixels as they are, in [0, 1] (the tutorial's `ToTensor`).
-    #[default]
-    Unit,
-    /// MNIST's training-set mean 0.1307 and standard deviation 0.3081, as in PyTorch's
-    /// MNIST example (`transforms.Normalize((0.1307,), (0.3081,))`).
-    Mnist,
-    /// `(x - mean) / std` with the given statistics, for other data sets.
-    Standard { mean: f32, std: f32 },
-}
-
-impl Normalization {
-    /// `(mean, std)`, or `None` when pixels pass through unchanged.
-    pub fn statistics(self) -> Option<(f32, f32)> {
-        match self {
-            Self::Unit => None,
-            Self::Mnist => Some((0.1307, 0.3081)),
-            Self::Standard { mean, std } => Some((mean, std)),
-        }
-    }
 }
 
 /// Shape of the network. The defaults are the PyTorch tutorial's 784-64-64-10
@@ -101,7 +75,8 @@ pub struct NetworkConfig {
     #[config(default = 0.0)]
     pub dropout: f64,
     /// Input standardisation: `"unit"` (pixels / 255), `"mnist"` (MNIST's mean and
-    /// std) or `{"standard": {"mean": m, "std": s}}`.
+    /// std), `{"standard": {"mean": m, "std": s}}`, `"dataset"` (each channel's, from
+    /// the training split) or `{"channels": {"mean": [..], "std": [..]}}`.
     #[config(default = "Normalization::Unit")]
     pub normalization: Normalization,
 }
@@ -121,8 +96,8 @@ pub struct Network {
     pub(crate) activation: Activation,
     #[module(skip)]
     pub(crate) normalization: Normalization,
-    /// The `[channels, height, width]` of the image the convolutions see; zeros in
-    /// an MLP.
+    /// The `[channels, height, width]` of the input: the image the convolutions see,
+    /// or for an MLP the image its features are (`[1, 1, input_size]` if none).
     #[module(skip)]
     pub(crate) shape: [usize; 3],
 }
@@ -274,7 +249,7 @@ impl NetworkConfig {
     /// must pass [`NetworkConfig::feature_maps`].
     pub fn init(&self, device: &Device) -> Network {
         let shape = match self.conv.is_empty() {
-            true => [0; 3],
+            true => self.image_shape().unwrap_or([1, 1, self.input_size]),
             false => self.image_shape().unwrap_or([0; 3]),
         };
         let channels =
@@ -298,7 +273,7 @@ impl NetworkConfig {
             output: LinearConfig::new(widths[features], widths[last]).init(device),
             dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
             activation: self.activation,
-            normalization: self.normalization,
+            normalization: self.normalization.clone(),
             shape,
         }
     }
@@ -312,10 +287,7 @@ impl Network {
     /// - `images`: `[batch, input_size]`
     /// - returns: `[batch, num_classes]`
     pub fn forward(&self, images: Tensor<2>) -> Tensor<2> {
-        let images = match self.normalization.statistics() {
-            Some((mean, std)) => images.sub_scalar(mean).div_scalar(std),
-            None => images,
-        };
+        let images = self.standardized(images);
         let features = match self.conv.is_empty() {
             true => images,
             false => {
@@ -343,14 +315,34 @@ impl Network {
         linear_forward(&self.output, features, false)
     }
 
+    /// `images` as the first layer sees them: each channel's pixels less its mean, over
+    /// its standard deviation.
+    fn standardized(&self, images: Tensor<2>) -> Tensor<2> {
+        let [channels, height, width] = self.shape;
+        let Some(standardization) = self.normalization.per_channel(channels) else {
+            return images;
+        };
+        if let Some((mean, std)) = standardization.uniform() {
+            return images.sub_scalar(mean).div_scalar(std);
+        }
+        let (mean, std) = standardization.per_feature(height * width);
+        let device = images.device();
+        let row = |values: Vec<f32>| {
+            let features = values.len();
+            Tensor::<2>::from_data(TensorData::new(values, [1, features]), &device)
+        };
+        images.sub(row(mean)).div(row(std))
+    }
+
     /// The same function with the input standardisation folded into the first layer,
     /// for consumers that feed pixels in [0, 1] straight to the first Linear layer (the
-    /// tutorial's PyTorch `Net`): with `x' = (x - mean) / std`,
-    /// `x' W + b = x (W / std) + (b - (mean / std) * column sums of W)`. A CNN's first
-    /// convolution pads its input with zeros, which would no longer be the mean, so a
-    /// CNN with an input standardisation cannot be folded and is `None`.
+    /// tutorial's PyTorch `Net`): with `x'_i = (x_i - mean_i) / std_i` per input
+    /// feature, `x' W + b = x (W_i / std_i) + (b - sum_i (mean_i / std_i) W_i)`. A CNN's
+    /// first convolution pads its input with zeros, which would no longer be the mean,
+    /// so a CNN with an input standardisation cannot be folded and is `None`.
     pub fn with_normalization_folded(mut self) -> Option<Self> {
-        let Some((mean, std)) = self.normalization.statistics() else {
+        let [channels, height, width] = self.shape;
+        let Some(standardization) = self.normalization.per_channel(channels) else {
             return Some(self);
         };
         if !self.conv.is_empty() {
@@ -362,14 +354,20 @@ impl Network {
         };
         // [input_size, width]
         let weight = first.weight.val();
-        let width = weight.dims()[1];
+        let [inputs, outputs] = weight.dims();
+        let device = weight.device();
+        let (mean, std) = standardization.per_feature(height * width);
+        let column = |values: Vec<f32>| {
+            Tensor::<2>::from_data(TensorData::new(values, [inputs, 1]), &device)
+        };
+        let shift = column(mean.iter().zip(&std).map(|(m, s)| m / s).collect());
         // [input_size, width] -> [width]
-        let shift = weight.clone().sum_dim(0).reshape([width]) * (mean / std);
+        let shift = (weight.clone() * shift).sum_dim(0).reshape([outputs]);
         first.bias = Some(Param::from_tensor(match first.bias.take() {
             Some(bias) => bias.val() - shift,
             None => shift.neg(),
         }));
-        first.weight = Param::from_tensor(weight / std);
+        first.weight = Param::from_tensor(weight / column(std));
         self.normalization = Normalization::Unit;
         Some(self)
     }
@@ -599,10 +597,60 @@ mod tests {
             std: 0.25,
         };
         let json = NetworkConfig::new()
-            .with_normalization(standard)
+            .with_normalization(standard.clone())
             .to_string();
         let restored = NetworkConfig::load_binary(json.as_bytes()).expect("round trip");
         assert_eq!(restored.normalization, standard, "{json}");
+    }
+
+    #[test]
+    fn each_channel_is_standardised_by_its_own_statistics() {
+        let device = device();
+        let shape = [3, 2, 2];
+        let config = NetworkConfig::new()
+            .with_input_size(12)
+            .with_input_shape(Some(shape));
+        let unit = config.init(&device);
+        let channels = Normalization::Channels {
+            mean: vec![0.25, 0.5, 0.75],
+            std: vec![0.5, 0.25, 0.125],
+        };
+        let standardised = config
+            .clone()
+            .with_normalization(channels)
+            .init(&device)
+            .load_record(unit.clone().into_record());
+        // Each channel at its own mean is what the plain network sees as black.
+        let at_means: Vec<f32> = [0.25f32, 0.5, 0.75]
+            .iter()
+            .flat_map(|&mean| [mean; 4])
+            .collect();
+        let at_means = Tensor::<2>::from_data(TensorData::new(at_means, [1, 12]), &device);
+        let black = Tensor::<2>::zeros([1, 12], &device);
+        let expected = unit.forward(black).into_data();
+        standardised
+            .forward(at_means.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, Default::default());
+        // A step of one standard deviation in the last channel alone is a step of one
+        // in the plain network's last four inputs.
+        let step: Vec<f32> = [0.0f32, 0.0, 0.125].iter().flat_map(|&s| [s; 4]).collect();
+        let stepped = at_means + Tensor::<2>::from_data(TensorData::new(step, [1, 12]), &device);
+        let ones: Vec<f32> = [0.0f32, 0.0, 1.0].iter().flat_map(|&s| [s; 4]).collect();
+        let ones = Tensor::<2>::from_data(TensorData::new(ones, [1, 12]), &device);
+        let expected = unit.forward(ones).into_data();
+        standardised
+            .clone()
+            .forward(stepped.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, Default::default());
+        let folded = standardised
+            .with_normalization_folded()
+            .expect("an MLP folds");
+        folded
+            .forward(stepped)
+            .into_data()
+            .assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use burn::prelude::*;
 
 pub use self::decode::{Skipped, decoding_limits, picture_planes, read_picture};
 use self::decode::{Target, decode_split};
-pub use self::scan::is_image_folder;
-use self::scan::{Split, class_names, split_files};
+use self::scan::{Split, split_files};
+pub use self::scan::{class_names, is_image_folder};
 use crate::{AugmentConfig, DataError, LabelledImages};
 
 /// How pictures become a run's images (IDX files have one channel and one size of

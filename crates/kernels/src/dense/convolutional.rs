@@ -39,8 +39,9 @@ pub struct ConvBlockWeights {
 /// scores.
 #[derive(Debug, Clone)]
 pub struct ConvNetwork {
-    /// `(mean, std)` taken from every pixel before the first block.
-    standardization: Option<(f32, f32)>,
+    /// Each input channel's `(means, standard deviations)`, taken from its pixels
+    /// before the first block.
+    standardization: Option<(Vec<f32>, Vec<f32>)>,
     /// The image: `[channels, height, width]`.
     input: [usize; 3],
     blocks: Vec<PackedBlock>,
@@ -61,11 +62,12 @@ struct PackedBlock {
 
 impl ConvNetwork {
     /// The network of `blocks` over images of `input` (`[channels, height, width]`),
-    /// then `head` over the last block's maps, flattened channel by channel; `None`
-    /// when the sizes do not chain.
+    /// then `head` over the last block's maps, flattened channel by channel, each
+    /// input channel first standardised by its `(mean, std)` in `standardization`;
+    /// `None` when the sizes do not chain.
     pub fn new(
         input: [usize; 3],
-        standardization: Option<(f32, f32)>,
+        standardization: Option<(Vec<f32>, Vec<f32>)>,
         blocks: &[ConvBlockWeights],
         head: DenseNetwork,
     ) -> Option<Self> {
@@ -109,6 +111,12 @@ impl ConvNetwork {
                 output,
             });
             shape = output;
+        }
+        let per_channel = |values: &Vec<f32>| values.len() == input[0];
+        if let Some((mean, std)) = &standardization
+            && !(per_channel(mean) && per_channel(std))
+        {
+            return None;
         }
         let [channels, height, width] = shape;
         (head.input_size() == channels * height * width).then_some(Self {
@@ -181,8 +189,14 @@ impl pulp::WithSimd for Blocks<'_> {
             .zip(self.features.chunks_exact_mut(feature_size))
         {
             maps.clear();
-            match network.standardization {
-                Some((mean, std)) => maps.extend(image.iter().map(|x| (x - mean) / std)),
+            match &network.standardization {
+                Some((means, stds)) => {
+                    let [_, height, width] = network.input;
+                    let planes = image.chunks_exact((height * width).max(1));
+                    for ((plane, mean), std) in planes.zip(means).zip(stds) {
+                        maps.extend(plane.iter().map(|x| (x - mean) / std));
+                    }
+                }
                 None => maps.extend_from_slice(image),
             }
             for (block, planes) in network.blocks.iter().zip(&mut planes) {

@@ -101,6 +101,8 @@ pub enum ConfigError {
     Network(#[from] model::NetworkError),
     #[error("data.augment.{key} {reason}; fix it in the config or on the command line")]
     Augment { key: &'static str, reason: String },
+    #[error("model.normalization {0}; fix it in the config or on the command line")]
+    Normalization(String),
     #[error("{field} must be {rule} (got {value}); fix it in the config or on the command line")]
     Invalid {
         field: &'static str,
@@ -153,7 +155,7 @@ mod tests {
         let config = TrainingConfig::new();
         assert_eq!((config.epochs, config.batch_size, config.lr), (5, 64, 1e-3));
         assert_eq!(config.model.hidden_sizes, vec![64, 64]);
-        assert_eq!(config.split.valid_size, 5000);
+        assert_eq!(config.split.valid_size, None);
         assert!(config.validate().is_ok());
     }
 

@@ -248,16 +248,16 @@ mod tests {
             .with_setting("split.valid_size", "30000")
             .and_then(|c| c.with_setting("seed", "9"))
             .expect("valid");
-        let change = |key: &str, earlier: u64, now: u64| Change {
+        let change = |key: &str, earlier: serde_json::Value, now: u64| Change {
             key: key.into(),
-            earlier: earlier.into(),
+            earlier,
             now: now.into(),
         };
         assert_eq!(
             now.changes_from(&earlier),
             [
-                change("seed", 42, 9),
-                change("split.valid_size", 5000, 30000)
+                change("seed", 42.into(), 9),
+                change("split.valid_size", serde_json::Value::Null, 30000)
             ]
         );
         assert!(earlier.changes_from(&earlier.clone()).is_empty());

@@ -81,7 +81,7 @@ impl Overrides {
                 ..config.data.clone()
             },
             split: match self.valid_size {
-                Some(valid_size) => config.split.clone().with_valid_size(valid_size),
+                Some(valid_size) => config.split.clone().with_valid_size(Some(valid_size)),
                 None => config.split.clone(),
             },
             ..config
@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(config.lr, 0.01, "the setting wins over the file");
         assert_eq!(config.epochs, 2, "the value wins over the setting");
         assert_eq!(config.batch_size, 16);
-        assert_eq!(config.split.valid_size, 100);
+        assert_eq!(config.split.valid_size, Some(100));
         assert_eq!(config.seed, TrainingConfig::new().seed, "untouched");
     }
 

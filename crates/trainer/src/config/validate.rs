@@ -52,7 +52,7 @@ impl TrainingConfig {
         if let Some((key, reason)) = self.data.augment.invalid() {
             return Err(ConfigError::Augment { key, reason });
         }
-        if self.split.valid_size == 0 {
+        if self.split.valid_size == Some(0) {
             // Early stopping, the kept epoch and sweeps' rankings all read it.
             return invalid(
                 "split.valid_size",
@@ -83,14 +83,11 @@ impl TrainingConfig {
             );
         }
         self.model.feature_maps()?;
-        if let Some((mean, std)) = self.model.normalization.statistics()
-            && !(mean.is_finite() && std.is_finite() && std > 0.0)
-        {
-            return invalid(
-                "model.normalization",
-                "a finite mean and a positive std",
-                &format!("mean {mean}, std {std}"),
-            );
+        // Pictures' channels are known once their folder is read, unless recorded.
+        let channels =
+            (self.model.input_shape.map(|[channels, _, _]| channels)).or(self.data.channels);
+        if let Some(reason) = self.model.normalization.invalid(channels) {
+            return Err(ConfigError::Normalization(reason));
         }
         let optimizer = &self.optimizer;
         for (field, beta) in [
@@ -259,7 +256,7 @@ mod tests {
             TrainingConfig::new().with_lr_schedule(ScheduleConfig::new().with_step_epochs(0)),
             TrainingConfig::new().with_lr_schedule(ScheduleConfig::new().with_min_lr(1.0)),
             TrainingConfig::new().with_patience(Some(0)),
-            TrainingConfig::new().with_split(data::SplitConfig::new().with_valid_size(0)),
+            TrainingConfig::new().with_split(data::SplitConfig::new().with_valid_size(Some(0))),
             TrainingConfig::new().with_log_interval(0),
             TrainingConfig::new().with_num_classes(Some(1)),
             TrainingConfig::new()

@@ -54,25 +54,24 @@ pub fn export_safetensors(
         path: out.to_path_buf(),
         error: std::io::Error::other(reason),
     };
+    // PyTorch's `Net` takes pixels in [0, 1]: an MLP's standardisation moves into
+    // fc1. A CNN's first convolution pads with zeros, which a standardisation moved
+    // into it would shift: its weights go as they are, and the metadata states the
+    // per-channel standardisation to apply first, as torchvision's `Normalize`.
+    let (folded, standardized) = match model.clone().with_normalization_folded() {
+        Some(folded) => (
+            folded,
+            config.clone().with_normalization(Normalization::Unit),
+        ),
+        None => (model.clone(), config.clone()),
+    };
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
-        // What the exported weights compute: pixels in [0, 1], as below.
-        .metadata(
-            NETWORK_KEY,
-            config
-                .clone()
-                .with_normalization(Normalization::Unit)
-                .to_string(),
-        )
+        // What the exported weights compute.
+        .metadata(NETWORK_KEY, standardized.to_string())
         .remap(remapper.map_err(|e| write_error(e.to_string()))?);
-    let (key, value) = super::input_metadata(config);
+    let (key, value) = super::input_metadata(&standardized);
     store = store.metadata(key, value);
-    // PyTorch's Net takes pixels in [0, 1]: any standardisation moves into fc1.
-    let folded = model.clone().with_normalization_folded().ok_or_else(|| {
-        InteropError::NotExportable(
-            "it is a CNN with an input standardisation, which cannot move into its zero-padded first convolution; train it with model.normalization \"unit\" (batch norm standardises inside the network)".into(),
-        )
-    })?;
     folded
         .save_into(&mut store)
         .map_err(|e| write_error(e.to_string()))?;
@@ -260,7 +259,10 @@ pub fn import_run(
         if occupied {
             run.clear()?;
         }
-        let config = TrainingConfig::new().with_model(network);
+        let config = pictures_of(
+            TrainingConfig::new().with_model(network),
+            data_dir.as_deref(),
+        );
         run.create()?;
         run.save_config(&config)?;
         run.save_info(&RunInfo {
@@ -276,6 +278,26 @@ pub fn import_run(
         run.discard()?;
     }
     imported
+}
+
+/// The config with what a network of pictures needs to read its test data: the
+/// channels and size its `input_shape` says and, when `data_dir` is a folder of
+/// pictures with as many classes as the network tells apart, their names.
+fn pictures_of(mut config: TrainingConfig, data_dir: Option<&Path>) -> TrainingConfig {
+    let (Some([channels, height, width]), Some(dir)) = (config.model.input_shape, data_dir) else {
+        return config;
+    };
+    if !data::is_image_folder(dir) {
+        return config;
+    }
+    config.data.channels = Some(channels);
+    config.data.image_size = Some([height, width]);
+    if let Ok(names) = data::class_names(dir)
+        && names.len() == config.model.num_classes
+    {
+        config.class_names = Some(names);
+    }
+    config
 }
 
 /// The layer number (from 1) and parameter name of a state-dict key `fc<N>.<param>`.

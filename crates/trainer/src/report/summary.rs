@@ -1,19 +1,30 @@
 //! The model summary `trainer summary` prints and training starts with: a row per
 //! layer with its output shape and parameter count, as torchinfo prints for PyTorch.
 
-use model::{Activation, NetworkConfig};
+use model::{Activation, NetworkConfig, Normalization};
 
 /// The table for the network `config` describes.
 pub fn model_summary(config: &NetworkConfig) -> String {
     let activation = name_of(config.activation);
     let mut rows: Vec<(String, String, usize)> =
         vec![("input".to_string(), shape(config.input_size), 0)];
-    if let Some((mean, std)) = config.normalization.statistics() {
-        rows.push((
-            format!("normalize (x - {mean}) / {std}"),
-            shape(config.input_size),
-            0,
-        ));
+    let channels = config.image_shape().map_or(1, |[channels, _, _]| channels);
+    let standardization = config.normalization.per_channel(channels);
+    let normalize = match (&config.normalization, standardization) {
+        (Normalization::Dataset, _) => {
+            Some("normalize per channel, by the training split's".into())
+        }
+        (_, None) => None,
+        (_, Some(standardization)) => Some(match standardization.uniform() {
+            Some((mean, std)) => format!("normalize (x - {mean}) / {std}"),
+            None => format!(
+                "normalize (x - {:?}) / {:?} per channel",
+                standardization.mean, standardization.std
+            ),
+        }),
+    };
+    if let Some(normalize) = normalize {
+        rows.push((normalize, shape(config.input_size), 0));
     }
     let maps = config.feature_maps().unwrap_or_default();
     let side = config.image_side().unwrap_or(0);

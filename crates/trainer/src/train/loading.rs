@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use burn::data::dataset::Dataset;
 use data::{Mnist, MnistDataset};
+use model::Normalization;
 
 use crate::TrainerError;
 use crate::config::{ConfigError, TrainingConfig};
@@ -49,6 +50,7 @@ pub(crate) fn load(
     let config = fit_to_data(config, &mnist)?;
     config.check_memory()?;
     let (train_set, valid_set, test_set) = mnist.into_sets(split?);
+    let config = fit_normalization(config, &train_set)?;
     console.line(format_args!(
         "training on {} images, validating on {}; model {} ({} parameters)\n{}",
         train_set.len(),
@@ -64,6 +66,29 @@ pub(crate) fn load(
         test_set,
         data_load,
     })
+}
+
+/// The config with a `"dataset"` standardisation replaced by the training split's
+/// own per-channel statistics, which the run then records; its standardisation
+/// checked against the data's channels.
+fn fit_normalization(
+    mut config: TrainingConfig,
+    train_set: &MnistDataset,
+) -> Result<TrainingConfig, ConfigError> {
+    if config.model.normalization == Normalization::Dataset {
+        let (mean, std) = train_set
+            .channel_statistics()
+            .into_iter()
+            // A channel of one value needs centring only: dividing by 0 would blow up.
+            .map(|(mean, std)| (mean as f32, if std > 0.0 { std as f32 } else { 1.0 }))
+            .unzip();
+        config.model.normalization = Normalization::Channels { mean, std };
+    }
+    let [channels, _, _] = train_set.image_shape();
+    match config.model.normalization.invalid(Some(channels)) {
+        Some(reason) => Err(ConfigError::Normalization(reason)),
+        None => Ok(config),
+    }
 }
 
 /// Refuses labels that cannot be a data set's classes when the class count is taken

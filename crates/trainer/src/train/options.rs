@@ -192,7 +192,7 @@ mod tests {
         let err = resume(changed.clone(), None).expect_err("a changed run");
         let message = err.to_string();
         assert!(
-            message.contains("seed (saved 42, asked 9), split.valid_size (saved 5000, asked 300)"),
+            message.contains("seed (saved 42, asked 9), split.valid_size (saved null, asked 300)"),
             "{message}"
         );
         assert!(
@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(request.run_dir.root(), new_dir);
         assert_eq!(
             (request.config.seed, request.config.split.valid_size),
-            (9, 300)
+            (9, Some(300))
         );
         assert_eq!(request.run_dir.last_checkpoint(), Some(1));
         assert_eq!(

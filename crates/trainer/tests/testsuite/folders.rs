@@ -9,11 +9,13 @@ use burn::prelude::Device;
 use data::{LabelledImages, Mnist, MnistBatcher, MnistDataset};
 use image::imageops::{FilterType, resize};
 use image::{GrayImage, RgbImage};
+use model::Normalization;
 
 use trainer::run_dir::RunDir;
 
 use crate::common::{
-    assert_clean_failure, export, idx, mnist_dir, path_str, stderr, stdout, train_with_cli, trainer,
+    assert_clean_failure, export, idx, import, mnist_dir, path_str, stderr, stdout, train_with_cli,
+    trainer,
 };
 use crate::onnx_export::{LOGIT_TOLERANCE, tract_difference};
 
@@ -190,12 +192,14 @@ fn fashion_in_colour_and_at_another_size_trains_evaluates_and_predicts_by_class_
         "--set",
         "model.hidden_sizes=[32]",
     ];
-    for (data_dir, run, shape) in [
-        (&colour, "colour", [3, 28, 28]),
-        (&sized, "sized", [1, 24, 32]),
+    // The colour run standardises each channel by the training split's statistics.
+    let dataset = [&cnn[..], &["--set", "model.normalization=dataset"]].concat();
+    for (data_dir, run, shape, settings) in [
+        (&colour, "colour", [3, 28, 28], &dataset[..]),
+        (&sized, "sized", [1, 24, 32], &cnn[..]),
     ] {
         let run = dir.path().join(run);
-        let output = train_with_cli(data_dir, &run, &cnn);
+        let output = train_with_cli(data_dir, &run, settings);
         assert!(
             output.status.success(),
             "train {}: {}",
@@ -238,6 +242,54 @@ fn fashion_in_colour_and_at_another_size_trains_evaluates_and_predicts_by_class_
         }
         exports_state_and_compute_the_input(&run, data_dir, shape);
     }
+    recorded_statistics_are_the_training_splits(&dir.path().join("colour"), &colour);
+}
+
+/// The run's recorded per-channel statistics are those of the images it trained on,
+/// its validation images left out.
+fn recorded_statistics_are_the_training_splits(run: &Path, data_dir: &Path) {
+    let (config, _) = RunDir::new(run).load_model(&Device::flex()).expect("loads");
+    let Normalization::Channels { mean, std } = &config.model.normalization else {
+        panic!("recorded {:?}", config.model.normalization);
+    };
+    let (mnist, split) =
+        Mnist::load_split(Some(data_dir), &config.split, None, &config.data).expect("the data");
+    let (train, valid, _) = mnist.into_sets(split.expect("splits"));
+    let expected = train.channel_statistics();
+    assert_eq!(mean.len(), 3);
+    for (channel, &(expected_mean, expected_std)) in expected.iter().enumerate() {
+        assert!(
+            (f64::from(mean[channel]) - expected_mean).abs() < 1e-6,
+            "{mean:?} {expected:?}"
+        );
+        assert!(
+            (f64::from(std[channel]) - expected_std).abs() < 1e-6,
+            "{std:?} {expected:?}"
+        );
+    }
+    // The tint makes the channels differ, and the validation images differ from them.
+    assert!(mean[0] > mean[1] && mean[1] > mean[2], "{mean:?}");
+    assert_ne!(valid.channel_statistics(), expected);
+    // The CNN's state dict takes them unfolded: its metadata says what to apply first.
+    let bytes = std::fs::read(run.join("exported.safetensors")).expect("exported");
+    let text = String::from_utf8_lossy(&bytes).replace("\\\"", "\"");
+    let stated = format!("\"normalize\":{{\"mean\":[{},", mean[0]);
+    assert!(text.contains(&stated), "no {stated}");
+    // Imported with its pictures, it is the same classifier, class names included.
+    let imported = run.with_file_name("imported");
+    let output = import(
+        &run.join("exported.safetensors"),
+        &imported,
+        &["--data-dir", path_str(data_dir)],
+    );
+    assert!(output.status.success(), "import: {}", stderr(&output));
+    let scores = |run: &Path| {
+        let (_, table) = eval(run);
+        let start = table.find("test loss").expect("a score");
+        let end = table.find("wrote").unwrap_or(table.len());
+        table[start..end].to_string()
+    };
+    assert_eq!(scores(&imported), scores(run));
 }
 
 #[test]

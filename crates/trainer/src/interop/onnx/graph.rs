@@ -2,7 +2,7 @@
 //! MLP's Gemm layers, after a CNN's Conv and MaxPool blocks, built from plain weights
 //! so that it depends on no Burn type.
 
-use model::Activation;
+use model::{Activation, Standardization};
 use prost::Message;
 
 use super::builder::*;
@@ -46,8 +46,8 @@ pub(crate) struct OnnxNetwork {
     pub(crate) shape: [usize; 3],
     pub(crate) layers: Vec<DenseLayer>,
     pub(crate) activation: Activation,
-    /// `(mean, std)` of the pixels the network was trained on.
-    pub(crate) normalization: Option<(f32, f32)>,
+    /// Each channel's `(mean, std)` of the pixels the network was trained on.
+    pub(crate) normalization: Option<Standardization>,
     /// Model-level `metadata_props`, e.g. `("config", json)`, `("class_names", json list)`.
     pub(crate) metadata: Vec<(String, String)>,
     pub(crate) producer_version: String,
@@ -86,6 +86,10 @@ pub(crate) enum OnnxError {
     },
     #[error("normalization std must be finite and non-zero, got {0}")]
     InvalidStd(f32),
+    #[error(
+        "normalization has {channels} channel(s), which do not divide the {features} input features"
+    )]
+    Standardization { channels: usize, features: usize },
     #[error("conv{layer} has {actual} weights, expected {expected}")]
     ConvWeightLength {
         layer: usize,
@@ -110,9 +114,21 @@ pub(crate) fn encode(network: &OnnxNetwork) -> Result<Vec<u8>, OnnxError> {
         false => network.shape.iter().product::<usize>() as i64,
     };
 
-    if let Some((mean, std)) = network.normalization {
-        graph.scalar("normalize.mean", mean);
-        graph.scalar("normalize.std", std);
+    if let Some(standardization) = &network.normalization {
+        // One scalar each when every channel shares them, else a value per input
+        // feature, which `Sub` and `Div` broadcast over the batch.
+        match standardization.uniform() {
+            Some((mean, std)) => {
+                graph.scalar("normalize.mean", mean);
+                graph.scalar("normalize.std", std);
+            }
+            None => {
+                let plane = input_width as usize / standardization.mean.len().max(1);
+                let (mean, std) = standardization.per_feature(plane);
+                graph.tensor("normalize.mean", &[input_width], &mean);
+                graph.tensor("normalize.std", &[input_width], &std);
+            }
+        }
         let centered = "normalize.centered";
         graph.node(
             "Sub",
@@ -294,10 +310,22 @@ fn validate(network: &OnnxNetwork) -> Result<(), OnnxError> {
             });
         }
     }
-    if let Some((_, std)) = network.normalization
-        && (std == 0.0 || !std.is_finite())
-    {
-        return Err(OnnxError::InvalidStd(std));
+    if let Some(standardization) = &network.normalization {
+        if let Some(&std) = standardization
+            .std
+            .iter()
+            .find(|s| **s == 0.0 || !s.is_finite())
+        {
+            return Err(OnnxError::InvalidStd(std));
+        }
+        let features = match network.convs.is_empty() {
+            true => network.layers[0].inputs,
+            false => network.shape.iter().product(),
+        };
+        let channels = standardization.mean.len();
+        if channels == 0 || channels != standardization.std.len() || features % channels != 0 {
+            return Err(OnnxError::Standardization { channels, features });
+        }
     }
     let mut previous = None;
     for (index, layer) in network.layers.iter().enumerate() {
@@ -340,6 +368,7 @@ fn validate(network: &OnnxNetwork) -> Result<(), OnnxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::Normalization;
 
     fn layer(inputs: usize, outputs: usize) -> DenseLayer {
         DenseLayer {
@@ -359,7 +388,7 @@ mod tests {
                 .map(|pair| layer(pair[0], pair[1]))
                 .collect(),
             activation,
-            normalization: Some((0.1307, 0.3081)),
+            normalization: Normalization::Mnist.per_channel(1),
             metadata: vec![("class_names".to_owned(), r#"["a","b"]"#.to_owned())],
             producer_version: "0.1.0".to_owned(),
             graph_name: "mlp".to_owned(),
@@ -414,7 +443,11 @@ mod tests {
         ));
 
         let mut net = network(&[4, 2], Activation::Relu);
-        net.normalization = Some((0.5, 0.0));
+        net.normalization = Normalization::Standard {
+            mean: 0.5,
+            std: 0.0,
+        }
+        .per_channel(1);
         assert!(matches!(encode(&net), Err(OnnxError::InvalidStd(_))));
 
         net.layers.clear();

@@ -8,7 +8,7 @@ mod proto;
 use std::path::Path;
 
 use burn::prelude::*;
-use model::{ConvBlock, ConvBlockConfig, Network, NetworkKind};
+use model::{ConvBlock, ConvBlockConfig, Network, NetworkKind, Normalization};
 
 pub(crate) use self::graph::{ConvLayer, DenseLayer, OnnxNetwork, encode};
 use super::InteropError;
@@ -43,7 +43,8 @@ pub fn export_onnx(
     let mut metadata = vec![
         ("architecture".to_string(), config.model.architecture()),
         ("config".to_string(), config.to_string()),
-        super::input_metadata(&config.model),
+        // The graph standardises the pixels itself.
+        super::input_metadata(&config.model.clone().with_normalization(Normalization::Unit)),
     ];
     if let Some(names) = &config.class_names {
         let names = serde_json::Value::from(names.clone());
@@ -66,7 +67,12 @@ pub fn export_onnx(
         shape,
         layers,
         activation: config.model.activation,
-        normalization: config.model.normalization.statistics(),
+        normalization: config.model.normalization.per_channel(
+            config
+                .model
+                .image_shape()
+                .map_or(1, |[channels, _, _]| channels),
+        ),
         metadata,
         producer_version: env!("CARGO_PKG_VERSION").to_string(),
         graph_name: match config.model.kind {
