@@ -21,8 +21,8 @@ pub use batcher::{MnistBatch, MnistBatcher};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig, SplitIndices};
 pub use error::{DataError, IndexOutOfRange};
 pub use folder::{
-    DataConfig, FolderData, Skipped, class_names, decoding_limits, is_image_folder, picture_planes,
-    read_picture,
+    CACHE_DIR_VARIABLE, DataConfig, FolderData, Skipped, class_names, decoding_limits,
+    is_image_folder, picture_planes, read_picture,
 };
 pub use idx::{
     IMAGES_MAGIC, IdxImages, IdxLabels, LABELS_MAGIC, LabelledImages, available_memory, encode_idx,

@@ -54,9 +54,10 @@ impl Mnist {
     ) -> Result<TestSplit, DataError> {
         if let Some(dir) = data_dir.filter(|dir| is_image_folder(dir)) {
             let folder = FolderData::read_test(dir, pictures)?;
+            let source = folder.source(dir);
             return Ok(TestSplit {
                 test: folder.test,
-                source: MnistSource::Folder(dir.to_path_buf()),
+                source,
                 class_names: Some(folder.classes),
                 skipped: folder.skipped,
             });
@@ -157,6 +158,7 @@ impl Mnist {
         pictures: &DataConfig,
     ) -> Result<(Self, Result<SplitIndices, DataError>), DataError> {
         let (folder, train) = FolderData::read(dir, pictures)?;
+        let source = folder.source(dir);
         let indices = match &folder.valid {
             Some(_) => Ok(SplitIndices {
                 train: (0..train.len().min(limit.unwrap_or(usize::MAX))).collect(),
@@ -168,7 +170,7 @@ impl Mnist {
             train,
             test: folder.test,
             valid: folder.valid,
-            source: MnistSource::Folder(dir.to_path_buf()),
+            source,
             class_names: Some(folder.classes),
             skipped: folder.skipped,
         };

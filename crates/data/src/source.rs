@@ -32,6 +32,8 @@ pub enum MnistSource {
     Downloaded(PathBuf),
     /// A folder of pictures, one folder per class in each split.
     Folder(PathBuf),
+    /// A folder of pictures whose decoded copy the cache held: no picture was read.
+    CachedFolder(PathBuf),
 }
 
 impl std::fmt::Display for MnistSource {
@@ -41,6 +43,9 @@ impl std::fmt::Display for MnistSource {
             Self::Cache(dir) => write!(f, "{} (cache)", dir.display()),
             Self::Downloaded(dir) => write!(f, "{} (downloaded)", dir.display()),
             Self::Folder(dir) => write!(f, "{} (pictures)", dir.display()),
+            Self::CachedFolder(dir) => {
+                write!(f, "{} (pictures, decoded copy cached)", dir.display())
+            }
         }
     }
 }

@@ -3,18 +3,21 @@
 //! or WebP files per class. Each picture is decoded once, to the run's channels and
 //! size ([`DataConfig`]), into the same [`LabelledImages`] the IDX files give.
 
+mod cache;
 mod decode;
 mod scan;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
+pub use self::cache::CACHE_DIR_VARIABLE;
+use self::cache::PictureCache;
 pub use self::decode::{Skipped, decoding_limits, picture_planes, read_picture};
 use self::decode::{Target, decode_split};
 use self::scan::{Split, split_files};
 pub use self::scan::{class_names, is_image_folder};
-use crate::{AugmentConfig, DataError, LabelledImages};
+use crate::{AugmentConfig, DataError, LabelledImages, MnistSource};
 
 /// How pictures become a run's images (IDX files have one channel and one size of
 /// their own, and take none of those keys), and how training images are augmented
@@ -50,13 +53,25 @@ pub struct FolderData {
     pub test: LabelledImages,
     /// The pictures left out, with `skip_bad_images`.
     pub skipped: Vec<Skipped>,
+    /// Whether every split came from the cache's decoded copies, no picture read.
+    pub cached: bool,
 }
 
 impl FolderData {
     /// Reads every split of the folder data set at `root`; the training split is
     /// returned beside the others.
     pub fn read(root: &Path, config: &DataConfig) -> Result<(Self, LabelledImages), DataError> {
-        let mut reader = Reader::new(root, config)?;
+        Self::read_caching(root, config, cache::cache_dir())
+    }
+
+    /// [`FolderData::read`], keeping each decoded split in the directory `cache`
+    /// (with none, decoding every time).
+    fn read_caching(
+        root: &Path,
+        config: &DataConfig,
+        cache: Option<PathBuf>,
+    ) -> Result<(Self, LabelledImages), DataError> {
+        let mut reader = Reader::new(root, config, cache)?;
         let train = reader.split(Split::Train)?;
         // The other splits take the training split's channels and size.
         reader.target = Target {
@@ -71,10 +86,19 @@ impl FolderData {
         Ok((reader.finish(valid, test), train))
     }
 
+    /// Where the data came from: the folder `root` this was read from, and whether
+    /// its pictures were read or their cached decoded copy.
+    pub fn source(&self, root: &Path) -> MnistSource {
+        match self.cached {
+            true => MnistSource::CachedFolder(root.to_path_buf()),
+            false => MnistSource::Folder(root.to_path_buf()),
+        }
+    }
+
     /// Reads the test split alone, for a run whose channels and size `config`
     /// records.
     pub fn read_test(root: &Path, config: &DataConfig) -> Result<Self, DataError> {
-        let mut reader = Reader::new(root, config)?;
+        let mut reader = Reader::new(root, config, cache::cache_dir())?;
         let test = reader.split(Split::Test)?;
         Ok(reader.finish(None, test))
     }
@@ -87,12 +111,18 @@ struct Reader<'a> {
     classes: Vec<String>,
     target: Target,
     skipped: Vec<Skipped>,
+    /// Where decoded splits are kept between runs.
+    cache: Option<PathBuf>,
+    /// No split needed decoding so far.
+    all_cached: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn new(root: &'a Path, config: &DataConfig) -> Result<Self, DataError> {
+    fn new(root: &'a Path, config: &DataConfig, cache: Option<PathBuf>) -> Result<Self, DataError> {
         Ok(Self {
             root,
+            cache,
+            all_cached: true,
             skip: config.skip_bad_images,
             classes: class_names(root)?,
             target: Target {
@@ -105,8 +135,21 @@ impl<'a> Reader<'a> {
 
     fn split(&mut self, split: Split) -> Result<LabelledImages, DataError> {
         let files = split_files(self.root, split, &self.classes)?;
-        let (set, left_out) = decode_split(&files, self.target, self.skip)?;
-        self.skipped.extend(left_out);
+        let cache = (self.cache.as_deref())
+            .map(|dir| PictureCache::new(dir, self.root, split, &files, self.target));
+        let set = match cache.as_ref().and_then(PictureCache::load) {
+            Some(set) => set,
+            None => {
+                self.all_cached = false;
+                let (set, left_out) = decode_split(&files, self.target, self.skip)?;
+                // A split with pictures left out would come back without its warning.
+                if let Some(cache) = cache.filter(|_| left_out.is_empty()) {
+                    cache.store(&set);
+                }
+                self.skipped.extend(left_out);
+                set
+            }
+        };
         check_every_class(&set, &self.root.join(split.folder()), &self.classes)?;
         Ok(set)
     }
@@ -117,6 +160,7 @@ impl<'a> Reader<'a> {
             valid,
             test,
             skipped: self.skipped,
+            cached: self.all_cached,
         }
     }
 }
@@ -161,7 +205,8 @@ mod tests {
     fn colour_anywhere_makes_three_planes_and_grey_fills_all_three() {
         let dir = tempfile::tempdir().expect("tempdir");
         two_classes(dir.path(), 3);
-        let (folder, train) = FolderData::read(dir.path(), &DataConfig::new()).expect("reads");
+        let (folder, train) =
+            FolderData::read_caching(dir.path(), &DataConfig::new(), None).expect("reads");
         assert_eq!(folder.classes, ["a", "b"]);
         assert_eq!((train.channels(), train.rows(), train.cols()), (3, 2, 3));
         assert_eq!(train.labels(), [0, 0, 1]);
@@ -174,7 +219,7 @@ mod tests {
         // Asked for grey, the colour becomes its luminance (Rec. 709's weights, the
         // image crate's): 0.2126 * 200 + 0.0722 * 50.
         let grey = DataConfig::new().with_channels(Some(1));
-        let (_, train) = FolderData::read(dir.path(), &grey).expect("reads");
+        let (_, train) = FolderData::read_caching(dir.path(), &grey, None).expect("reads");
         assert_eq!(train.channels(), 1);
         assert_eq!(train.image(2).map(|p| p[0]), Some(46));
     }
@@ -186,11 +231,13 @@ mod tests {
         GrayImage::from_pixel(5, 2, Luma([0]))
             .save(dir.path().join("train/b/wide.png"))
             .expect("png");
-        let error = FolderData::read(dir.path(), &DataConfig::new()).expect_err("5x2 among 3x2");
+        let error = FolderData::read_caching(dir.path(), &DataConfig::new(), None)
+            .expect_err("5x2 among 3x2");
         assert!(error.to_string().contains("wide.png"), "{error}");
         assert!(error.to_string().contains("data.image_size"), "{error}");
         let resized = DataConfig::new().with_image_size(Some([4, 4]));
-        let (folder, train) = FolderData::read(dir.path(), &resized).expect("all resized");
+        let (folder, train) =
+            FolderData::read_caching(dir.path(), &resized, None).expect("all resized");
         assert_eq!((train.len(), train.rows(), train.cols()), (4, 4, 4));
         assert_eq!((folder.test.rows(), folder.test.cols()), (4, 4));
     }
@@ -201,20 +248,77 @@ mod tests {
         two_classes(dir.path(), 3);
         let broken = dir.path().join("train/a/broken.png");
         std::fs::write(&broken, b"\x89PNG but cut short").expect("write");
-        let error = FolderData::read(dir.path(), &DataConfig::new()).expect_err("undecodable");
+        let error = FolderData::read_caching(dir.path(), &DataConfig::new(), None)
+            .expect_err("undecodable");
         assert!(
             matches!(&error, DataError::BadPicture { path, .. } if *path == broken),
             "{error}"
         );
         let skip = DataConfig::new().with_skip_bad_images(true);
-        let (folder, train) = FolderData::read(dir.path(), &skip).expect("skipped");
+        let (folder, train) = FolderData::read_caching(dir.path(), &skip, None).expect("skipped");
         assert_eq!(train.len(), 3);
         assert_eq!(folder.skipped.len(), 1);
         assert_eq!(folder.skipped[0].path, broken);
         // A class whose every picture is bad is empty, skipped or not.
         std::fs::remove_file(dir.path().join("test/b/2.png")).expect("rm");
         std::fs::write(dir.path().join("test/b/2.png"), b"nothing").expect("write");
-        let error = FolderData::read(dir.path(), &skip).expect_err("test/b empty");
+        let error = FolderData::read_caching(dir.path(), &skip, None).expect_err("test/b empty");
         assert!(matches!(error, DataError::EmptyClass(_)), "{error}");
+    }
+
+    #[test]
+    fn a_decoded_split_is_kept_until_a_file_of_it_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, cache) = (dir.path().join("data"), dir.path().join("cache"));
+        two_classes(&root, 3);
+        let read = || {
+            FolderData::read_caching(&root, &DataConfig::new(), Some(cache.clone())).expect("reads")
+        };
+        let kept = |path: &Path| std::fs::read_dir(path).map_or(0, |entries| entries.count());
+        let (first, train) = read();
+        assert_eq!(kept(&cache), 2, "train and test kept");
+        // A picture's bytes replaced behind the cache's back (same size, same time):
+        // the next read comes from the cache, not from the file.
+        let picture = root.join("train/a/1.png");
+        let original = std::fs::metadata(&picture).expect("picture");
+        let garbage = vec![0u8; original.len() as usize];
+        std::fs::write(&picture, garbage).expect("overwritten");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&picture)
+            .expect("open");
+        file.set_modified(original.modified().expect("mtime"))
+            .expect("mtime set");
+        let (again, train_again) = read();
+        assert_eq!(
+            (again.test, train_again),
+            (first.test.clone(), train.clone())
+        );
+        // A damaged cache is passed over: the file is decoded, and found garbage.
+        for entry in std::fs::read_dir(&cache).expect("cache") {
+            let path = entry.expect("entry").path();
+            let mut bytes = std::fs::read(&path).expect("kept");
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            std::fs::write(&path, bytes).expect("damaged");
+        }
+        let error = FolderData::read_caching(&root, &DataConfig::new(), Some(cache.clone()))
+            .expect_err("decoded");
+        assert!(error.to_string().contains("1.png"), "{error}");
+        // A picture rewritten is decoded anew.
+        GrayImage::from_pixel(3, 2, Luma([99]))
+            .save(&picture)
+            .expect("png");
+        let (_, train_changed) = read();
+        assert_eq!(train_changed.image(1), Some(&[99u8; 18][..]));
+        assert_eq!(kept(&cache), 2, "replaced, not added");
+        // Pictures left out are not kept: their warning must come again.
+        std::fs::write(root.join("train/b/notes.txt"), "not a picture").expect("write");
+        let skip = DataConfig::new().with_skip_bad_images(true);
+        for _ in 0..2 {
+            let (folder, _) =
+                FolderData::read_caching(&root, &skip, Some(cache.clone())).expect("skips");
+            assert_eq!(folder.skipped.len(), 1);
+        }
     }
 }

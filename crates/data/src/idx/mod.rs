@@ -212,6 +212,11 @@ impl LabelledImages {
         self.pixels.get(start..start.checked_add(len)?)
     }
 
+    /// The pixels of the held images, one image after another.
+    pub(crate) fn pixels(&self) -> &[u8] {
+        &self.pixels
+    }
+
     pub fn label(&self, index: usize) -> Option<u8> {
         self.labels.get(index).copied()
     }

@@ -165,6 +165,22 @@ fn mnist_as_a_png_folder_trains_as_its_idx_files_do() {
         (accuracies[0] - accuracies[1]).abs() <= 0.5,
         "IDX vs PNG folder: {accuracies:?}"
     );
+    // Run again, the pictures come from the cache's decoded copy, to the same run.
+    let again = dir.path().join("c");
+    let output = train_with_cli(&pictures, &again, &args);
+    assert!(output.status.success(), "train: {}", stderr(&output));
+    assert!(
+        stdout(&output).contains("(pictures, decoded copy cached)"),
+        "{}",
+        stdout(&output)
+    );
+    let scores = |run: &Path| {
+        let text = std::fs::read_to_string(run.join("metrics.csv")).expect("metrics");
+        // Each epoch's losses and accuracies, its seconds left out.
+        let scores = |line: &str| line.rsplit_once(',').map(|(scores, _)| scores.to_string());
+        text.lines().skip(1).map(scores).collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&again), scores(&dir.path().join("b")));
 }
 
 #[test]

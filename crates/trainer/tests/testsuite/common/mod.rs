@@ -43,11 +43,16 @@ fn external(var: &str, default: PathBuf, kind: Kind, missing: &str) -> PathBuf {
     default
 }
 
-/// Runs the `trainer` binary with `args` and without inherited data settings.
+/// Runs the `trainer` binary with `args` and without inherited data settings, its
+/// decoded pictures cached in a folder of the tests' own.
 pub fn trainer(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_trainer"))
         .args(args)
         .env_remove("MNIST_DATA_DIR")
+        .env(
+            data::CACHE_DIR_VARIABLE,
+            std::env::temp_dir().join("trainer-testsuite-cache"),
+        )
         .output()
         .expect("the trainer binary runs")
 }
