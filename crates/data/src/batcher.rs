@@ -49,7 +49,7 @@ impl MnistBatcher {
     ) -> Option<MnistBatch> {
         let images = dataset.items_at(positions)?;
         Some(MnistBatch::from_images(
-            images.into_iter(),
+            images.iter().map(|(image, label)| (image.as_ref(), *label)),
             dataset.image_len(),
             device,
         ))
@@ -68,7 +68,7 @@ impl MnistBatcher {
         let items = dataset.items_at(positions)?;
         let image_len = dataset.image_len();
         let mut pixels = vec![0.0f32; items.len() * image_len];
-        for ((&(image, _), &position), out) in items
+        for (((image, _), &position), out) in items
             .iter()
             .zip(positions)
             .zip(pixels.chunks_exact_mut(image_len.max(1)))

@@ -2,6 +2,7 @@
 //! set split into training and validation parts. Views and splits only; turning items
 //! into tensors is the batcher's job.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
@@ -141,8 +142,9 @@ impl MnistDataset {
     }
 
     /// The pixels and label of each item at `positions`, borrowed from the shared set
-    /// without copying; `None` if a position is past the end.
-    pub fn items_at(&self, positions: &[usize]) -> Option<Vec<(&[u8], u8)>> {
+    /// without copying (read from its file, for pictures too many for memory);
+    /// `None` if a position is past the end, or its pixels cannot be read.
+    pub fn items_at(&self, positions: &[usize]) -> Option<Vec<(Cow<'_, [u8]>, u8)>> {
         positions
             .iter()
             .map(|&position| {
@@ -164,6 +166,7 @@ impl MnistDataset {
             let Some(image) = self.set.image(source) else {
                 continue;
             };
+            let image: &[u8] = &image;
             for (pixels, (sum, squares)) in image.chunks_exact(plane.max(1)).zip(&mut sums) {
                 for &pixel in pixels {
                     *sum += u64::from(pixel);

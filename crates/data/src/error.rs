@@ -138,6 +138,19 @@ pub enum DataError {
     NoPictures,
 
     #[error(
+        "cannot write the decoded pictures to {path}: {error}; free space there, or name another folder in TRAINER_CACHE_DIR"
+    )]
+    CacheWrite {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+
+    #[error(
+        "the pictures of {dir} decode to more than half the memory available, and there is no cache directory to keep them in instead; set TRAINER_CACHE_DIR to a folder with space, or make them smaller (data.image_size)"
+    )]
+    NoRoomForPictures { dir: PathBuf },
+
+    #[error(
         "cannot hold out {valid_size} validation images from {available} training images; choose a validation size below {available}"
     )]
     ValidationTooLarge { valid_size: usize, available: usize },

@@ -14,6 +14,7 @@ pub mod fs;
 mod idx;
 mod loader;
 mod mnist;
+mod pixels;
 mod source;
 
 pub use augment::{AugmentConfig, Augmentation};

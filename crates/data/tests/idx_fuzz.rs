@@ -324,7 +324,8 @@ fn from_parts_accepts_exactly_the_consistent_sizes() {
             if let (Some(set), Some(n)) = (set, image_len) {
                 prop_assert_eq!(set.len(), labels_len);
                 let want = (index < labels_len).then(|| &pixels[index * n..(index + 1) * n]);
-                prop_assert_eq!(set.image(index), want);
+                let image = set.image(index);
+                prop_assert_eq!(image.as_deref(), want);
                 prop_assert_eq!(set.image(labels_len), None);
                 prop_assert_eq!(set.label(index), (index < labels_len).then_some(3));
             }

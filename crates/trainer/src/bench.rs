@@ -124,7 +124,7 @@ fn eval_throughput(classifier: &Classifier, test: &MnistDataset) -> Result<f64, 
         .chunks(EVAL_BATCH)
         .filter_map(|chunk| {
             let items = test.items_at(chunk)?;
-            let images = items.iter().map(|&(image, _)| image);
+            let images = items.iter().map(|(image, _)| image.as_ref());
             Some((scaled_pixels(images, test.image_len()), chunk.len()))
         })
         .collect();

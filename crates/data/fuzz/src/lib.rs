@@ -377,7 +377,7 @@ pub fn check_from_parts(
     ] {
         let want =
             (index < labels_len).then(|| &pixels[index * image_len..(index + 1) * image_len]);
-        assert_eq!(set.image(index), want, "image({index}) of {labels_len}");
+        assert_eq!(set.image(index).as_deref(), want, "image({index}) of {labels_len}");
         assert_eq!(
             set.label(index),
             labels.get(index).copied(),

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use image::imageops::{FilterType, resize};
-use image::{DynamicImage, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use kernels::planes::{repeat_plane, to_planes};
 use rayon::prelude::*;
 
+use super::cache::PictureCache;
 use super::scan::SplitFiles;
-use crate::{DataError, LabelledImages};
+use crate::{DataError, LabelledImages, available_memory};
 
 /// The widest and tallest picture decoded, in pixels.
 const MAX_SIDE: u32 = 8192;
@@ -89,55 +90,20 @@ fn own_channels(image: &DynamicImage) -> usize {
     if image.color().has_color() { 3 } else { 1 }
 }
 
-/// The pictures of one split as [`LabelledImages`], with the channels and size it
-/// settled on; bad pictures (undecodable, of the wrong size, or no picture at all)
-/// are errors, or with `skip` left out and listed.
+/// The pictures of one split as [`LabelledImages`] in memory, with the channels and
+/// size it settled on; bad pictures (undecodable, of the wrong size, or no picture
+/// at all) are errors, or with `skip` left out and listed.
 pub(crate) fn decode_split(
     files: &SplitFiles,
     target: Target,
     skip: bool,
 ) -> Result<(LabelledImages, Vec<Skipped>), DataError> {
-    let mut skipped = Vec::new();
-    let mut bad = |path: &Path, reason: String| match skip {
-        true => {
-            skipped.push(Skipped {
-                path: path.to_path_buf(),
-                reason,
-            });
-            Ok(())
-        }
-        false => Err(DataError::BadPicture {
-            path: path.to_path_buf(),
-            reason,
-        }),
-    };
-    for path in &files.not_pictures {
-        bad(path, "it is not a PNG, JPEG, BMP or WebP picture".into())?;
-    }
-    let size = match (target.size, first_size(files)) {
-        (Some(size), _) => size,
-        (None, Ok(size)) => size,
-        // Not one picture decodes: the first one's reason is the error, or with
-        // `skip` that none is left.
-        (None, Err((path, reason))) => {
-            bad(&path, reason)?;
-            return Err(DataError::NoPictures);
-        }
-    };
+    let mut verdicts = Verdicts::new(files, skip)?;
+    let size = verdicts.size(files, target)?;
     let decoded: Vec<Result<Vec<u8>, String>> = files
         .pictures
         .par_iter()
-        .map(|(path, _)| {
-            let image = read_picture(path)?;
-            let own = [image.height() as usize, image.width() as usize];
-            if target.size.is_none() && own != size {
-                return Err(format!(
-                    "it is {}x{} where the first picture is {}x{}; set data.image_size to resize them all to one size",
-                    own[1], own[0], size[1], size[0]
-                ));
-            }
-            Ok(picture_planes(&image, target.channels.unwrap_or(own_channels(&image)), size))
-        })
+        .map(|(path, _)| decode_picture(path, target, size))
         .collect();
     let plane = size[0] * size[1];
     let mut images = Vec::with_capacity(decoded.len());
@@ -148,7 +114,7 @@ pub(crate) fn decode_split(
                 images.push(pixels);
                 labels.push(*label);
             }
-            Err(reason) => bad(path, reason)?,
+            Err(reason) => verdicts.bad(path, reason)?,
         }
     }
     let channels = target.channels.unwrap_or_else(|| {
@@ -160,14 +126,180 @@ pub(crate) fn decode_split(
     });
     let mut pixels = Vec::with_capacity(images.len() * channels * plane);
     for image in images {
-        match image.len() / plane == channels {
-            true => pixels.extend(image),
-            false => pixels.extend(repeat_plane(&image, channels)),
-        }
+        pixels.extend(in_channels(image, channels, plane));
     }
     let set = LabelledImages::from_planes(channels, size[0], size[1], pixels, labels)
         .ok_or(DataError::NoPictures)?;
-    Ok((set, skipped))
+    Ok((set, verdicts.skipped))
+}
+
+/// [`decode_split`] for a split too large for memory: the pictures decoded a chunk
+/// at a time into the file of `cache`, which the set then reads each image from.
+pub(crate) fn decode_split_to_file(
+    files: &SplitFiles,
+    target: Target,
+    skip: bool,
+    cache: &PictureCache,
+) -> Result<(LabelledImages, Vec<Skipped>), DataError> {
+    let mut verdicts = Verdicts::new(files, skip)?;
+    let size = verdicts.size(files, target)?;
+    let channels = target.channels.unwrap_or_else(|| channels_of(files));
+    let target = Target {
+        channels: Some(channels),
+        ..target
+    };
+    let write_error = |error: std::io::Error| DataError::CacheWrite {
+        path: cache.path().to_path_buf(),
+        error,
+    };
+    let mut writer = cache.writer().map_err(write_error)?;
+    let mut labels = Vec::with_capacity(files.pictures.len());
+    for chunk in files.pictures.chunks(DECODE_CHUNK) {
+        let decoded: Vec<Result<Vec<u8>, String>> = chunk
+            .par_iter()
+            .map(|(path, _)| decode_picture(path, target, size))
+            .collect();
+        for ((path, label), result) in chunk.iter().zip(decoded) {
+            match result {
+                Ok(pixels) => {
+                    writer.pixels(&pixels).map_err(write_error)?;
+                    labels.push(*label);
+                }
+                Err(reason) => verdicts.bad(path, reason)?,
+            }
+        }
+    }
+    if labels.is_empty() {
+        return Err(DataError::NoPictures);
+    }
+    writer
+        .finish([channels, size[0], size[1]], &labels)
+        .map_err(write_error)?;
+    let set = cache
+        .open_written([channels, size[0], size[1]], labels)
+        .map_err(write_error)?;
+    Ok((set, verdicts.skipped))
+}
+
+/// Pictures decoded at once when streaming to a file: enough to keep both cores
+/// busy, few enough to hold.
+const DECODE_CHUNK: usize = 4096;
+
+/// The pictures left out of a split so far, or the error that stops it.
+struct Verdicts {
+    skip: bool,
+    skipped: Vec<Skipped>,
+}
+
+impl Verdicts {
+    /// Judges the files of `files` that are no picture first.
+    fn new(files: &SplitFiles, skip: bool) -> Result<Self, DataError> {
+        let mut verdicts = Self {
+            skip,
+            skipped: Vec::new(),
+        };
+        for path in &files.not_pictures {
+            verdicts.bad(path, "it is not a PNG, JPEG, BMP or WebP picture".into())?;
+        }
+        Ok(verdicts)
+    }
+
+    /// The picture at `path` cannot be used, for `reason`: an error, or with `skip`
+    /// one more left out.
+    fn bad(&mut self, path: &Path, reason: String) -> Result<(), DataError> {
+        match self.skip {
+            true => {
+                self.skipped.push(Skipped {
+                    path: path.to_path_buf(),
+                    reason,
+                });
+                Ok(())
+            }
+            false => Err(DataError::BadPicture {
+                path: path.to_path_buf(),
+                reason,
+            }),
+        }
+    }
+
+    /// The size every picture is made: the target's, else the first picture's that
+    /// decodes. When none decodes, the first one's reason is the error, or with
+    /// `skip` that none is left.
+    fn size(&mut self, files: &SplitFiles, target: Target) -> Result<[usize; 2], DataError> {
+        match (target.size, first_size(files)) {
+            (Some(size), _) | (None, Ok(size)) => Ok(size),
+            (None, Err((path, reason))) => {
+                self.bad(&path, reason)?;
+                Err(DataError::NoPictures)
+            }
+        }
+    }
+}
+
+/// The picture at `path` as the planes of `size` (its own channels unless `target`
+/// says), or why it cannot be: it does not decode, or without a target size it is
+/// of another size.
+fn decode_picture(path: &Path, target: Target, size: [usize; 2]) -> Result<Vec<u8>, String> {
+    let image = read_picture(path)?;
+    let own = [image.height() as usize, image.width() as usize];
+    if target.size.is_none() && own != size {
+        return Err(format!(
+            "it is {}x{} where the first picture is {}x{}; set data.image_size to resize them all to one size",
+            own[1], own[0], size[1], size[0]
+        ));
+    }
+    Ok(picture_planes(
+        &image,
+        target.channels.unwrap_or(own_channels(&image)),
+        size,
+    ))
+}
+
+/// A grey picture's single plane repeated to `channels`, or the picture as it is.
+fn in_channels(image: Vec<u8>, channels: usize, plane: usize) -> Vec<u8> {
+    match image.len() / plane.max(1) == channels {
+        true => image,
+        false => repeat_plane(&image, channels),
+    }
+}
+
+/// The channels of a split's pictures together, from their headers alone: 3 if any
+/// is in colour, else 1. A picture whose header does not read counts as grey; it is
+/// judged when decoded.
+fn channels_of(files: &SplitFiles) -> usize {
+    let in_colour = |path: &PathBuf| {
+        ImageReader::open(path)
+            .ok()
+            .and_then(|reader| reader.with_guessed_format().ok())
+            .and_then(|reader| reader.into_decoder().ok())
+            .is_some_and(|decoder| decoder.color_type().has_color())
+    };
+    match files.pictures.par_iter().any(|(path, _)| in_colour(path)) {
+        true => 3,
+        false => 1,
+    }
+}
+
+/// Whether the pictures of `files`, made into `target`, take at most half the memory
+/// available: the in-memory set is assembled from the pictures, so it is held twice
+/// for a moment. Where the memory or a size is not known, they are taken to fit.
+pub(crate) fn fits_in_memory(files: &SplitFiles, target: Target) -> bool {
+    let Some(available) = available_memory() else {
+        return true;
+    };
+    let first = files.pictures.first().and_then(|(path, _)| {
+        let reader = ImageReader::open(path).ok()?.with_guessed_format().ok()?;
+        let (width, height) = reader.into_dimensions().ok()?;
+        Some([height as usize, width as usize])
+    });
+    let Some([height, width]) = target.size.or(first) else {
+        return true;
+    };
+    let bytes =
+        |channels: usize| (files.pictures.len() as u128) * (channels * height * width) as u128 * 2;
+    // Grey or colour, only when it matters.
+    bytes(target.channels.unwrap_or(3)) <= u128::from(available)
+        || (target.channels.is_none() && bytes(channels_of(files)) <= u128::from(available))
 }
 
 /// The `[height, width]` of the first picture that decodes, or the first picture

@@ -14,7 +14,7 @@ use burn::prelude::*;
 pub use self::cache::CACHE_DIR_VARIABLE;
 use self::cache::PictureCache;
 pub use self::decode::{Skipped, decoding_limits, picture_planes, read_picture};
-use self::decode::{Target, decode_split};
+use self::decode::{Target, decode_split, decode_split_to_file, fits_in_memory};
 use self::scan::{Split, split_files};
 pub use self::scan::{class_names, is_image_folder};
 use crate::{AugmentConfig, DataError, LabelledImages, MnistSource};
@@ -37,6 +37,11 @@ pub struct DataConfig {
     /// a warning counting them, rather than stop at the first.
     #[config(default = false)]
     pub skip_bad_images: bool,
+    /// Hold the decoded pictures in memory (true), or read each from the cache's copy
+    /// on disk when a batch needs it (false). By default in memory when they take
+    /// under half the memory available.
+    #[config(default = "None")]
+    pub keep_in_memory: Option<bool>,
     /// Random transforms of the training images, pictures or IDX; none by default.
     #[config(default = "AugmentConfig::new()")]
     pub augment: AugmentConfig,
@@ -113,6 +118,8 @@ struct Reader<'a> {
     skipped: Vec<Skipped>,
     /// Where decoded splits are kept between runs.
     cache: Option<PathBuf>,
+    /// `data.keep_in_memory`.
+    keep_in_memory: Option<bool>,
     /// No split needed decoding so far.
     all_cached: bool,
 }
@@ -122,6 +129,7 @@ impl<'a> Reader<'a> {
         Ok(Self {
             root,
             cache,
+            keep_in_memory: config.keep_in_memory,
             all_cached: true,
             skip: config.skip_bad_images,
             classes: class_names(root)?,
@@ -137,19 +145,30 @@ impl<'a> Reader<'a> {
         let files = split_files(self.root, split, &self.classes)?;
         let cache = (self.cache.as_deref())
             .map(|dir| PictureCache::new(dir, self.root, split, &files, self.target));
-        let set = match cache.as_ref().and_then(PictureCache::load) {
-            Some(set) => set,
-            None => {
-                self.all_cached = false;
+        let in_memory =
+            (self.keep_in_memory).unwrap_or_else(|| fits_in_memory(&files, self.target));
+        if let Some(set) = cache.as_ref().and_then(|cache| cache.load(in_memory)) {
+            check_every_class(&set, &self.root.join(split.folder()), &self.classes)?;
+            return Ok(set);
+        }
+        self.all_cached = false;
+        let (set, left_out) = match (in_memory, &cache) {
+            (true, _) => {
                 let (set, left_out) = decode_split(&files, self.target, self.skip)?;
                 // A split with pictures left out would come back without its warning.
                 if let Some(cache) = cache.filter(|_| left_out.is_empty()) {
                     cache.store(&set);
                 }
-                self.skipped.extend(left_out);
-                set
+                (set, left_out)
+            }
+            (false, Some(cache)) => decode_split_to_file(&files, self.target, self.skip, cache)?,
+            (false, None) => {
+                return Err(DataError::NoRoomForPictures {
+                    dir: self.root.join(split.folder()),
+                });
             }
         };
+        self.skipped.extend(left_out);
         check_every_class(&set, &self.root.join(split.folder()), &self.classes)?;
         Ok(set)
     }
@@ -211,10 +230,10 @@ mod tests {
         assert_eq!((train.channels(), train.rows(), train.cols()), (3, 2, 3));
         assert_eq!(train.labels(), [0, 0, 1]);
         // The grey picture of value 10, in each of the three planes.
-        assert_eq!(train.image(1), Some(&[10u8; 18][..]));
+        assert_eq!(train.image(1).as_deref(), Some(&[10u8; 18][..]));
         // The red one: a plane of 200s, of 0s, of 50s.
         let red: Vec<u8> = [200u8, 0, 50].iter().flat_map(|&v| [v; 6]).collect();
-        assert_eq!(train.image(2), Some(&red[..]));
+        assert_eq!(train.image(2).as_deref(), Some(&red[..]));
         assert_eq!(folder.test.channels(), 3);
         // Asked for grey, the colour becomes its luminance (Rec. 709's weights, the
         // image crate's): 0.2126 * 200 + 0.0722 * 50.
@@ -310,7 +329,7 @@ mod tests {
             .save(&picture)
             .expect("png");
         let (_, train_changed) = read();
-        assert_eq!(train_changed.image(1), Some(&[99u8; 18][..]));
+        assert_eq!(train_changed.image(1).as_deref(), Some(&[99u8; 18][..]));
         assert_eq!(kept(&cache), 2, "replaced, not added");
         // Pictures left out are not kept: their warning must come again.
         std::fs::write(root.join("train/b/notes.txt"), "not a picture").expect("write");
@@ -320,5 +339,54 @@ mod tests {
                 FolderData::read_caching(&root, &skip, Some(cache.clone())).expect("skips");
             assert_eq!(folder.skipped.len(), 1);
         }
+    }
+
+    #[test]
+    fn pictures_kept_on_disk_read_as_those_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("data");
+        two_classes(&root, 3);
+        std::fs::write(root.join("train/b/notes.txt"), "not a picture").expect("write");
+        let config = |in_memory| {
+            DataConfig::new()
+                .with_skip_bad_images(true)
+                .with_keep_in_memory(Some(in_memory))
+        };
+        let read = |in_memory, cache: Option<PathBuf>| {
+            FolderData::read_caching(&root, &config(in_memory), cache).expect("reads")
+        };
+        let (memory, memory_train) = read(true, None);
+        let on_disk = dir.path().join("cache");
+        let same = |(folder, train): (FolderData, LabelledImages)| {
+            assert_eq!(folder.skipped, memory.skipped);
+            for (set, expected) in [(&train, &memory_train), (&folder.test, &memory.test)] {
+                assert_eq!(set.labels(), expected.labels());
+                assert_eq!(set.channels(), expected.channels());
+                assert_eq!(set.pixels_in_memory(), None, "read from the file");
+                for index in 0..expected.len() {
+                    assert_eq!(set.image(index), expected.image(index), "image {index}");
+                }
+                assert_eq!(set.image(expected.len()), None);
+            }
+            folder.cached
+        };
+        assert!(
+            !same(read(false, Some(on_disk.clone()))),
+            "decoded to the file"
+        );
+        // The test split, nothing left out, is found there by the next read; the
+        // training split, a file left out, is decoded again to repeat its warning.
+        assert!(!same(read(false, Some(on_disk.clone()))));
+        std::fs::remove_file(root.join("train/b/notes.txt")).expect("removed");
+        let (_, train) = read(false, Some(on_disk.clone()));
+        assert_eq!(train.labels(), memory_train.labels());
+        let (again, _) = read(false, Some(on_disk.clone()));
+        assert!(again.cached, "both splits from the cache's files");
+        // Pictures too many for memory with no cache directory have nowhere to go.
+        let error = FolderData::read_caching(&root, &config(false), None).expect_err("no room");
+        assert!(
+            matches!(error, DataError::NoRoomForPictures { .. }),
+            "{error}"
+        );
     }
 }

@@ -3,9 +3,11 @@
 //! unsigned bytes of the payload. Files may be gzip-compressed, which is recognised
 //! by content rather than by file name.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use crate::DataError;
+use crate::pixels::Pixels;
 
 mod read;
 use self::read::{Partner, Reading, parse_idx, read_idx};
@@ -39,7 +41,7 @@ pub struct LabelledImages {
     rows: usize,
     cols: usize,
     /// The pixels of the held images, one after the other in index order.
-    pixels: Vec<u8>,
+    pixels: Pixels,
     /// The images whose pixels are held, ascending; `None`: every image.
     held: Option<Vec<usize>>,
     labels: Vec<u8>,
@@ -141,7 +143,7 @@ impl LabelledImages {
             channels: 1,
             rows: dims[1],
             cols: dims[2],
-            pixels,
+            pixels: Pixels::Memory(pixels),
             held,
             labels,
         })
@@ -161,11 +163,24 @@ impl LabelledImages {
         pixels: Vec<u8>,
         labels: Vec<u8>,
     ) -> Option<Self> {
+        Self::with_pixels(channels, rows, cols, Pixels::Memory(pixels), labels)
+    }
+
+    /// [`LabelledImages::from_planes`] of pixels wherever they are; `None` unless
+    /// their count and the labels' agree.
+    pub(crate) fn with_pixels(
+        channels: usize,
+        rows: usize,
+        cols: usize,
+        pixels: Pixels,
+        labels: Vec<u8>,
+    ) -> Option<Self> {
         let image_len = rows
             .checked_mul(cols)?
             .checked_mul(channels)
             .filter(|&n| n > 0)?;
-        (image_len.checked_mul(labels.len()) == Some(pixels.len())).then_some(Self {
+        let total = u64::try_from(image_len.checked_mul(labels.len())?).ok()?;
+        (total == pixels.len()).then_some(Self {
             channels,
             rows,
             cols,
@@ -200,21 +215,23 @@ impl LabelledImages {
         self.channels * self.rows * self.cols
     }
 
-    /// The pixels of image `index`, row-major; `None` past the end, and for an image
-    /// whose pixels were not read.
-    pub fn image(&self, index: usize) -> Option<&[u8]> {
+    /// The pixels of image `index`, row-major, borrowed from memory or read from the
+    /// file that holds them; `None` past the end, for an image whose pixels were not
+    /// read, and where that file cannot be read.
+    pub fn image(&self, index: usize) -> Option<Cow<'_, [u8]>> {
         let slot = match &self.held {
             None => index,
             Some(held) => held.binary_search(&index).ok()?,
         };
         let len = self.image_len();
         let start = slot.checked_mul(len)?;
-        self.pixels.get(start..start.checked_add(len)?)
+        self.pixels.get(start, len)
     }
 
-    /// The pixels of the held images, one image after another.
-    pub(crate) fn pixels(&self) -> &[u8] {
-        &self.pixels
+    /// The pixels of the held images, one image after another, when they are in
+    /// memory.
+    pub(crate) fn pixels_in_memory(&self) -> Option<&[u8]> {
+        self.pixels.in_memory()
     }
 
     pub fn label(&self, index: usize) -> Option<u8> {
@@ -293,7 +310,7 @@ pub(crate) mod tests {
             let (images, labels) = write_pair(dir.path(), &format!("gz{gz}"), 12, gz);
             let set = LabelledImages::read(&images, &labels).expect("valid files");
             assert_eq!((set.len(), set.rows(), set.cols()), (12, 2, 3));
-            assert_eq!(set.image(11), Some(&[11u8; 6][..]));
+            assert_eq!(set.image(11).as_deref(), Some(&[11u8; 6][..]));
             assert_eq!(set.label(11), Some(1));
             assert_eq!(set.image(12), None);
         }
@@ -312,7 +329,7 @@ pub(crate) mod tests {
             let set = read(&images, &labels, vec![7, 2, 11, 2, 40]).expect("valid files");
             assert_eq!(set.len(), 12);
             for index in [2u8, 7, 11] {
-                assert_eq!(set.image(index.into()), Some(&[index; 6][..]));
+                assert_eq!(set.image(index.into()).as_deref(), Some(&[index; 6][..]));
             }
             assert_eq!((set.image(3), set.image(12)), (None, None));
             assert_eq!(set.labels().len(), 12, "every label is kept");
@@ -519,7 +536,7 @@ pub(crate) mod tests {
         );
         assert_eq!(LabelledImages::from_parts(0, 5, vec![], vec![1]), None);
         let set = LabelledImages::from_parts(2, 3, vec![7; 12], vec![1, 2]).expect("consistent");
-        assert_eq!(set.image(1), Some(&[7u8; 6][..]));
+        assert_eq!(set.image(1).as_deref(), Some(&[7u8; 6][..]));
         // (usize::MAX / 2 + 1) * 6 used to wrap around to 6 and return image 1.
         for index in [2, usize::MAX / 2, usize::MAX / 2 + 1, usize::MAX] {
             assert_eq!(set.image(index), None, "image({index})");

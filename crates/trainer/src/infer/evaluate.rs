@@ -91,7 +91,7 @@ pub fn evaluate(
         let items = dataset.items_at(chunk).ok_or_else(|| {
             TrainerError::Batch(format!("positions {chunk:?} are past the data set's end"))
         })?;
-        let images = items.iter().map(|&(image, _)| image);
+        let images = items.iter().map(|(image, _)| image.as_ref());
         let pixels = kernels::gather::scaled_pixels(images, dataset.image_len());
         let logits = classifier.logits(&pixels, chunk.len())?;
         let classes = logits.len() / chunk.len();

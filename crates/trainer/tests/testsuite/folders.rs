@@ -181,6 +181,14 @@ fn mnist_as_a_png_folder_trains_as_its_idx_files_do() {
         text.lines().skip(1).map(scores).collect::<Vec<_>>()
     };
     assert_eq!(scores(&again), scores(&dir.path().join("b")));
+    // Read image by image from the cache's file, as pictures too many for memory
+    // are, it is the same run again, and evaluates the same.
+    let on_disk = dir.path().join("d");
+    let settings = [&args[..], &["--set", "data.keep_in_memory=false"]].concat();
+    let output = train_with_cli(&pictures, &on_disk, &settings);
+    assert!(output.status.success(), "train: {}", stderr(&output));
+    assert_eq!(scores(&on_disk), scores(&dir.path().join("b")));
+    assert_eq!(eval(&on_disk).0, accuracies[1]);
 }
 
 #[test]
