@@ -13,12 +13,15 @@ use rand::seq::SliceRandom;
 
 use crate::{DataError, IndexOutOfRange, LabelledImages};
 
+/// The most images held out for validation by default: MNIST's 5,000.
+const DEFAULT_MAX_VALID: usize = 5_000;
+
 /// How the training images are divided into training and validation parts.
 #[derive(Config, Debug)]
 pub struct SplitConfig {
     /// Images held out of the training set to validate on after each epoch; without
-    /// it, a twelfth of them (MNIST's 5,000 of 60,000), so that a small data set is
-    /// not mostly held out.
+    /// it, a twelfth of them up to 5,000 (MNIST's 5,000 of 60,000), so that a small
+    /// data set is not mostly held out and a large one not validated at length.
     #[config(default = "None")]
     pub valid_size: Option<usize>,
     /// Seed of the shuffle that picks the validation images.
@@ -50,9 +53,11 @@ impl SplitConfig {
     }
 
     /// How many of `count` training images are held out: `valid_size`, or a twelfth
-    /// of them, rounded, and at least one.
+    /// of them, rounded, at least one and at most 5,000.
     pub fn valid_count(&self, count: usize) -> usize {
-        self.valid_size.unwrap_or((count + 6) / 12).max(1)
+        self.valid_size
+            .unwrap_or(((count + 6) / 12).min(DEFAULT_MAX_VALID))
+            .max(1)
     }
 }
 
@@ -277,6 +282,7 @@ mod tests {
         assert_eq!(split.valid_count(60_000), 5_000);
         assert_eq!(split.valid_count(6_000), 500);
         assert_eq!(split.valid_count(5), 1);
+        assert_eq!(split.valid_count(1_000_000), 5_000);
         let indices = split.indices(1_200, None).expect("fits");
         assert_eq!((indices.train.len(), indices.valid.len()), (1_100, 100));
         assert!(split.indices(1, None).is_err(), "one image cannot be split");
