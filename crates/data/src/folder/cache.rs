@@ -11,10 +11,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::decode::Target;
+use super::decode::{Target, Verdicts, channels_of, decode_each};
 use super::scan::{Split, SplitFiles};
-use crate::LabelledImages;
 use crate::pixels::Pixels;
+use crate::{DataError, LabelledImages, Skipped};
 
 /// What a cache file starts with; the digit changes with its layout.
 const MAGIC: &[u8; 8] = b"TRNPIX02";
@@ -138,6 +138,45 @@ impl PictureCache {
         LabelledImages::with_pixels(channels, rows, cols, pixels, labels)
     }
 
+    /// The split's pictures for a set too large for memory, as `decode_split` makes
+    /// them: decoded a chunk at a time into this cache's file, which the set then
+    /// reads each image from.
+    pub(crate) fn decode_into(
+        &self,
+        files: &SplitFiles,
+        target: Target,
+        skip: bool,
+    ) -> Result<(LabelledImages, Vec<Skipped>), DataError> {
+        let (mut verdicts, size) = Verdicts::start(files, target, skip)?;
+        let channels = target.channels.unwrap_or_else(|| channels_of(files));
+        let target = Target {
+            channels: Some(channels),
+            ..target
+        };
+        let write_error = |error: std::io::Error| DataError::CacheWrite {
+            path: self.path().to_path_buf(),
+            error,
+        };
+        let mut writer = self.writer().map_err(write_error)?;
+        let mut labels = Vec::with_capacity(files.pictures.len());
+        for chunk in files.pictures.chunks(DECODE_CHUNK) {
+            decode_each(chunk, (target, size), &mut verdicts, |pixels, label| {
+                labels.push(label);
+                writer.pixels(&pixels).map_err(write_error)
+            })?;
+        }
+        if labels.is_empty() {
+            return Err(DataError::NoPictures);
+        }
+        writer
+            .finish([channels, size[0], size[1]], &labels)
+            .map_err(write_error)?;
+        let set = self
+            .open_written([channels, size[0], size[1]], labels)
+            .map_err(write_error)?;
+        Ok((set, verdicts.skipped))
+    }
+
     /// The set just written by a [`CacheWriter`] of this cache, images of `shape`
     /// labelled `labels`, read from the file image by image.
     pub(crate) fn open_written(
@@ -188,6 +227,9 @@ impl PictureCache {
 
 /// Bytes read at a time when checking a cache file.
 const CHUNK: usize = 1 << 20;
+/// Pictures decoded at once when decoding into a file: enough to keep both cores
+/// busy, few enough to hold.
+const DECODE_CHUNK: usize = 4096;
 
 /// A cache file being written: the pixels, image after image, then the labels and
 /// the header; it takes the cache file's place only when finished, and is removed

@@ -9,7 +9,6 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use kernels::planes::{repeat_plane, to_planes};
 use rayon::prelude::*;
 
-use super::cache::PictureCache;
 use super::scan::SplitFiles;
 use crate::{DataError, LabelledImages, available_memory};
 
@@ -98,25 +97,20 @@ pub(crate) fn decode_split(
     target: Target,
     skip: bool,
 ) -> Result<(LabelledImages, Vec<Skipped>), DataError> {
-    let mut verdicts = Verdicts::new(files, skip)?;
-    let size = verdicts.size(files, target)?;
-    let decoded: Vec<Result<Vec<u8>, String>> = files
-        .pictures
-        .par_iter()
-        .map(|(path, _)| decode_picture(path, target, size))
-        .collect();
+    let (mut verdicts, size) = Verdicts::start(files, target, skip)?;
     let plane = size[0] * size[1];
-    let mut images = Vec::with_capacity(decoded.len());
-    let mut labels = Vec::with_capacity(decoded.len());
-    for ((path, label), result) in files.pictures.iter().zip(decoded) {
-        match result {
-            Ok(pixels) => {
-                images.push(pixels);
-                labels.push(*label);
-            }
-            Err(reason) => verdicts.bad(path, reason)?,
-        }
-    }
+    let mut images = Vec::with_capacity(files.pictures.len());
+    let mut labels = Vec::with_capacity(files.pictures.len());
+    decode_each(
+        &files.pictures,
+        (target, size),
+        &mut verdicts,
+        |pixels, label| {
+            images.push(pixels);
+            labels.push(label);
+            Ok(())
+        },
+    )?;
     let channels = target.channels.unwrap_or_else(|| {
         images
             .iter()
@@ -133,67 +127,20 @@ pub(crate) fn decode_split(
     Ok((set, verdicts.skipped))
 }
 
-/// [`decode_split`] for a split too large for memory: the pictures decoded a chunk
-/// at a time into the file of `cache`, which the set then reads each image from.
-pub(crate) fn decode_split_to_file(
-    files: &SplitFiles,
-    target: Target,
-    skip: bool,
-    cache: &PictureCache,
-) -> Result<(LabelledImages, Vec<Skipped>), DataError> {
-    let mut verdicts = Verdicts::new(files, skip)?;
-    let size = verdicts.size(files, target)?;
-    let channels = target.channels.unwrap_or_else(|| channels_of(files));
-    let target = Target {
-        channels: Some(channels),
-        ..target
-    };
-    let write_error = |error: std::io::Error| DataError::CacheWrite {
-        path: cache.path().to_path_buf(),
-        error,
-    };
-    let mut writer = cache.writer().map_err(write_error)?;
-    let mut labels = Vec::with_capacity(files.pictures.len());
-    for chunk in files.pictures.chunks(DECODE_CHUNK) {
-        let decoded: Vec<Result<Vec<u8>, String>> = chunk
-            .par_iter()
-            .map(|(path, _)| decode_picture(path, target, size))
-            .collect();
-        for ((path, label), result) in chunk.iter().zip(decoded) {
-            match result {
-                Ok(pixels) => {
-                    writer.pixels(&pixels).map_err(write_error)?;
-                    labels.push(*label);
-                }
-                Err(reason) => verdicts.bad(path, reason)?,
-            }
-        }
-    }
-    if labels.is_empty() {
-        return Err(DataError::NoPictures);
-    }
-    writer
-        .finish([channels, size[0], size[1]], &labels)
-        .map_err(write_error)?;
-    let set = cache
-        .open_written([channels, size[0], size[1]], labels)
-        .map_err(write_error)?;
-    Ok((set, verdicts.skipped))
-}
-
-/// Pictures decoded at once when streaming to a file: enough to keep both cores
-/// busy, few enough to hold.
-const DECODE_CHUNK: usize = 4096;
-
 /// The pictures left out of a split so far, or the error that stops it.
-struct Verdicts {
+pub(crate) struct Verdicts {
     skip: bool,
-    skipped: Vec<Skipped>,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 impl Verdicts {
-    /// Judges the files of `files` that are no picture first.
-    fn new(files: &SplitFiles, skip: bool) -> Result<Self, DataError> {
+    /// Judges the files of `files` that are no picture, then settles the size every
+    /// picture is made ([`Verdicts::size`]).
+    pub(crate) fn start(
+        files: &SplitFiles,
+        target: Target,
+        skip: bool,
+    ) -> Result<(Self, [usize; 2]), DataError> {
         let mut verdicts = Self {
             skip,
             skipped: Vec::new(),
@@ -201,12 +148,13 @@ impl Verdicts {
         for path in &files.not_pictures {
             verdicts.bad(path, "it is not a PNG, JPEG, BMP or WebP picture".into())?;
         }
-        Ok(verdicts)
+        let size = verdicts.size(files, target)?;
+        Ok((verdicts, size))
     }
 
     /// The picture at `path` cannot be used, for `reason`: an error, or with `skip`
     /// one more left out.
-    fn bad(&mut self, path: &Path, reason: String) -> Result<(), DataError> {
+    pub(crate) fn bad(&mut self, path: &Path, reason: String) -> Result<(), DataError> {
         match self.skip {
             true => {
                 self.skipped.push(Skipped {
@@ -234,6 +182,28 @@ impl Verdicts {
             }
         }
     }
+}
+
+/// Decodes `pictures` on every core to `target` at `size`, handing each that
+/// decodes, with its label, to `keep`, in order, and each that does not to
+/// `verdicts`.
+pub(crate) fn decode_each(
+    pictures: &[(PathBuf, u8)],
+    (target, size): (Target, [usize; 2]),
+    verdicts: &mut Verdicts,
+    mut keep: impl FnMut(Vec<u8>, u8) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    let decoded: Vec<Result<Vec<u8>, String>> = pictures
+        .par_iter()
+        .map(|(path, _)| decode_picture(path, target, size))
+        .collect();
+    for ((path, label), result) in pictures.iter().zip(decoded) {
+        match result {
+            Ok(pixels) => keep(pixels, *label)?,
+            Err(reason) => verdicts.bad(path, reason)?,
+        }
+    }
+    Ok(())
 }
 
 /// The picture at `path` as the planes of `size` (its own channels unless `target`
@@ -266,7 +236,7 @@ fn in_channels(image: Vec<u8>, channels: usize, plane: usize) -> Vec<u8> {
 /// The channels of a split's pictures together, from their headers alone: 3 if any
 /// is in colour, else 1. A picture whose header does not read counts as grey; it is
 /// judged when decoded.
-fn channels_of(files: &SplitFiles) -> usize {
+pub(crate) fn channels_of(files: &SplitFiles) -> usize {
     let in_colour = |path: &PathBuf| {
         ImageReader::open(path)
             .ok()

@@ -14,7 +14,7 @@ use burn::prelude::*;
 pub use self::cache::CACHE_DIR_VARIABLE;
 use self::cache::PictureCache;
 pub use self::decode::{Skipped, decoding_limits, picture_planes, read_picture};
-use self::decode::{Target, decode_split, decode_split_to_file, fits_in_memory};
+use self::decode::{Target, decode_split, fits_in_memory};
 use self::scan::{Split, split_files};
 pub use self::scan::{class_names, is_image_folder};
 use crate::{AugmentConfig, DataError, LabelledImages, MnistSource};
@@ -161,7 +161,7 @@ impl<'a> Reader<'a> {
                 }
                 (set, left_out)
             }
-            (false, Some(cache)) => decode_split_to_file(&files, self.target, self.skip, cache)?,
+            (false, Some(cache)) => cache.decode_into(&files, self.target, self.skip)?,
             (false, None) => {
                 return Err(DataError::NoRoomForPictures {
                     dir: self.root.join(split.folder()),

@@ -124,8 +124,20 @@ impl TrainingConfig {
 
     /// Takes from `saved`, the config a run of the same data wrote, what training fits
     /// to the data rather than reads from the config: the network's input and classes,
-    /// and the pictures' channels, size and class names.
+    /// the pictures' channels, size and class names, the per-channel statistics of a
+    /// `"dataset"` standardisation, and the validation size when none is asked.
     pub(crate) fn fit_like(&mut self, saved: &Self) {
+        if self.model.normalization == model::Normalization::Dataset
+            && matches!(
+                saved.model.normalization,
+                model::Normalization::Channels { .. }
+            )
+        {
+            self.model.normalization = saved.model.normalization.clone();
+        }
+        if self.split.valid_size.is_none() {
+            self.split.valid_size = saved.split.valid_size;
+        }
         self.model.input_size = saved.model.input_size;
         self.model.input_shape = saved.model.input_shape;
         self.model.num_classes = saved.model.num_classes;
@@ -169,5 +181,35 @@ mod tests {
         config.save(&path).expect("save");
         let loaded = TrainingConfig::from_file(&path).expect("load");
         assert_eq!(loaded.to_string(), config.to_string());
+    }
+
+    #[test]
+    fn a_resumed_run_keeps_what_its_data_decided_unless_asked_otherwise() {
+        use model::{NetworkConfig, Normalization};
+        let statistics = Normalization::Channels {
+            mean: vec![0.5],
+            std: vec![0.25],
+        };
+        let saved = TrainingConfig::new()
+            .with_model(NetworkConfig::new().with_normalization(statistics.clone()))
+            .with_split(data::SplitConfig::new().with_valid_size(Some(5000)));
+        let dataset = NetworkConfig::new().with_normalization(Normalization::Dataset);
+        let mut asked = TrainingConfig::new().with_model(dataset);
+        asked.fit_like(&saved);
+        assert!(
+            asked.changes_from(&saved).is_empty(),
+            "{:?}",
+            asked.changes_from(&saved)
+        );
+        // What the user asks for still differs.
+        let mut asked =
+            TrainingConfig::new().with_split(data::SplitConfig::new().with_valid_size(Some(300)));
+        asked.fit_like(&saved);
+        let keys: Vec<String> = asked
+            .changes_from(&saved)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(keys, ["model.normalization", "split.valid_size"]);
     }
 }

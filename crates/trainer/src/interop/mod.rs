@@ -2,12 +2,14 @@
 //! state dicts (safetensors and `.pt`) both ways, and ONNX out.
 
 mod error;
+mod import;
 pub(crate) mod onnx;
 mod pytorch;
 
 pub use self::error::InteropError;
+pub use self::import::import_run;
 pub use self::onnx::export_onnx;
-pub use self::pytorch::{export_safetensors, import_run, import_state_dict};
+pub use self::pytorch::{export_safetensors, import_state_dict};
 
 use model::NetworkConfig;
 
