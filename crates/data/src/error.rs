@@ -138,7 +138,7 @@ pub enum DataError {
     NoPictures,
 
     #[error(
-        "cannot write the decoded pictures to {path}: {error}; free space there, or name another folder in TRAINER_CACHE_DIR"
+        "cannot write the decoded pictures to {path}: {error}; set TRAINER_CACHE_DIR to a writable folder with room for them"
     )]
     CacheWrite {
         path: PathBuf,
