@@ -125,6 +125,12 @@ impl MnistDataset {
         }
     }
 
+    /// The file the images are read from as batches need them, for pictures too many
+    /// for memory; `None` when they are in memory.
+    pub fn pixels_file(&self) -> Option<&std::path::Path> {
+        self.set.pixels_file()
+    }
+
     /// Pixels per image.
     pub fn image_len(&self) -> usize {
         self.set.image_len()

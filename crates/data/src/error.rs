@@ -164,3 +164,11 @@ pub struct IndexOutOfRange {
     pub index: usize,
     pub len: usize,
 }
+
+/// The error a batch carries when its images' bytes, read from a file of decoded
+/// pictures as the batch is gathered, cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read the decoded pictures in {0}: the file changed while in use; run again to decode them anew"
+)]
+pub struct UnreadablePictures(pub std::path::PathBuf);

@@ -20,7 +20,7 @@ mod source;
 pub use augment::{AugmentConfig, Augmentation};
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use dataset::{MnistDataset, MnistItem, SplitConfig, SplitIndices};
-pub use error::{DataError, IndexOutOfRange};
+pub use error::{DataError, IndexOutOfRange, UnreadablePictures};
 pub use folder::{
     CACHE_DIR_VARIABLE, DataConfig, FolderData, Skipped, class_names, decoding_limits,
     is_image_folder, picture_planes, read_picture,

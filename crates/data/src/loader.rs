@@ -15,7 +15,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{Augmentation, IndexOutOfRange, MnistBatch, MnistBatcher, MnistDataset};
+use crate::{
+    Augmentation, IndexOutOfRange, MnistBatch, MnistBatcher, MnistDataset, UnreadablePictures,
+};
 
 /// Batches of an [`MnistDataset`], in file order or shuffled anew each epoch.
 #[derive(Debug)]
@@ -212,10 +214,16 @@ fn gather(
         None => MnistBatcher.gather(dataset, positions, device),
     };
     batch.ok_or_else(|| {
-        DatasetError::new(IndexOutOfRange {
-            index: positions.iter().copied().max().unwrap_or_default(),
-            len: dataset.len(),
-        })
+        let index = positions.iter().copied().max().unwrap_or_default();
+        match dataset.pixels_file() {
+            Some(path) if index < dataset.len() => {
+                DatasetError::new(UnreadablePictures(path.to_path_buf()))
+            }
+            _ => DatasetError::new(IndexOutOfRange {
+                index,
+                len: dataset.len(),
+            }),
+        }
     })
 }
 

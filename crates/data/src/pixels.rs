@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The pixels of a set's images, one image after another.
@@ -59,6 +59,14 @@ impl Pixels {
                 file.read_exact_at(&mut bytes, offset + start as u64).ok()?;
                 Some(Cow::Owned(bytes))
             }
+        }
+    }
+
+    /// The file the bytes are in, when they are not in memory.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        match self {
+            Self::Memory(_) => None,
+            Self::File { path, .. } => Some(path),
         }
     }
 

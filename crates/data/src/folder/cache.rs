@@ -73,7 +73,8 @@ impl PictureCache {
     /// into memory when `in_memory`, else read from the file image by image as
     /// batches need them.
     pub(crate) fn load(&self, in_memory: bool) -> Option<LabelledImages> {
-        if !self.usable {
+        // Only a regular file: opening a FIFO put in its place would wait forever.
+        if !self.usable || !std::fs::metadata(&self.path).is_ok_and(|m| m.is_file()) {
             return None;
         }
         let mut file = File::open(&self.path).ok()?;

@@ -203,6 +203,7 @@ fn check_every_class(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MnistDataset;
     use image::{GrayImage, Luma, Rgb, RgbImage};
 
     /// A data set of two classes, `a` grey and `b` red, each picture `width` wide.
@@ -382,6 +383,19 @@ mod tests {
         assert_eq!(train.labels(), memory_train.labels());
         let (again, _) = read(false, Some(on_disk.clone()));
         assert!(again.cached, "both splits from the cache's files");
+        // A file cut short while in use: its images no longer read, and the set
+        // names the file, for the error to say.
+        let path = again.test.pixels_file().expect("on disk").to_path_buf();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_len(10))
+            .expect("truncated");
+        assert_eq!(again.test.image(0), None);
+        assert_eq!(
+            MnistDataset::new(again.test).pixels_file(),
+            Some(path.as_path())
+        );
         // Pictures too many for memory with no cache directory have nowhere to go.
         let error = FolderData::read_caching(&root, &config(false), None).expect_err("no room");
         assert!(

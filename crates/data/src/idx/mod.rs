@@ -228,6 +228,11 @@ impl LabelledImages {
         self.pixels.get(start, len)
     }
 
+    /// The file the pixels are read from, when they are not in memory.
+    pub fn pixels_file(&self) -> Option<&Path> {
+        self.pixels.file()
+    }
+
     /// The pixels of the held images, one image after another, when they are in
     /// memory.
     pub(crate) fn pixels_in_memory(&self) -> Option<&[u8]> {
