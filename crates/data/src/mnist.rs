@@ -114,7 +114,7 @@ impl Mnist {
         pictures: &DataConfig,
     ) -> Result<(Self, Result<SplitIndices, DataError>), DataError> {
         if let Some(dir) = data_dir.filter(|dir| is_image_folder(dir)) {
-            return Ok(Self::load_folder(dir, split, limit, pictures)?);
+            return Self::load_folder(dir, split, limit, pictures);
         }
         let (files, source) = locate(data_dir)?;
         let labels = IdxLabels::read(&files.train.labels)?;

@@ -493,7 +493,9 @@ mod tests {
             let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3));
             0.5 * x * (1.0 + inner.tanh())
         };
-        let functions: [(Activation, &dyn Fn(f64) -> f64, f64); 4] = [
+        // Each activation, its definition, and the tolerance it is computed within.
+        type Case<'a> = (Activation, &'a dyn Fn(f64) -> f64, f64);
+        let functions: [Case; 4] = [
             (Activation::Relu, &|x: f64| x.max(0.0), 1e-6),
             (Activation::Gelu, &gelu, 2e-3),
             (Activation::Tanh, &f64::tanh, 1e-6),

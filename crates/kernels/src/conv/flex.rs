@@ -62,7 +62,7 @@ fn convolve_batch(
             |planes, (out, image)| {
                 g.pad_into(image, planes);
                 pulp::Arch::new().dispatch(Convolve {
-                    planes: &planes,
+                    planes,
                     kernels,
                     bias,
                     g,

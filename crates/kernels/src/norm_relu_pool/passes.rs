@@ -121,7 +121,7 @@ impl Maps {
     }
 
     /// Channel `c`'s map in each image of `xs`.
-    fn channel<'x>(self, xs: &'x [f32], c: usize) -> impl Iterator<Item = &'x [f32]> {
+    fn channel(self, xs: &[f32], c: usize) -> impl Iterator<Item = &[f32]> {
         let [batch, channels, _, _] = self.shape;
         let plane = self.plane();
         (0..batch).map(move |n| &xs[(n * channels + c) * plane..][..plane])

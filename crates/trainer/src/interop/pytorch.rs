@@ -458,7 +458,9 @@ mod tests {
 
     #[test]
     fn inconsistent_state_dicts_are_explained() {
-        let cases: [(&[(&str, &[usize])], &str); 7] = [
+        // The tensors' names and shapes, and what the refusal says.
+        type Case<'a> = (&'a [(&'a str, &'a [usize])], &'a str);
+        let cases: [Case; 7] = [
             (&[], "no fc1.weight"),
             (
                 &[("conv1.weight", &[4, 1, 3, 3]), ("fc1.weight", &[10, 784])],

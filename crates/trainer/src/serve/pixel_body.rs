@@ -160,7 +160,8 @@ mod tests {
                     0 => "0".to_string(),
                     1 => "1".to_string(),
                     // As JavaScript and serde write an f32 (the shortest that reads back).
-                    2 => serde_json::to_string(&((next() % 1_000_001) as f32 / 1e6)).unwrap(),
+                    2 => serde_json::to_string(&((next() % 1_000_001) as f32 / 1e6))
+                        .expect("an f32 writes as JSON"),
                     3 => format!("{:.3}", (next() % 1001) as f64 / 1000.0),
                     4 => format!("{}e-{}", next() % 100, next() % 3),
                     _ => format!("-{}.{}E+0", next() % 2, next() % 10),

@@ -242,7 +242,10 @@ async fn bad_requests_get_a_json_error_and_a_4xx() {
         bytes.into_inner()
     };
     let json_type = Some("application/json");
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+    // The case's name, the content type and body sent, and the status and message
+    // expected.
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "text body",
             Some("text/plain"),
