@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 
 /// What one way of computing a layer gives: its output and the gradients of
 /// `sum(output * upstream)` for the input (if tracked), the weight and the bias.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Computed {
     pub output: Vec<f32>,
     pub input_grad: Option<Vec<f32>>,
