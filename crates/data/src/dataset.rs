@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{DataError, IndexOutOfRange, LabelledImages};
+use crate::{DataError, IndexOutOfRange, LabelledImages, UnreadablePictures};
 
 /// The most images held out for validation by default: MNIST's 5,000.
 const DEFAULT_MAX_VALID: usize = 5_000;
@@ -163,6 +163,21 @@ impl MnistDataset {
                 Some((self.set.image(source)?, self.set.label(source)?))
             })
             .collect()
+    }
+
+    /// Why the items at `positions` are not to be had: their pictures' file cannot be
+    /// read, or a position is past the end.
+    pub fn unavailable(&self, positions: &[usize]) -> DatasetError {
+        let index = positions.iter().copied().max().unwrap_or_default();
+        match self.pixels_file() {
+            Some(path) if index < self.len() => {
+                DatasetError::new(UnreadablePictures(path.to_path_buf()))
+            }
+            _ => DatasetError::new(IndexOutOfRange {
+                index,
+                len: self.len(),
+            }),
+        }
     }
 
     /// Each channel's mean and standard deviation over the pixels of this view's

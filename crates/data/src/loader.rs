@@ -15,9 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::{
-    Augmentation, IndexOutOfRange, MnistBatch, MnistBatcher, MnistDataset, UnreadablePictures,
-};
+use crate::{Augmentation, MnistBatch, MnistBatcher, MnistDataset};
 
 /// Batches of an [`MnistDataset`], in file order or shuffled anew each epoch.
 #[derive(Debug)]
@@ -213,18 +211,7 @@ fn gather(
         }
         None => MnistBatcher.gather(dataset, positions, device),
     };
-    batch.ok_or_else(|| {
-        let index = positions.iter().copied().max().unwrap_or_default();
-        match dataset.pixels_file() {
-            Some(path) if index < dataset.len() => {
-                DatasetError::new(UnreadablePictures(path.to_path_buf()))
-            }
-            _ => DatasetError::new(IndexOutOfRange {
-                index,
-                len: dataset.len(),
-            }),
-        }
-    })
+    batch.ok_or_else(|| dataset.unavailable(positions))
 }
 
 impl Iterator for EpochIterator<'_> {

@@ -40,8 +40,8 @@ impl Pixels {
         }
     }
 
-    /// The bytes of `range`, borrowed from memory or read from the file; `None` past
-    /// the end, or where the file cannot be read.
+    /// The `len` bytes from `start` on, borrowed from memory or read from the file;
+    /// `None` past the end, or where the file cannot be read.
     pub(crate) fn get(&self, start: usize, len: usize) -> Option<Cow<'_, [u8]>> {
         let end = start.checked_add(len)?;
         match self {

@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::decode::{Target, Verdicts, channels_of, decode_each};
+use super::decode::{Target, Verdicts, channels_of, decode_each, fits_in_memory};
 use super::scan::{Split, SplitFiles};
 use crate::pixels::Pixels;
 use crate::{DataError, LabelledImages, Skipped};
@@ -70,9 +70,9 @@ impl PictureCache {
     }
 
     /// The split as it was decoded, if the cache holds it for these very files: read
-    /// into memory when `in_memory`, else read from the file image by image as
-    /// batches need them.
-    pub(crate) fn load(&self, in_memory: bool) -> Option<LabelledImages> {
+    /// into memory when `keep_in_memory` (by default when it fits), else read from
+    /// the file image by image as batches need them.
+    pub(crate) fn load(&self, keep_in_memory: Option<bool>) -> Option<LabelledImages> {
         // Only a regular file: opening a FIFO put in its place would wait forever.
         if !self.usable || !std::fs::metadata(&self.path).is_ok_and(|m| m.is_file()) {
             return None;
@@ -97,6 +97,7 @@ impl PictureCache {
         {
             return None;
         }
+        let in_memory = keep_in_memory.unwrap_or_else(|| fits_in_memory(pixels_len as u128));
         // The body is checked whole either way; kept only when it goes to memory.
         let mut crc = crc32fast::Hasher::new();
         let mut kept = Vec::with_capacity(if in_memory { body_len } else { 0 });

@@ -250,13 +250,17 @@ pub(crate) fn channels_of(files: &SplitFiles) -> usize {
     }
 }
 
-/// Whether the pictures of `files`, made into `target`, take at most half the memory
-/// available: the in-memory set is assembled from the pictures, so it is held twice
-/// for a moment. Where the memory or a size is not known, they are taken to fit.
-pub(crate) fn fits_in_memory(files: &SplitFiles, target: Target) -> bool {
-    let Some(available) = available_memory() else {
-        return true;
-    };
+/// Whether `bytes` of decoded pictures take at most half the memory available: a set
+/// in memory is assembled from its pictures, so held twice for a moment. Where the
+/// memory is not known, they are taken to fit.
+pub(crate) fn fits_in_memory(bytes: u128) -> bool {
+    available_memory().is_none_or(|available| bytes * 2 <= u128::from(available))
+}
+
+/// [`fits_in_memory`] for the pictures of `files` made into `target`, estimated
+/// before decoding from the first picture's header (and every picture's, when only
+/// their channels decide it). Where a size is not known, they are taken to fit.
+pub(crate) fn pictures_fit_in_memory(files: &SplitFiles, target: Target) -> bool {
     let first = files.pictures.first().and_then(|(path, _)| {
         let reader = ImageReader::open(path).ok()?.with_guessed_format().ok()?;
         let (width, height) = reader.into_dimensions().ok()?;
@@ -266,10 +270,10 @@ pub(crate) fn fits_in_memory(files: &SplitFiles, target: Target) -> bool {
         return true;
     };
     let bytes =
-        |channels: usize| (files.pictures.len() as u128) * (channels * height * width) as u128 * 2;
+        |channels: usize| (files.pictures.len() as u128) * (channels * height * width) as u128;
     // Grey or colour, only when it matters.
-    bytes(target.channels.unwrap_or(3)) <= u128::from(available)
-        || (target.channels.is_none() && bytes(channels_of(files)) <= u128::from(available))
+    fits_in_memory(bytes(target.channels.unwrap_or(3)))
+        || (target.channels.is_none() && fits_in_memory(bytes(channels_of(files))))
 }
 
 /// The `[height, width]` of the first picture that decodes, or the first picture

@@ -14,8 +14,8 @@ use burn::prelude::*;
 pub use self::cache::CACHE_DIR_VARIABLE;
 use self::cache::PictureCache;
 pub use self::decode::{Skipped, decoding_limits, picture_planes, read_picture};
-use self::decode::{Target, decode_split, fits_in_memory};
-use self::scan::{Split, split_files};
+use self::decode::{Target, decode_split, pictures_fit_in_memory};
+use self::scan::{Split, SplitFiles, split_files};
 pub use self::scan::{class_names, is_image_folder};
 use crate::{AugmentConfig, DataError, LabelledImages, MnistSource};
 
@@ -145,23 +145,38 @@ impl<'a> Reader<'a> {
         let files = split_files(self.root, split, &self.classes)?;
         let cache = (self.cache.as_deref())
             .map(|dir| PictureCache::new(dir, self.root, split, &files, self.target));
-        let in_memory =
-            (self.keep_in_memory).unwrap_or_else(|| fits_in_memory(&files, self.target));
-        if let Some(set) = cache.as_ref().and_then(|cache| cache.load(in_memory)) {
-            check_every_class(&set, &self.root.join(split.folder()), &self.classes)?;
-            return Ok(set);
-        }
+        let set = match cache
+            .as_ref()
+            .and_then(|cache| cache.load(self.keep_in_memory))
+        {
+            Some(set) => set,
+            None => self.decode(split, &files, cache)?,
+        };
+        check_every_class(&set, &self.root.join(split.folder()), &self.classes)?;
+        Ok(set)
+    }
+
+    /// Decodes `files`, the pictures of `split`, into memory or, when they do not fit
+    /// there, into `cache`'s file; the cache keeps them for the next run.
+    fn decode(
+        &mut self,
+        split: Split,
+        files: &SplitFiles,
+        cache: Option<PictureCache>,
+    ) -> Result<LabelledImages, DataError> {
         self.all_cached = false;
-        let (set, left_out) = match (in_memory, &cache) {
-            (true, _) => {
-                let (set, left_out) = decode_split(&files, self.target, self.skip)?;
+        let in_memory =
+            (self.keep_in_memory).unwrap_or_else(|| pictures_fit_in_memory(files, self.target));
+        let (set, left_out) = match (in_memory, cache) {
+            (true, cache) => {
+                let (set, left_out) = decode_split(files, self.target, self.skip)?;
                 // A split with pictures left out would come back without its warning.
                 if let Some(cache) = cache.filter(|_| left_out.is_empty()) {
                     cache.store(&set);
                 }
                 (set, left_out)
             }
-            (false, Some(cache)) => cache.decode_into(&files, self.target, self.skip)?,
+            (false, Some(cache)) => cache.decode_into(files, self.target, self.skip)?,
             (false, None) => {
                 return Err(DataError::NoRoomForPictures {
                     dir: self.root.join(split.folder()),
@@ -169,7 +184,6 @@ impl<'a> Reader<'a> {
             }
         };
         self.skipped.extend(left_out);
-        check_every_class(&set, &self.root.join(split.folder()), &self.classes)?;
         Ok(set)
     }
 

@@ -90,14 +90,7 @@ pub fn evaluate(
     for chunk in positions.chunks(batch_size.max(1)) {
         let items = dataset
             .items_at(chunk)
-            .ok_or_else(|| match dataset.pixels_file() {
-                Some(path) => {
-                    TrainerError::Batch(data::UnreadablePictures(path.to_path_buf()).to_string())
-                }
-                None => {
-                    TrainerError::Batch(format!("positions {chunk:?} are past the data set's end"))
-                }
-            })?;
+            .ok_or_else(|| TrainerError::Batch(dataset.unavailable(chunk).to_string()))?;
         let images = items.iter().map(|(image, _)| image.as_ref());
         let pixels = kernels::gather::scaled_pixels(images, dataset.image_len());
         let logits = classifier.logits(&pixels, chunk.len())?;

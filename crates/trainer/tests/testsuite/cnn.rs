@@ -185,21 +185,26 @@ fn a_cnn_run_learns_and_every_command_takes_it() {
     assert_eq!(served.get("/").0, 200);
 }
 
+/// Two epochs of the CNN on 4,000 images into `run`, with `extra` arguments: a run
+/// to kill in its second epoch and resume.
+fn two_epochs_args(config: &Path, data_dir: &Path, run: &Path, extra: &[&str]) -> Vec<String> {
+    [
+        &train_args(config, data_dir, run)[..],
+        &["--epochs", "2", "--limit-train", "4000", "--no-test"],
+        extra,
+    ]
+    .concat()
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
 #[test]
 fn a_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
     let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = config(tmp.path());
-    let args = |run: &Path| -> Vec<String> {
-        [
-            &train_args(&config, &data_dir, run)[..],
-            &["--epochs", "2", "--limit-train", "4000", "--no-test"],
-        ]
-        .concat()
-        .into_iter()
-        .map(String::from)
-        .collect()
-    };
+    let args = |run: &Path| two_epochs_args(&config, &data_dir, run, &[]);
     // Bit for bit: the weights, and the batch norms' running statistics with them.
     assert_resume_is_exact(&args, tmp.path(), ("epoch 2/2 [", Signal::KILL), &data_dir);
 }
@@ -209,28 +214,17 @@ fn an_augmented_cnn_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
     let data_dir = mnist_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let config = config(tmp.path());
-    let args = |run: &Path| -> Vec<String> {
-        [
-            &train_args(&config, &data_dir, run)[..],
-            &["--epochs", "2", "--limit-train", "4000", "--no-test"],
-            &[
-                "--set",
-                "data.augment.rotation=12",
-                "--set",
-                "data.augment.translate=0.1",
-            ],
-            &[
-                "--set",
-                "data.augment.scale=[0.9, 1.1]",
-                "--set",
-                "data.augment.crop_padding=2",
-            ],
-        ]
-        .concat()
-        .into_iter()
-        .map(String::from)
-        .collect()
-    };
+    let augment = [
+        "--set",
+        "data.augment.rotation=12",
+        "--set",
+        "data.augment.translate=0.1",
+        "--set",
+        "data.augment.scale=[0.9, 1.1]",
+        "--set",
+        "data.augment.crop_padding=2",
+    ];
+    let args = |run: &Path| two_epochs_args(&config, &data_dir, run, &augment);
     // Each image's warp follows from (seed, epoch, image): the resumed run's second
     // epoch sees the pictures the uninterrupted one saw, and ends on its weights.
     assert_resume_is_exact(&args, tmp.path(), ("epoch 2/2 [", Signal::KILL), &data_dir);
