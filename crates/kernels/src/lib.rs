@@ -1,7 +1,7 @@
 //! Every hand-written loop of the project, each tested against Burn's own ops:
 //!
 //! - Burn backend extensions, each with its backward pass where it is differentiated:
-//!   [`linear`] (a layer's product, bias and ReLU), [`conv`] (a direct convolution),
+//!   [`linear`] (a layer's product, bias and ReLU), [`conv`] (a convolution, direct or Winograd's),
 //!   [`norm_relu_pool`] (a CNN block's batch norm, ReLU and max pooling), [`adam`] (Adam's step in one pass) and
 //!   [`cross_entropy`] (the loss from logits). On flex they run kernels of their
 //!   own; other backends run Burn's ops, the same arithmetic.

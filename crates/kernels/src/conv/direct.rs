@@ -16,7 +16,7 @@ pub(crate) const LANES: usize = 16;
 pub(crate) const WEIGHT_GRAD_PARTS: usize = 8;
 
 /// The sizes of one convolution.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub(crate) in_channels: usize,
     pub(crate) height: usize,

@@ -1,5 +1,6 @@
 //! The flex kernels of [`Conv2dOps`] and [`Conv2dBackward`]: the batch's images
-//! convolved on both cores by [`super::direct`].
+//! convolved on both cores, by [`super::winograd`] where it covers the convolution,
+//! else by [`super::direct`].
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -8,6 +9,7 @@ use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::direct::{Convolve, Geometry, WEIGHT_GRAD_PARTS, WeightGrad, packed};
+use super::winograd;
 use super::{Conv2dBackward, Conv2dOps, Needed, Padding, composed_backward, options};
 use crate::flex::{contiguous, values};
 
@@ -86,8 +88,11 @@ impl Conv2dOps for Flex {
             return Flex::conv2d(x, weight, Some(bias), options(padding));
         };
         let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
-        let kernels = packed(values(&weight), &g, false);
-        let out = convolve_batch(values(&x), &kernels, Some(values(&bias)), batch, &g);
+        let (x, weight, bias) = (values(&x), values(&weight), Some(values(&bias)));
+        let out = match winograd::Layout::new(&g) {
+            Some(layout) => winograd::forward(&layout, x, weight, bias, batch),
+            None => convolve_batch(x, &packed(weight, &g, false), bias, batch, &g),
+        };
         let [out_height, out_width] = g.output();
         FlexTensor::from_data(TensorData::new(
             out,
@@ -104,16 +109,19 @@ impl Conv2dBackward for Flex {
         padding: Padding,
         needed: Needed,
     ) -> (Option<FlexTensor>, FlexTensor, Option<FlexTensor>) {
-        let covered = geometry(&x, &weight, padding)
-            .filter(|_| grad.dtype() == DType::F32)
-            .and_then(|(batch, g)| Some((batch, g, g.transposed()?)));
-        let Some((batch, g, transposed)) = covered else {
+        let covered = geometry(&x, &weight, padding).filter(|_| grad.dtype() == DType::F32);
+        let Some((batch, g)) = covered else {
             return composed_backward::<Flex>(x, weight, grad, padding, needed);
+        };
+        let method = match (winograd::Layout::new(&g), g.transposed()) {
+            (Some(layout), _) => Ok(layout),
+            (None, Some(transposed)) => Err(transposed),
+            (None, None) => return composed_backward::<Flex>(x, weight, grad, padding, needed),
         };
         let [out_height, out_width] = g.output();
         let positions = out_height * out_width;
         let (x, weight, grad) = (contiguous(x), contiguous(weight), contiguous(grad));
-        let grad_values = values(&grad);
+        let (x_values, weight_values, grad_values) = (values(&x), values(&weight), values(&grad));
         let grad_bias = needed.bias.then(|| {
             let mut sums = vec![0.0f32; g.out_channels];
             for image in grad_values.chunks_exact((g.out_channels * positions).max(1)) {
@@ -123,48 +131,29 @@ impl Conv2dBackward for Flex {
             }
             FlexTensor::from_data(TensorData::new(sums, [g.out_channels]))
         });
-        let grad_x = needed.x.then(|| {
-            let kernels = packed(values(&weight), &transposed, true);
-            let dx = convolve_batch(grad_values, &kernels, None, batch, &transposed);
+        // Winograd's layout, or the direct input gradient's convolution.
+        let (grad_x, grad_weight) = match method {
+            Ok(layout) => winograd::backward(
+                &layout,
+                x_values,
+                weight_values,
+                grad_values,
+                batch,
+                needed.x,
+            ),
+            Err(transposed) => (
+                needed.x.then(|| {
+                    let kernels = packed(weight_values, &transposed, true);
+                    convolve_batch(grad_values, &kernels, None, batch, &transposed)
+                }),
+                direct_weight_grad(x_values, grad_values, batch, &g),
+            ),
+        };
+        let grad_x = grad_x.map(|dx| {
             FlexTensor::from_data(TensorData::new(
                 dx,
                 [batch, g.in_channels, g.height, g.width],
             ))
-        });
-        let in_size = g.in_channels * g.height * g.width;
-        let out_size = g.out_channels * positions;
-        let taps = g.out_channels * g.in_channels * g.kernel_size();
-        // Summed in a fixed order, in a fixed number of parts, whatever the threads:
-        // a resumed run must add the same numbers in the same order as an
-        // uninterrupted one.
-        let part = batch.div_ceil(WEIGHT_GRAD_PARTS).max(1);
-        let parts: Vec<Vec<f32>> = values(&x)
-            .par_chunks((part * in_size).max(1))
-            .zip(grad_values.par_chunks((part * out_size).max(1)))
-            .map(|(images, out_grads)| {
-                let mut sum = vec![0.0f32; taps];
-                // Scratch kept from image to image: their zeros stay where they are.
-                let mut planes = vec![0.0f32; g.padded_len()];
-                let mut rows = Vec::new();
-                for (image, out_grad) in images
-                    .chunks_exact(in_size.max(1))
-                    .zip(out_grads.chunks_exact(out_size.max(1)))
-                {
-                    g.pad_into(image, &mut planes);
-                    pulp::Arch::new().dispatch(WeightGrad {
-                        planes: &planes,
-                        out_grad,
-                        g: &g,
-                        rows: &mut rows,
-                        grad: &mut sum,
-                    });
-                }
-                sum
-            })
-            .collect();
-        let grad_weight = parts.into_iter().fold(vec![0.0f32; taps], |mut sum, part| {
-            sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
-            sum
         });
         let grad_weight = FlexTensor::from_data(TensorData::new(
             grad_weight,
@@ -172,4 +161,43 @@ impl Conv2dBackward for Flex {
         ));
         (grad_x, grad_weight, grad_bias)
     }
+}
+
+/// The weight's gradient of a direct convolution, summed over the batch in a fixed
+/// order, in a fixed number of parts, whatever the threads: a resumed run must add
+/// the same numbers in the same order as an uninterrupted one.
+fn direct_weight_grad(x: &[f32], out_grad: &[f32], batch: usize, g: &Geometry) -> Vec<f32> {
+    let [out_height, out_width] = g.output();
+    let in_size = g.in_channels * g.height * g.width;
+    let out_size = g.out_channels * out_height * out_width;
+    let taps = g.out_channels * g.in_channels * g.kernel_size();
+    let part = batch.div_ceil(WEIGHT_GRAD_PARTS).max(1);
+    let parts: Vec<Vec<f32>> = x
+        .par_chunks((part * in_size).max(1))
+        .zip(out_grad.par_chunks((part * out_size).max(1)))
+        .map(|(images, out_grads)| {
+            let mut sum = vec![0.0f32; taps];
+            // Scratch kept from image to image: their zeros stay where they are.
+            let mut planes = vec![0.0f32; g.padded_len()];
+            let mut rows = Vec::new();
+            for (image, out_grad) in images
+                .chunks_exact(in_size.max(1))
+                .zip(out_grads.chunks_exact(out_size.max(1)))
+            {
+                g.pad_into(image, &mut planes);
+                pulp::Arch::new().dispatch(WeightGrad {
+                    planes: &planes,
+                    out_grad,
+                    g,
+                    rows: &mut rows,
+                    grad: &mut sum,
+                });
+            }
+            sum
+        })
+        .collect();
+    parts.into_iter().fold(vec![0.0f32; taps], |mut sum, part| {
+        sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+        sum
+    })
 }

@@ -1,9 +1,10 @@
 //! A 2-d convolution with stride 1, no dilation and one group (the CNN's), forward and
-//! backward: a Burn backend extension whose flex kernel convolves directly, image by
-//! image on both cores, each output row as vectors of 16 columns for 8 output channels
-//! at once, from a zero-padded copy of the image; the input's gradient is the same
-//! convolution of the output's gradient with the flipped kernels, the weight's a sum of
-//! row products. Flex instead writes every image's patches out (im2col, 25 times the
+//! backward: a Burn backend extension whose flex kernel runs Winograd's minimal
+//! filtering for 3x3 and 5x5 kernels over enough channels (`winograd`), and otherwise
+//! convolves directly, image by image on both cores, each output row as vectors of 16
+//! columns for 8 output channels at once, from a zero-padded copy of the image; the
+//! input's gradient is the same convolution of the output's gradient with the flipped
+//! kernels, the weight's a sum of row products. Flex instead writes every image's patches out (im2col, 25 times the
 //! input), multiplies, and copies between layouts around each step. Other backends run
 //! Burn's own ops; the values are those of Burn's `conv2d`.
 
@@ -205,3 +206,5 @@ generic_paths!(Conv2dOps, Conv2dBackward);
 pub(crate) mod direct;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+mod winograd;

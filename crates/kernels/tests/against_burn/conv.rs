@@ -1,7 +1,7 @@
-//! The convolution op ([`kernels::conv::conv2d_forward`]: one matrix product per pass
-//! over the whole batch, with its own backward; flex's kernel) against Burn's `Conv2d`
-//! on convolutions of random shapes and paddings: outputs and the gradients of input,
-//! weight and bias.
+//! The convolution op ([`kernels::conv::conv2d_forward`]: direct convolution, or
+//! Winograd's for 3x3 and 5x5 kernels over enough channels, with its own backward;
+//! flex's kernel) against Burn's `Conv2d` on convolutions of random shapes and
+//! paddings: outputs and the gradients of input, weight and bias.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
@@ -13,17 +13,46 @@ use rand::{Rng, SeedableRng};
 
 use crate::linear::{Computed, assert_close};
 
+/// Which convolutions [`side_by_side`] draws.
+#[derive(Clone, Copy)]
+pub enum Drawn {
+    /// Any kernel up to 5x5 over up to 6 channels: the direct kernels.
+    Direct,
+    /// 3x3 and 5x5 kernels over 8 to 40 channels: Winograd's.
+    Winograd,
+}
+
 /// A random convolution and input for `seed`, computed by the op and by Burn's
 /// `Conv2d` on `device` (an autodiff one).
-pub fn side_by_side(seed: u64, input_tracked: bool, device: &Device) -> [Computed; 2] {
+pub fn side_by_side(
+    seed: u64,
+    input_tracked: bool,
+    drawn: Drawn,
+    device: &Device,
+) -> [Computed; 2] {
     let mut rng = StdRng::seed_from_u64(seed);
-    let kernel = [rng.random_range(1..6), rng.random_range(1..6)];
-    let (batch, in_channels, out_channels) = (
-        rng.random_range(1..9),
-        rng.random_range(1..7),
-        rng.random_range(1..12),
-    );
-    let padding: [usize; 4] = std::array::from_fn(|_| rng.random_range(0..3));
+    let (kernel, in_channels, out_channels) = match drawn {
+        Drawn::Direct => (
+            [rng.random_range(1..6), rng.random_range(1..6)],
+            rng.random_range(1..7),
+            rng.random_range(1..12),
+        ),
+        Drawn::Winograd => {
+            let side = [3, 5][rng.random_range(0..2)];
+            (
+                [side, side],
+                rng.random_range(8..41),
+                rng.random_range(1..41),
+            )
+        }
+    };
+    let batch = rng.random_range(1..9);
+    // Winograd's up to the kernel's side: wider than its reach too.
+    let widest = match drawn {
+        Drawn::Direct => 2,
+        Drawn::Winograd => kernel[0],
+    };
+    let padding: [usize; 4] = std::array::from_fn(|_| rng.random_range(0..=widest));
     let with_bias = rng.random_bool(0.5);
     let [height, width] = [
         rng.random_range(kernel[0]..kernel[0] + 12),
@@ -81,10 +110,47 @@ fn the_convolution_computes_and_differentiates_as_burns_conv2d() {
     let device = Device::flex().autodiff();
     for seed in 0..24 {
         for input_tracked in [true, false] {
-            let [ours, burns] = side_by_side(seed, input_tracked, &device);
+            let [ours, burns] = side_by_side(seed, input_tracked, Drawn::Direct, &device);
             let case = format!("seed {seed}, input tracked {input_tracked}");
             assert_close(&ours, &burns, 1e-4, &case);
         }
+    }
+}
+
+#[test]
+fn winograds_convolution_computes_and_differentiates_as_burns_conv2d() {
+    let device = Device::flex().autodiff();
+    for seed in 0..24 {
+        for input_tracked in [true, false] {
+            let [ours, burns] = side_by_side(seed, input_tracked, Drawn::Winograd, &device);
+            let case = format!("seed {seed}, input tracked {input_tracked}");
+            let input = ours.input_grad.iter().zip(&burns.input_grad);
+            let pairs = [
+                ("output", &ours.output, &burns.output),
+                ("weight gradient", &ours.weight_grad, &burns.weight_grad),
+                ("bias gradient", &ours.bias_grad, &burns.bias_grad),
+            ];
+            assert_eq!(ours.input_grad.is_some(), burns.input_grad.is_some());
+            for (what, a, b) in pairs
+                .into_iter()
+                .chain(input.map(|(a, b)| ("input gradient", a, b)))
+            {
+                assert_within_scale(a, b, &format!("{case}: {what}"));
+            }
+        }
+    }
+}
+
+/// Each of `ours` within 1e-5 of the largest of `burns` (or of 1) from Burn's: a
+/// transform's rounding is that of the whole sum, not of each value.
+fn assert_within_scale(ours: &[f32], burns: &[f32], case: &str) {
+    assert_eq!(ours.len(), burns.len(), "{case}");
+    let scale = burns.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (x, y) in ours.iter().zip(burns) {
+        assert!(
+            (x - y).abs() <= 1e-5 * scale,
+            "{case}: {x} against Burn's {y}"
+        );
     }
 }
 
@@ -123,13 +189,7 @@ fn the_cnns_convolutions_match_burns_to_1e_5() {
             ("input gradient", &ours.1, &burns.1),
             ("weight gradient", &ours.2, &burns.2),
         ] {
-            let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            for (x, y) in a.iter().zip(b) {
-                assert!(
-                    (x - y).abs() <= 1e-5 * scale.max(1.0),
-                    "{in_channels}->{out_channels}: {what} {x} against Burn's {y}"
-                );
-            }
+            assert_within_scale(a, b, &format!("{in_channels}->{out_channels}: {what}"));
         }
     }
 }

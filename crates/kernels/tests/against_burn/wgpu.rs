@@ -22,7 +22,8 @@ fn the_fused_linear_computes_as_burns_linear_and_relu_through_its_generic_path()
 #[test]
 fn the_convolution_computes_as_burns_conv2d_through_its_generic_path() {
     for seed in 0..2 {
-        let [ours, burns] = crate::conv::side_by_side(seed, true, &device());
+        let [ours, burns] =
+            crate::conv::side_by_side(seed, true, crate::conv::Drawn::Direct, &device());
         crate::linear::assert_close(&ours, &burns, 1e-4, &format!("seed {seed}"));
     }
 }
