@@ -9,7 +9,7 @@ use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::passes::{
-    Affine, ChannelStatistics, ForwardImage, ImageInputGrad, ImageParamGrads, Maps,
+    Affine, ChannelStatistics, ForwardImage, ImageInputGrad, ImageParamGrads, Maps, Winner,
 };
 use super::{NormReluPoolBackward, NormReluPoolOps, composed, composed_backward};
 use crate::flex::{contiguous, values};
@@ -114,7 +114,7 @@ impl NormReluPoolBackward for Flex {
             .collect();
         let (xs, grads) = (values(&x), values(&grad));
         let (image_size, out_size) = (channels * maps.plane(), channels * maps.out_plane());
-        let partial: Vec<Vec<(f64, f64)>> = xs
+        let (partial, winners): (Vec<Vec<(f64, f64)>>, Vec<Vec<Winner>>) = xs
             .par_chunks(image_size)
             .zip(grads.par_chunks(out_size))
             .map(|(image, out_grad)| {
@@ -125,7 +125,7 @@ impl NormReluPoolBackward for Flex {
                     maps,
                 })
             })
-            .collect();
+            .unzip();
         // Summed image by image in order, whatever the threads.
         let mut param_grads = vec![(0.0f64, 0.0f64); channels];
         for image in &partial {
@@ -143,11 +143,11 @@ impl NormReluPoolBackward for Flex {
         x_grad
             .par_chunks_mut(image_size)
             .zip(xs.par_chunks(image_size))
-            .zip(grads.par_chunks(out_size))
-            .for_each(|((x_grad, image), out_grad)| {
+            .zip(&winners)
+            .for_each(|((x_grad, image), winners)| {
                 pulp::Arch::new().dispatch(ImageInputGrad {
                     image,
-                    out_grad,
+                    winners,
                     x_grad,
                     affines: &affines,
                     means: &means,

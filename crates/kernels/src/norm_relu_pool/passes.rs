@@ -1,7 +1,8 @@
 //! The passes of the flex kernels ([`super::flex`]), each over one channel or one
 //! image, compiled for the CPU's widest vectors through [`pulp`]: the statistics, the
 //! normalised and pooled output, and the two halves of the gradients. A window's
-//! maximum is found again in each pass that needs it rather than kept.
+//! maximum is found in the forward pass and again in the backward's first half, which
+//! keeps each winner's position for the second.
 
 use pulp::Simd;
 
@@ -78,6 +79,9 @@ fn windows(
             .for_each(|(position, &value)| visit(position, value));
         return;
     }
+    if pool == 2 {
+        return pairs_of_rows(normed, [height, width], visit);
+    }
     for y in 0..height / pool {
         let rows = &normed[y * pool * width..][..pool * width];
         for x in 0..width / pool {
@@ -93,6 +97,45 @@ fn windows(
             visit(y * pool * width + best.0, best.1);
         }
     }
+}
+
+/// [`windows`] of 2x2: each pair's larger value picked by selects rather than
+/// branches (a window's winner is as random as its pixels), then the larger pair's.
+#[inline(always)]
+fn pairs_of_rows(normed: &[f32], [height, width]: [usize; 2], mut visit: impl FnMut(usize, f32)) {
+    for y in 0..height / 2 {
+        let (top, bottom) = normed[2 * y * width..][..2 * width].split_at(width);
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (x, (top, bottom)) in windows.take(width / 2).enumerate() {
+            let (top_right, top_best) = larger(top[0], top[1]);
+            let (bottom_right, bottom_best) = larger(bottom[0], bottom[1]);
+            let (position, best) = if bottom_best > top_best {
+                (width + bottom_right, bottom_best)
+            } else {
+                (top_right, top_best)
+            };
+            visit(2 * (y * width + x) + position, best);
+        }
+    }
+}
+
+/// Whether `right` is larger than `left` (0 or 1: the first of equals wins), and the
+/// larger.
+#[inline(always)]
+fn larger(left: f32, right: f32) -> (usize, f32) {
+    let right_wins = right > left;
+    (
+        usize::from(right_wins),
+        if right_wins { right } else { left },
+    )
+}
+
+/// Each window's winner, by [`ImageParamGrads`]: its position in its plane, and the
+/// gradient that reaches it (zero where the ReLU stopped it).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Winner {
+    position: u32,
+    grad: f32,
 }
 
 /// The maps' sizes: `[batch, channels, height, width]`, and the pooling's side.
@@ -194,7 +237,8 @@ impl pulp::WithSimd for ForwardImage<'_> {
 
 /// One image's part of the gradients of beta and gamma, channel by channel: the sums
 /// of the gradient reaching the norm's output (through the windows' maxima and the
-/// ReLU), and of it times the normalised input.
+/// ReLU), and of it times the normalised input; and each window's [`Winner`], for
+/// [`ImageInputGrad`].
 pub(super) struct ImageParamGrads<'a> {
     pub(super) image: &'a [f32],
     pub(super) out_grad: &'a [f32],
@@ -203,10 +247,10 @@ pub(super) struct ImageParamGrads<'a> {
 }
 
 impl pulp::WithSimd for ImageParamGrads<'_> {
-    type Output = Vec<(f64, f64)>;
+    type Output = (Vec<(f64, f64)>, Vec<Winner>);
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) -> Vec<(f64, f64)> {
+    fn with_simd<S: Simd>(self, simd: S) -> (Vec<(f64, f64)>, Vec<Winner>) {
         let Self {
             image,
             out_grad,
@@ -216,33 +260,41 @@ impl pulp::WithSimd for ImageParamGrads<'_> {
         let [_, _, height, width] = maps.shape;
         let mut normed = vec![0.0f32; maps.plane()];
         let mut sums = Vec::with_capacity(affines.len());
-        for ((map, map_grad), &affine) in image
+        let mut winners = vec![Winner::default(); out_grad.len()];
+        for (((map, map_grad), winners), &affine) in image
             .chunks_exact(maps.plane())
             .zip(out_grad.chunks_exact(maps.out_plane()))
+            .zip(winners.chunks_exact_mut(maps.out_plane()))
             .zip(affines)
         {
             normalise(simd, map, affine, &mut normed);
             let (mut sum, mut sum_normed) = (0.0f32, 0.0f32);
-            let mut grads = map_grad.iter();
+            let mut slots = map_grad.iter().zip(winners.iter_mut());
             windows(&normed, [height, width], maps.pool, |position, value| {
-                let g = grads.next().copied().unwrap_or(0.0);
-                if value > 0.0 {
+                if let Some((&g, winner)) = slots.next() {
+                    // Selects, not branches: whether a window passes the ReLU is as
+                    // random as its pixels.
+                    let g = if value > 0.0 { g } else { 0.0 };
                     sum += g;
                     sum_normed += g * (map[position] - affine.mean) * affine.inv_std;
+                    *winner = Winner {
+                        position: position as u32,
+                        grad: g,
+                    };
                 }
             });
             sums.push((f64::from(sum), f64::from(sum_normed)));
         }
-        sums
+        (sums, winners)
     }
 }
 
 /// One image's input gradient: `scale * (dy - mean(dy) - x̂ * mean(dy * x̂))` per
 /// channel, `dy` being the gradient at the norm's output (nonzero at the windows'
-/// positive maxima only).
+/// positive maxima only: `winners`).
 pub(super) struct ImageInputGrad<'a> {
     pub(super) image: &'a [f32],
-    pub(super) out_grad: &'a [f32],
+    pub(super) winners: &'a [Winner],
     pub(super) x_grad: &'a mut [f32],
     pub(super) affines: &'a [Affine],
     /// Per channel: the means over the batch of `dy` and of `dy * x̂`.
@@ -257,18 +309,17 @@ impl pulp::WithSimd for ImageInputGrad<'_> {
     fn with_simd<S: Simd>(self, simd: S) {
         let Self {
             image,
-            out_grad,
+            winners,
             x_grad,
             affines,
             means,
             maps,
         } = self;
-        let [_, _, height, width] = maps.shape;
-        let mut normed = vec![0.0f32; maps.plane()];
-        for (((grad, map), map_grad), (&affine, &(mean_grad, mean_normed_grad))) in x_grad
+        let planes = x_grad
             .chunks_exact_mut(maps.plane())
-            .zip(image.chunks_exact(maps.plane()))
-            .zip(out_grad.chunks_exact(maps.out_plane()))
+            .zip(image.chunks_exact(maps.plane()));
+        for (((grad, map), winners), (&affine, &(mean_grad, mean_normed_grad))) in planes
+            .zip(winners.chunks_exact(maps.out_plane()))
             .zip(affines.iter().zip(means))
         {
             let k = affine.scale;
@@ -281,14 +332,11 @@ impl pulp::WithSimd for ImageInputGrad<'_> {
                 ..affine
             };
             normalise(simd, map, plain, grad);
-            normalise(simd, map, affine, &mut normed);
-            let mut grads = map_grad.iter();
-            windows(&normed, [height, width], maps.pool, |position, value| {
-                let out = grads.next().copied().unwrap_or(0.0);
-                if value > 0.0 {
-                    grad[position] += k * out;
+            for winner in winners {
+                if let Some(to) = grad.get_mut(winner.position as usize) {
+                    *to += k * winner.grad;
                 }
-            });
+            }
         }
     }
 }
