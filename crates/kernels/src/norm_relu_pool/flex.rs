@@ -9,7 +9,7 @@ use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::passes::{
-    Affine, ChannelStatistics, ForwardImage, ImageInputGrad, ImageParamGrads, Maps, Winner,
+    Affine, ChannelStatistics, ForwardImage, ImageInputGrad, ImageParamGrads, Maps,
 };
 use super::{NormReluPoolBackward, NormReluPoolOps, composed, composed_backward};
 use crate::flex::{contiguous, values};
@@ -114,7 +114,7 @@ impl NormReluPoolBackward for Flex {
             .collect();
         let (xs, grads) = (values(&x), values(&grad));
         let (image_size, out_size) = (channels * maps.plane(), channels * maps.out_plane());
-        let (partial, winners): (Vec<Vec<(f64, f64)>>, Vec<Vec<Winner>>) = xs
+        let (partial, winners): (Vec<Vec<_>>, Vec<Vec<_>>) = xs
             .par_chunks(image_size)
             .zip(grads.par_chunks(out_size))
             .map(|(image, out_grad)| {
