@@ -268,21 +268,29 @@ impl pulp::WithSimd for ImageParamGrads<'_> {
             .zip(affines)
         {
             normalise(simd, map, affine, &mut normed);
-            let (mut sum, mut sum_normed) = (0.0f32, 0.0f32);
             let mut slots = map_grad.iter().zip(winners.iter_mut());
             windows(&normed, [height, width], maps.pool, |position, value| {
                 if let Some((&g, winner)) = slots.next() {
-                    // Selects, not branches: whether a window passes the ReLU is as
+                    // A select, not a branch: whether a window passes the ReLU is as
                     // random as its pixels.
                     let g = if value > 0.0 { g } else { 0.0 };
-                    sum += g;
-                    sum_normed += g * (map[position] - affine.mean) * affine.inv_std;
                     *winner = Winner {
                         position: position as u32,
                         grad: g,
                     };
                 }
             });
+            // Four running sums each, in a fixed order: one would wait on its last add.
+            let (mut sum, mut centred) = ([0.0f32; 4], [0.0f32; 4]);
+            for four in winners.chunks(4) {
+                for ((winner, sum), centred) in four.iter().zip(&mut sum).zip(&mut centred) {
+                    *sum += winner.grad;
+                    let x = map.get(winner.position as usize).copied().unwrap_or(0.0);
+                    *centred += winner.grad * (x - affine.mean);
+                }
+            }
+            let sum: f32 = sum.iter().sum();
+            let sum_normed = centred.iter().sum::<f32>() * affine.inv_std;
             sums.push((f64::from(sum), f64::from(sum_normed)));
         }
         (sums, winners)

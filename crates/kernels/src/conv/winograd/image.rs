@@ -432,10 +432,15 @@ impl Layout {
         from: &[f32],
     ) -> [[S::f32s; A]; A] {
         let point_len = self.tile_rows * width;
+        let from = &from[tile * width + channel..];
+        // Index loops of known bounds: every element is seen written, so the zeros
+        // are not stored first (with an iterator's zip they were, by `memset`).
         let mut values = [[simd.splat_f32s(0.0); A]; A];
-        let points = from[tile * width + channel..].chunks(point_len);
-        for (value, from) in values.iter_mut().flatten().zip(points) {
-            *value = load_at(simd, from, 0);
+        #[allow(clippy::needless_range_loop)]
+        for u in 0..A {
+            for v in 0..A {
+                values[u][v] = load_at(simd, from, (u * A + v) * point_len);
+            }
         }
         values
     }
