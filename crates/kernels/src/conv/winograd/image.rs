@@ -259,8 +259,7 @@ impl Layout {
     /// over whole tiles, zero past the last row, column and channel.
     pub(super) fn grid_into(&self, out_grad: &[f32], grid: &mut [f32]) {
         let [out_height, out_width] = self.g.output();
-        let [tile_rows, tile_columns] = self.tiles;
-        let (rows, columns) = (tile_rows * OUTPUTS, tile_columns * OUTPUTS);
+        let [rows, columns] = self.grid();
         let lanes = self.lanes;
         for (k, map) in out_grad.chunks_exact(out_height * out_width).enumerate() {
             let plane = &mut grid[(k / lanes) * rows * columns * lanes..];
@@ -269,27 +268,6 @@ impl Layout {
                 for (x, &value) in row.iter().enumerate() {
                     to[x * lanes] = value;
                 }
-            }
-        }
-    }
-
-    /// `transformed` (`[point][tile][channel]`) = each tile of `planes` through `Bᵀ · d · B`.
-    #[inline(always)]
-    pub(super) fn transform_inputs<S: Simd, F: Filter<R, A>, const R: usize, const A: usize>(
-        &self,
-        simd: S,
-        _: F,
-        planes: &[f32],
-        transformed: &mut [f32],
-    ) {
-        let lanes = S::F32_LANES;
-        let [rows, columns] = self.padded;
-        for group in 0..self.in_width / lanes {
-            let plane = &planes[group * rows * columns * lanes..];
-            for (tile, [ty, tx]) in self.tile_positions().enumerate() {
-                let d: [[S::f32s; A]; A] = square(simd, plane, columns, [ty, tx]);
-                let v = sandwich(simd, &F::T.input, &d);
-                self.store_tile::<S, A>(&v, tile, group * lanes, self.in_width, transformed);
             }
         }
     }
@@ -368,32 +346,34 @@ impl Layout {
         }
     }
 
-    /// `products`' gradient (`[point][tile][channel]`) from the output's, gridded by
-    /// [`Layout::grid_into`]: each tile through `A · dY · Aᵀ`.
+    /// `to` (`[point][tile][channel]`, `width` channels) = each tile of `planes`
+    /// (`[group][row][column][lane]`, `[rows, columns]` a plane) through `m · x · mᵀ`,
+    /// `x` its `Q` x `Q` vectors from the tile's corner on: the input's tiles through
+    /// `Bᵀ` (`Q` = `P`, the padded planes), or the output gradient's through `A` (`Q`
+    /// = 2, the grid of [`Layout::grid_into`]).
     #[inline(always)]
-    pub(super) fn transform_output_grads<
-        S: Simd,
-        F: Filter<R, A>,
-        const R: usize,
-        const A: usize,
-    >(
+    pub(super) fn transform_tiles<S: Simd, const P: usize, const Q: usize>(
         &self,
         simd: S,
-        _: F,
-        grid: &[f32],
-        products: &mut [f32],
+        m: &[[f32; Q]; P],
+        (planes, [rows, columns]): (&[f32], [usize; 2]),
+        width: usize,
+        to: &mut [f32],
     ) {
         let lanes = S::F32_LANES;
-        let [tile_rows, tile_columns] = self.tiles;
-        let (rows, columns) = (tile_rows * OUTPUTS, tile_columns * OUTPUTS);
-        for group in 0..self.out_width / lanes {
-            let plane = &grid[group * rows * columns * lanes..];
+        for group in 0..width / lanes {
+            let plane = &planes[group * rows * columns * lanes..];
             for (tile, [ty, tx]) in self.tile_positions().enumerate() {
-                let dy: [[S::f32s; OUTPUTS]; OUTPUTS] = square(simd, plane, columns, [ty, tx]);
-                let dm = sandwich(simd, &F::T.output_t, &dy);
-                self.store_tile::<S, A>(&dm, tile, group * lanes, self.out_width, products);
+                let x: [[S::f32s; Q]; Q] = square(simd, plane, columns, [ty, tx]);
+                let transformed = sandwich(simd, m, &x);
+                self.store_tile::<S, P>(&transformed, tile, group * lanes, width, to);
             }
         }
+    }
+
+    /// The rows and columns of the grid of [`Layout::grid_into`].
+    pub(super) fn grid(&self) -> [usize; 2] {
+        self.tiles.map(|count| count * OUTPUTS)
     }
 
     /// The tiles' top-left corners in tile units, row by row.

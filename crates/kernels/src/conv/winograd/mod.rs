@@ -86,9 +86,63 @@ impl Layout {
         (self.kernel + 1).pow(2)
     }
 
+    /// A pass's point-wise product, and its operands' steps from one point to the
+    /// next.
+    fn product(&self, pass: Pass) -> (Product, [usize; 3]) {
+        let (tiles, c, k) = (self.tile_rows, self.in_width, self.out_width);
+        let (rows, inner, cols, lhs, steps) = match pass {
+            Pass::Forward => (
+                tiles,
+                c,
+                k,
+                Lhs::Rows { stride: c },
+                [tiles * c, c * k, tiles * k],
+            ),
+            Pass::InputGrad => (
+                tiles,
+                k,
+                c,
+                Lhs::Rows { stride: k },
+                [tiles * k, k * c, tiles * c],
+            ),
+            // Over the real tiles only: the padded rows' values are never read.
+            Pass::KernelGrad => {
+                let inner = self.tile_count();
+                (
+                    c,
+                    inner,
+                    k,
+                    Lhs::Columns { stride: c },
+                    [tiles * c, tiles * k, c * k],
+                )
+            }
+        };
+        let row_block = match pass {
+            Pass::KernelGrad => ROW_BLOCK,
+            Pass::Forward | Pass::InputGrad => self.row_block,
+        };
+        let product = Product {
+            rows,
+            inner,
+            cols,
+            lhs,
+            row_block,
+        };
+        (product, steps)
+    }
+
     fn tile_count(&self) -> usize {
         self.tiles[0] * self.tiles[1]
     }
+}
+
+/// The point-wise products of a tile: `V · U` forward, `dM · Uᵀ` for the input's
+/// gradient, `Vᵀ · dM` for the transformed kernels'.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    Forward,
+    InputGrad,
+    KernelGrad,
 }
 
 /// The f32 lanes of the CPU's widest vectors.
@@ -134,6 +188,20 @@ impl Scratch {
         }
     }
 
+    /// `transformed` = the tiles of `image` (`[channel][row][column]`) through `Bᵀ`.
+    #[inline(always)]
+    fn transform_image<S: Simd, F: Filter<R, A>, const R: usize, const A: usize>(
+        &mut self,
+        simd: S,
+        image: &[f32],
+    ) {
+        let layout = self.layout;
+        layout.pad_into(image, &mut self.planes);
+        let planes = (&self.planes[..], layout.padded);
+        let to = &mut self.transformed;
+        layout.transform_tiles(simd, &F::T.input, planes, layout.in_width, to);
+    }
+
     /// Runs `work` with this thread's scratch for `layout`.
     fn with<T>(layout: &Layout, work: impl FnOnce(&mut Scratch) -> T) -> T {
         thread_local! {
@@ -157,9 +225,10 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     batch: usize,
 ) -> Vec<f32> {
+    let operands = Operands { x, weight, batch };
     match layout.kernel {
-        3 => forward_with(F2x3, layout, x, weight, bias, batch),
-        _ => forward_with(F2x5, layout, x, weight, bias, batch),
+        3 => forward_with(F2x3, layout, operands, bias),
+        _ => forward_with(F2x5, layout, operands, bias),
     }
 }
 
@@ -172,10 +241,19 @@ pub(crate) fn backward(
     batch: usize,
     x_needed: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
+    let operands = Operands { x, weight, batch };
     match layout.kernel {
-        3 => backward_with(F2x3, layout, x, weight, out_grad, batch, x_needed),
-        _ => backward_with(F2x5, layout, x, weight, out_grad, batch, x_needed),
+        3 => backward_with(F2x3, layout, operands, out_grad, x_needed),
+        _ => backward_with(F2x5, layout, operands, out_grad, x_needed),
     }
+}
+
+/// A batch of inputs and the convolution's weight.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    x: &'a [f32],
+    weight: &'a [f32],
+    batch: usize,
 }
 
 fn sizes(layout: &Layout) -> (usize, usize) {
@@ -190,10 +268,8 @@ fn sizes(layout: &Layout) -> (usize, usize) {
 fn forward_with<F: Filter<R, A>, const R: usize, const A: usize>(
     filter: F,
     layout: &Layout,
-    x: &[f32],
-    weight: &[f32],
+    Operands { x, weight, batch }: Operands,
     bias: Option<&[f32]>,
-    batch: usize,
 ) -> Vec<f32> {
     let kernels = transform_kernels::<F, R, A>(layout, weight);
     let mut shifts = vec![0.0f32; layout.out_width];
@@ -206,13 +282,12 @@ fn forward_with<F: Filter<R, A>, const R: usize, const A: usize>(
         .zip(x.par_chunks(in_size.max(1)))
         .for_each(|(out, image)| {
             Scratch::with(layout, |scratch| {
-                pulp::Arch::new().dispatch(ForwardImage {
+                pulp::Arch::new().dispatch(ImagePasses {
                     filter,
                     image,
                     kernels: &kernels.forward,
-                    bias: &shifts,
                     scratch,
-                    out,
+                    direction: Direction::Forward { bias: &shifts, out },
                 })
             })
         });
@@ -222,10 +297,8 @@ fn forward_with<F: Filter<R, A>, const R: usize, const A: usize>(
 fn backward_with<F: Filter<R, A>, const R: usize, const A: usize>(
     filter: F,
     layout: &Layout,
-    x: &[f32],
-    weight: &[f32],
+    Operands { x, weight, batch }: Operands,
     out_grad: &[f32],
-    batch: usize,
     x_needed: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     let kernels = transform_kernels::<F, R, A>(layout, weight);
@@ -254,14 +327,16 @@ fn backward_with<F: Filter<R, A>, const R: usize, const A: usize>(
                     let x_grad = x_grads
                         .as_deref_mut()
                         .map(|grads| &mut grads[i * in_size..][..in_size]);
-                    pulp::Arch::new().dispatch(BackwardImage {
+                    pulp::Arch::new().dispatch(ImagePasses {
                         filter,
                         image,
-                        out_grad,
                         kernels: &kernels.backward,
                         scratch: &mut *scratch,
-                        x_grad,
-                        sums: &mut sums,
+                        direction: Direction::Backward {
+                            out_grad,
+                            x_grad,
+                            sums: &mut sums,
+                        },
                     });
                 }
             });
@@ -279,93 +354,71 @@ fn backward_with<F: Filter<R, A>, const R: usize, const A: usize>(
     (x_grad, weight_grad)
 }
 
-struct ForwardImage<'a, F: Filter<R, A>, const R: usize, const A: usize> {
+/// One image's passes: `image` with `kernels` transformed for the direction.
+struct ImagePasses<'a, F: Filter<R, A>, const R: usize, const A: usize> {
     filter: F,
     image: &'a [f32],
+    /// `[point][in][out]` forward, `[point][out][in]` backward.
     kernels: &'a [f32],
-    bias: &'a [f32],
     scratch: &'a mut Scratch,
-    out: &'a mut [f32],
+    direction: Direction<'a>,
 }
 
-impl<F: Filter<R, A>, const R: usize, const A: usize> WithSimd for ForwardImage<'_, F, R, A> {
+enum Direction<'a> {
+    /// `out` = the convolution plus `bias`.
+    Forward { bias: &'a [f32], out: &'a mut [f32] },
+    /// `x_grad` (where wanted) and the transformed kernels' gradient, added to
+    /// `sums` (`[point][in][out]`), from the output's gradient.
+    Backward {
+        out_grad: &'a [f32],
+        x_grad: Option<&'a mut [f32]>,
+        sums: &'a mut [f64],
+    },
+}
+
+impl<F: Filter<R, A>, const R: usize, const A: usize> WithSimd for ImagePasses<'_, F, R, A> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
         let s = self.scratch;
         let layout = s.layout;
-        layout.pad_into(self.image, &mut s.planes);
-        layout.transform_inputs(simd, self.filter, &s.planes, &mut s.transformed);
-        let (rows, c_width, k_width) = (layout.tile_rows, layout.in_width, layout.out_width);
-        let product = Product {
-            rows,
-            inner: c_width,
-            cols: k_width,
-            lhs: Lhs::Rows { stride: c_width },
-            row_block: layout.row_block,
-        };
-        let strides = [rows * c_width, c_width * k_width, rows * k_width];
-        let operands = [&s.transformed[..], self.kernels];
-        product.run_points(simd, A * A, strides, operands, &mut s.products);
-        layout.transform_outputs(simd, self.filter, &s.products, self.bias, self.out);
-    }
-}
-
-struct BackwardImage<'a, F: Filter<R, A>, const R: usize, const A: usize> {
-    filter: F,
-    image: &'a [f32],
-    out_grad: &'a [f32],
-    /// `[point][out][in]`.
-    kernels: &'a [f32],
-    scratch: &'a mut Scratch,
-    x_grad: Option<&'a mut [f32]>,
-    /// The weight's transformed gradient, `[point][in][out]`, this image's added.
-    sums: &'a mut [f64],
-}
-
-impl<F: Filter<R, A>, const R: usize, const A: usize> WithSimd for BackwardImage<'_, F, R, A> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
-        let s = self.scratch;
-        let layout = s.layout;
-        let (rows, c_width, k_width) = (layout.tile_rows, layout.in_width, layout.out_width);
-        layout.grid_into(self.out_grad, &mut s.grid);
-        layout.transform_output_grads(simd, self.filter, &s.grid, &mut s.products);
-        if let Some(x_grad) = self.x_grad {
-            let product = Product {
-                rows,
-                inner: k_width,
-                cols: c_width,
-                lhs: Lhs::Rows { stride: k_width },
-                row_block: layout.row_block,
-            };
-            let strides = [rows * k_width, k_width * c_width, rows * c_width];
-            let operands = [&s.products[..], self.kernels];
-            product.run_points(simd, A * A, strides, operands, &mut s.transformed);
-            s.grad_planes.fill(0.0);
-            layout.transform_input_grads(simd, self.filter, &s.transformed, &mut s.grad_planes);
-            layout.crop_from(&s.grad_planes, x_grad);
-        }
-        layout.pad_into(self.image, &mut s.planes);
-        layout.transform_inputs(simd, self.filter, &s.planes, &mut s.transformed);
-        // Over the real tiles only: the padded rows' values are never read.
-        let product = Product {
-            rows: c_width,
-            inner: layout.tile_count(),
-            cols: k_width,
-            lhs: Lhs::Columns { stride: c_width },
-            row_block: ROW_BLOCK,
-        };
-        let strides = [rows * c_width, rows * k_width, c_width * k_width];
-        let operands = [&s.transformed[..], &s.products[..]];
-        product.run_points(simd, A * A, strides, operands, &mut s.kernel_grads);
-        // Added up in f64: in f32, the images' sums, added one after the other, lose
-        // three times the digits that the transforms do.
-        for (sum, &image) in self.sums.iter_mut().zip(&s.kernel_grads) {
-            *sum += f64::from(image);
+        match self.direction {
+            Direction::Forward { bias, out } => {
+                s.transform_image::<S, F, R, A>(simd, self.image);
+                let (product, steps) = layout.product(Pass::Forward);
+                let operands = [&s.transformed[..], self.kernels];
+                product.run_points(simd, A * A, steps, operands, &mut s.products);
+                layout.transform_outputs(simd, self.filter, &s.products, bias, out);
+            }
+            Direction::Backward {
+                out_grad,
+                x_grad,
+                sums,
+            } => {
+                layout.grid_into(out_grad, &mut s.grid);
+                let grid = (&s.grid[..], layout.grid());
+                let to = &mut s.products;
+                layout.transform_tiles(simd, &F::T.output_t, grid, layout.out_width, to);
+                if let Some(x_grad) = x_grad {
+                    let (product, steps) = layout.product(Pass::InputGrad);
+                    let operands = [&s.products[..], self.kernels];
+                    product.run_points(simd, A * A, steps, operands, &mut s.transformed);
+                    s.grad_planes.fill(0.0);
+                    let planes = &mut s.grad_planes;
+                    layout.transform_input_grads(simd, self.filter, &s.transformed, planes);
+                    layout.crop_from(&s.grad_planes, x_grad);
+                }
+                s.transform_image::<S, F, R, A>(simd, self.image);
+                let (product, steps) = layout.product(Pass::KernelGrad);
+                let operands = [&s.transformed[..], &s.products[..]];
+                product.run_points(simd, A * A, steps, operands, &mut s.kernel_grads);
+                // Added up in f64: in f32, the images' sums, added one after the other,
+                // lose three times the digits that the transforms do.
+                for (sum, &image) in sums.iter_mut().zip(&s.kernel_grads) {
+                    *sum += f64::from(image);
+                }
+            }
         }
     }
 }
