@@ -26,6 +26,10 @@ const MIN_IN_CHANNELS: usize = 8;
 /// Rows of the point-wise products computed together; channel counts are padded to
 /// a multiple of it.
 const ROW_BLOCK: usize = 8;
+/// The most floats one thread's buffers may take (256 MiB): an image's transformed
+/// tiles are about nine times its output, so large maps over many channels are left
+/// to the direct convolution, which needs one padded copy of the image.
+const MAX_SCRATCH_FLOATS: usize = 64 << 20;
 
 /// How one convolution is tiled and laid out for the CPU's vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +73,7 @@ impl Layout {
             .into_iter()
             .min_by_key(|&(_, rows)| rows)?;
         let width = |channels: usize| channels.next_multiple_of(lanes.max(ROW_BLOCK));
-        Some(Self {
+        let layout = Self {
             g: *g,
             lanes,
             kernel,
@@ -79,7 +83,17 @@ impl Layout {
             in_width: width(g.in_channels),
             out_width: width(g.out_channels),
             padded: tiles.map(|count| count * OUTPUTS + kernel - 1),
-        })
+        };
+        (layout.scratch_floats() <= MAX_SCRATCH_FLOATS).then_some(layout)
+    }
+
+    /// The floats of one thread's [`Scratch`].
+    fn scratch_floats(&self) -> usize {
+        let planes = self.in_width * self.padded[0] * self.padded[1];
+        let grid = self.out_width * self.tile_count() * OUTPUTS * OUTPUTS;
+        let tiles = self.points() * self.tile_rows * (self.in_width + self.out_width);
+        let kernel_grads = self.points() * self.in_width * self.out_width;
+        2 * planes + grid + tiles + kernel_grads
     }
 
     fn points(&self) -> usize {
@@ -176,6 +190,7 @@ struct Scratch {
 
 impl Scratch {
     fn new(layout: Layout) -> Self {
+        // As many floats as `Layout::scratch_floats` counts.
         let planes = layout.in_width * layout.padded[0] * layout.padded[1];
         Self {
             layout,
@@ -420,5 +435,32 @@ impl<F: Filter<R, A>, const R: usize, const A: usize> WithSimd for ImagePasses<'
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(channels: usize, side: usize) -> Geometry {
+        Geometry {
+            in_channels: channels,
+            height: side,
+            width: side,
+            out_channels: channels,
+            kernel: [5, 5],
+            padding: [(2, 2), (2, 2)],
+        }
+    }
+
+    #[test]
+    fn maps_too_large_for_the_buffers_are_left_to_the_direct_convolution() {
+        // The CNN's second block: Winograd's, its buffers a few hundred KB.
+        let small = Layout::new(&geometry(16, 14)).expect("covered");
+        assert!(small.scratch_floats() < 1 << 20);
+        // 256 channels on 224x224: over a gigabyte of transformed tiles a thread.
+        assert!(Layout::new(&geometry(256, 224)).is_none());
+        // Too few input channels to fill a vector.
+        assert!(Layout::new(&geometry(3, 28)).is_none());
     }
 }
