@@ -90,6 +90,15 @@ impl Geometry {
         }
     }
 
+    /// The floats of one image's input and of its output.
+    pub(crate) fn image_sizes(&self) -> [usize; 2] {
+        let [out_height, out_width] = self.output();
+        [
+            self.in_channels * self.height * self.width,
+            self.out_channels * out_height * out_width,
+        ]
+    }
+
     pub(crate) fn kernel_size(&self) -> usize {
         self.kernel[0] * self.kernel[1]
     }

@@ -52,10 +52,8 @@ fn convolve_batch(
     batch: usize,
     g: &Geometry,
 ) -> Vec<f32> {
-    let [out_height, out_width] = g.output();
-    let out_size = g.out_channels * out_height * out_width;
+    let [in_size, out_size] = g.image_sizes();
     let mut out = vec![0.0f32; batch * out_size];
-    let in_size = g.in_channels * g.height * g.width;
     // One padded copy per rayon task, its zero borders kept from image to image.
     out.par_chunks_mut(out_size.max(1))
         .zip(x.par_chunks(in_size.max(1)))
@@ -167,9 +165,7 @@ impl Conv2dBackward for Flex {
 /// order, in a fixed number of parts, whatever the threads: a resumed run must add
 /// the same numbers in the same order as an uninterrupted one.
 fn direct_weight_grad(x: &[f32], out_grad: &[f32], batch: usize, g: &Geometry) -> Vec<f32> {
-    let [out_height, out_width] = g.output();
-    let in_size = g.in_channels * g.height * g.width;
-    let out_size = g.out_channels * out_height * out_width;
+    let [in_size, out_size] = g.image_sizes();
     let taps = g.out_channels * g.in_channels * g.kernel_size();
     let part = batch.div_ceil(WEIGHT_GRAD_PARTS).max(1);
     let parts: Vec<Vec<f32>> = x

@@ -11,7 +11,7 @@ use kernels::conv::conv2d_forward;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::linear::{Computed, assert_close};
+use crate::linear::{Computed, assert_close, each_quantity};
 
 /// Which convolutions [`side_by_side`] draws.
 #[derive(Clone, Copy)]
@@ -124,19 +124,7 @@ fn winograds_convolution_computes_and_differentiates_as_burns_conv2d() {
         for input_tracked in [true, false] {
             let [ours, burns] = side_by_side(seed, input_tracked, Drawn::Winograd, &device);
             let case = format!("seed {seed}, input tracked {input_tracked}");
-            let input = ours.input_grad.iter().zip(&burns.input_grad);
-            let pairs = [
-                ("output", &ours.output, &burns.output),
-                ("weight gradient", &ours.weight_grad, &burns.weight_grad),
-                ("bias gradient", &ours.bias_grad, &burns.bias_grad),
-            ];
-            assert_eq!(ours.input_grad.is_some(), burns.input_grad.is_some());
-            for (what, a, b) in pairs
-                .into_iter()
-                .chain(input.map(|(a, b)| ("input gradient", a, b)))
-            {
-                assert_within_scale(a, b, &format!("{case}: {what}"));
-            }
+            each_quantity(&ours, &burns, &case, assert_within_scale);
         }
     }
 }

@@ -74,6 +74,24 @@ pub fn side_by_side(seed: u64, relu: bool, input_tracked: bool, device: &Device)
 
 /// Every number of `ours` within `tolerance` (relative, absolute below 1) of Burn's.
 pub fn assert_close(ours: &Computed, burns: &Computed, tolerance: f32, case: &str) {
+    each_quantity(ours, burns, case, |a, b, case| {
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!(
+                (x - y).abs() <= tolerance * y.abs().max(1.0),
+                "{case}: {x} against Burn's {y}"
+            );
+        }
+    });
+}
+
+/// `check(ours, burns, what)` for the output and each gradient, once both sides are
+/// known to have it, of the same length.
+pub fn each_quantity(
+    ours: &Computed,
+    burns: &Computed,
+    case: &str,
+    mut check: impl FnMut(&[f32], &[f32], &str),
+) {
     let pairs = [
         ("output", &ours.output, &burns.output),
         ("weight gradient", &ours.weight_grad, &burns.weight_grad),
@@ -88,12 +106,7 @@ pub fn assert_close(ours: &Computed, burns: &Computed, tolerance: f32, case: &st
     let input = input.map(|(a, b)| ("input gradient", a, b));
     for (what, a, b) in pairs.into_iter().chain(input) {
         assert_eq!(a.len(), b.len(), "{case}: {what}");
-        for (x, y) in a.iter().zip(b.iter()) {
-            assert!(
-                (x - y).abs() <= tolerance * y.abs().max(1.0),
-                "{case}: {what} {x} against Burn's {y}"
-            );
-        }
+        check(a, b, &format!("{case}: {what}"));
     }
 }
 

@@ -225,49 +225,62 @@ impl Layout {
     pub(super) fn pad_into(&self, image: &[f32], planes: &mut [f32]) {
         let g = &self.g;
         let [(top, _), (left, _)] = g.padding;
-        let [rows, columns] = self.padded;
+        let maps = [g.in_channels, g.height, g.width];
         let lanes = self.lanes;
-        for (c, channel) in image.chunks_exact(g.height * g.width).enumerate() {
-            let plane = &mut planes[(c / lanes) * rows * columns * lanes..];
-            for (y, row) in channel.chunks_exact(g.width).enumerate() {
-                let to = &mut plane[((top + y) * columns + left) * lanes + c % lanes..];
-                for (x, &value) in row.iter().enumerate() {
-                    to[x * lanes] = value;
-                }
+        self.rows_in_lanes(maps, self.padded, [top, left], |map, plane| {
+            let to = &mut planes[plane..];
+            for (x, &value) in image[map..][..g.width].iter().enumerate() {
+                to[x * lanes] = value;
             }
-        }
+        });
     }
 
     /// `image`'s gradient (`[channel][row][column]`) from the padded planes'.
     pub(super) fn crop_from(&self, planes: &[f32], image: &mut [f32]) {
         let g = &self.g;
         let [(top, _), (left, _)] = g.padding;
-        let [rows, columns] = self.padded;
+        let maps = [g.in_channels, g.height, g.width];
         let lanes = self.lanes;
-        for (c, channel) in image.chunks_exact_mut(g.height * g.width).enumerate() {
-            let plane = &planes[(c / lanes) * rows * columns * lanes..];
-            for (y, row) in channel.chunks_exact_mut(g.width).enumerate() {
-                let from = &plane[((top + y) * columns + left) * lanes + c % lanes..];
-                for (x, value) in row.iter_mut().enumerate() {
-                    *value = from[x * lanes];
-                }
+        self.rows_in_lanes(maps, self.padded, [top, left], |map, plane| {
+            let from = &planes[plane..];
+            for (x, value) in image[map..][..g.width].iter_mut().enumerate() {
+                *value = from[x * lanes];
             }
-        }
+        });
     }
 
     /// The output's gradient (`[channel][row][column]`) as `[group][row][column][lane]`
     /// over whole tiles, zero past the last row, column and channel.
     pub(super) fn grid_into(&self, out_grad: &[f32], grid: &mut [f32]) {
         let [out_height, out_width] = self.g.output();
-        let [rows, columns] = self.grid();
+        let maps = [self.g.out_channels, out_height, out_width];
         let lanes = self.lanes;
-        for (k, map) in out_grad.chunks_exact(out_height * out_width).enumerate() {
-            let plane = &mut grid[(k / lanes) * rows * columns * lanes..];
-            for (y, row) in map.chunks_exact(out_width).enumerate() {
-                let to = &mut plane[y * columns * lanes + k % lanes..];
-                for (x, &value) in row.iter().enumerate() {
-                    to[x * lanes] = value;
-                }
+        self.rows_in_lanes(maps, self.grid(), [0, 0], |map, plane| {
+            let to = &mut grid[plane..];
+            for (x, &value) in out_grad[map..][..out_width].iter().enumerate() {
+                to[x * lanes] = value;
+            }
+        });
+    }
+
+    /// `each(map, plane)` for every row of `[channels, height, width]` maps
+    /// (`[channel][row][column]`): where it starts there, and in planes of `[rows,
+    /// columns]` laid out `[group][row][column][lane]`, a channel to a lane, offset by
+    /// `[top, left]` (its values a vector's lanes apart).
+    #[inline(always)]
+    fn rows_in_lanes(
+        &self,
+        [channels, height, width]: [usize; 3],
+        [rows, columns]: [usize; 2],
+        [top, left]: [usize; 2],
+        mut each: impl FnMut(usize, usize),
+    ) {
+        let lanes = self.lanes;
+        for c in 0..channels {
+            let plane = (c / lanes) * rows * columns * lanes + c % lanes;
+            for y in 0..height {
+                let plane_row = ((top + y) * columns + left) * lanes;
+                each((c * height + y) * width, plane + plane_row);
             }
         }
     }

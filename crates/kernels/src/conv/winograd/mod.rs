@@ -89,11 +89,28 @@ impl Layout {
 
     /// The floats of one thread's [`Scratch`].
     fn scratch_floats(&self) -> usize {
-        let planes = self.in_width * self.padded[0] * self.padded[1];
-        let grid = self.out_width * self.tile_count() * OUTPUTS * OUTPUTS;
-        let tiles = self.points() * self.tile_rows * (self.in_width + self.out_width);
-        let kernel_grads = self.points() * self.in_width * self.out_width;
-        2 * planes + grid + tiles + kernel_grads
+        let tiles = self.tile_floats(self.in_width) + self.tile_floats(self.out_width);
+        2 * self.plane_floats() + self.grid_floats() + tiles + self.kernel_floats()
+    }
+
+    /// The padded planes of one image: `[group][row][column][lane]`.
+    fn plane_floats(&self) -> usize {
+        self.in_width * self.padded[0] * self.padded[1]
+    }
+
+    /// The output's gradient over whole tiles, as [`Layout::grid_into`] lays it out.
+    fn grid_floats(&self) -> usize {
+        self.out_width * self.tile_count() * OUTPUTS * OUTPUTS
+    }
+
+    /// One image's transformed tiles, `[point][tile][channel]` of `width` channels.
+    fn tile_floats(&self, width: usize) -> usize {
+        self.points() * self.tile_rows * width
+    }
+
+    /// The transformed kernels, or their gradient: `[point][in][out]`.
+    fn kernel_floats(&self) -> usize {
+        self.points() * self.in_width * self.out_width
     }
 
     fn points(&self) -> usize {
@@ -190,16 +207,14 @@ struct Scratch {
 
 impl Scratch {
     fn new(layout: Layout) -> Self {
-        // As many floats as `Layout::scratch_floats` counts.
-        let planes = layout.in_width * layout.padded[0] * layout.padded[1];
         Self {
             layout,
-            planes: vec![0.0; planes],
-            grad_planes: vec![0.0; planes],
-            grid: vec![0.0; layout.out_width * layout.tile_count() * OUTPUTS * OUTPUTS],
-            transformed: vec![0.0; layout.points() * layout.tile_rows * layout.in_width],
-            products: vec![0.0; layout.points() * layout.tile_rows * layout.out_width],
-            kernel_grads: vec![0.0; layout.points() * layout.in_width * layout.out_width],
+            planes: vec![0.0; layout.plane_floats()],
+            grad_planes: vec![0.0; layout.plane_floats()],
+            grid: vec![0.0; layout.grid_floats()],
+            transformed: vec![0.0; layout.tile_floats(layout.in_width)],
+            products: vec![0.0; layout.tile_floats(layout.out_width)],
+            kernel_grads: vec![0.0; layout.kernel_floats()],
         }
     }
 
@@ -271,15 +286,6 @@ struct Operands<'a> {
     batch: usize,
 }
 
-fn sizes(layout: &Layout) -> (usize, usize) {
-    let g = &layout.g;
-    let [out_height, out_width] = g.output();
-    (
-        g.in_channels * g.height * g.width,
-        g.out_channels * out_height * out_width,
-    )
-}
-
 fn forward_with<F: Filter<R, A>, const R: usize, const A: usize>(
     filter: F,
     layout: &Layout,
@@ -291,7 +297,7 @@ fn forward_with<F: Filter<R, A>, const R: usize, const A: usize>(
     if let Some(bias) = bias {
         shifts[..bias.len()].copy_from_slice(bias);
     }
-    let (in_size, out_size) = sizes(layout);
+    let [in_size, out_size] = layout.g.image_sizes();
     let mut out = vec![0.0f32; batch * out_size];
     out.par_chunks_mut(out_size.max(1))
         .zip(x.par_chunks(in_size.max(1)))
@@ -317,14 +323,14 @@ fn backward_with<F: Filter<R, A>, const R: usize, const A: usize>(
     x_needed: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
     let kernels = transform_kernels::<F, R, A>(layout, weight);
-    let (in_size, out_size) = sizes(layout);
+    let [in_size, out_size] = layout.g.image_sizes();
     let part = batch.div_ceil(WEIGHT_GRAD_PARTS).max(1);
     let mut x_grad = x_needed.then(|| vec![0.0f32; batch * in_size]);
     let x_grads: Vec<Option<&mut [f32]>> = match &mut x_grad {
         Some(grad) => grad.chunks_mut((part * in_size).max(1)).map(Some).collect(),
         None => x.chunks((part * in_size).max(1)).map(|_| None).collect(),
     };
-    let sums_len = layout.points() * layout.in_width * layout.out_width;
+    let sums_len = layout.kernel_floats();
     // Summed in a fixed number of parts, in a fixed order, whatever the threads: a
     // resumed run adds the same numbers in the same order as an uninterrupted one.
     let parts: Vec<Vec<f64>> = x

@@ -19,7 +19,7 @@ pub(super) fn transform_kernels<F: Filter<R, A>, const R: usize, const A: usize>
     layout: &Layout,
     weight: &[f32],
 ) -> Kernels {
-    let len = layout.points() * layout.in_width * layout.out_width;
+    let len = layout.kernel_floats();
     let (c_width, k_width) = (layout.in_width, layout.out_width);
     let in_channels = layout.g.in_channels;
     let (mut forward, mut backward) = (vec![0.0; len], vec![0.0; len]);
