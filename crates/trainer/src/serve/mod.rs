@@ -158,6 +158,33 @@ pub struct Server {
     runtime: tokio::runtime::Runtime,
 }
 
+/// Connections the kernel completes and queues for the server while it is busy
+/// accepting others (capped by `net.core.somaxconn`). std's 128 drops the SYNs of a
+/// burst of a few hundred clients, which then wait a second for the retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on the first of `addr`'s addresses that binds, with [`LISTEN_BACKLOG`].
+fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last_error = None;
+    for address in std::net::ToSocketAddrs::to_socket_addrs(addr)? {
+        let socket = match address {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(address)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
 impl Server {
     /// Binds `addr` (`host:port`; port 0 lets the system pick a free one) and installs
     /// the SIGINT and SIGTERM handlers, so that a port in use is reported before
@@ -177,11 +204,9 @@ impl Server {
             .enable_all()
             .build()
             .map_err(ServeError::Failed)?;
-        let listener = std::net::TcpListener::bind(addr).map_err(listen_error)?;
-        let local_addr = listener.local_addr().map_err(listen_error)?;
-        listener.set_nonblocking(true).map_err(listen_error)?;
         let context = runtime.enter();
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(listen_error)?;
+        let listener = listen(addr).map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
         let shutdown = Shutdown::install().map_err(ServeError::Failed)?;
         drop(context);
         let metrics = Arc::new(metrics);

@@ -112,7 +112,7 @@ fn two_thousand_silent_connections_leave_health_checks_and_predictions_answered(
         let started = Instant::now();
         let (health, _) = served.get("/healthz");
         let mut asked = send(&served, &pixels_request());
-        let predicted = status(&mut asked, Duration::from_secs(5));
+        let predicted = status(&mut asked, Duration::from_secs(20));
         slowest = slowest.max(started.elapsed());
         assert_eq!(
             (health, predicted),
@@ -125,9 +125,10 @@ fn two_thousand_silent_connections_leave_health_checks_and_predictions_answered(
         "{} silent connections: slowest /healthz + /api/predict pair {slowest:?}",
         silent.len()
     );
-    // The pairs took 10 ms here (bench/runs/2026-12-06-epyc-2core); only a lockout
-    // (before: a minute of 503s) would take seconds, on however loaded a machine.
-    assert!(slowest < Duration::from_secs(5), "{slowest:?}");
+    // The pairs took 10 ms here (bench/runs/2026-12-06-epyc-2core); a loaded machine
+    // and the kernel's 1 s and 3 s SYN retries may stretch one to seconds, but only a
+    // lockout (before: a minute of 503s) reaches 20.
+    assert!(slowest < Duration::from_secs(20), "{slowest:?}");
     assert!(
         logged(tmp.path(), "no request head for"),
         "sheds are logged"
