@@ -6,7 +6,7 @@
 use pulp::Simd;
 
 use super::Layout;
-use super::matrices::{Filter, OUTPUTS};
+use super::matrices::{Filter, OUTPUTS, Transform};
 use crate::conv::direct::load;
 
 /// The vector at `values[at..]`: sliced to its length, so that no partial load is
@@ -41,44 +41,31 @@ fn square<S: Simd, const Q: usize>(
     square
 }
 
-/// `sum + c · x`, with the multiply left out where `c` is 0 or ±1 (the constant
-/// matrices' entries are known where this is inlined).
+/// `m · x · mᵀ` for a tile `x` of vectors, `m` applied to each column, then to each
+/// row.
 #[inline(always)]
-fn term<S: Simd>(simd: S, c: f32, x: S::f32s, sum: S::f32s) -> S::f32s {
-    if c == 0.0 {
-        sum
-    } else if c == 1.0 {
-        simd.add_f32s(sum, x)
-    } else if c == -1.0 {
-        simd.sub_f32s(sum, x)
-    } else {
-        simd.mul_add_e_f32s(simd.splat_f32s(c), x, sum)
-    }
-}
-
-/// `m · x · mᵀ` for a tile `x` of vectors.
-#[inline(always)]
-pub(super) fn sandwich<S: Simd, const P: usize, const Q: usize>(
+pub(super) fn sandwich<S: Simd, T: Transform<P, Q>, const P: usize, const Q: usize>(
     simd: S,
-    m: &[[f32; Q]; P],
+    m: &T,
     x: &[[S::f32s; Q]; Q],
 ) -> [[S::f32s; P]; P] {
     let zero = simd.splat_f32s(0.0);
     let mut half = [[zero; Q]; P];
-    for (half, m) in half.iter_mut().zip(m) {
-        for (j, half) in half.iter_mut().enumerate() {
-            for (u, &c) in m.iter().enumerate() {
-                *half = term(simd, c, x[u][j], *half);
-            }
+    // Index loops: an array built by a closure loses the vectors' target features.
+    #[allow(clippy::needless_range_loop)]
+    for j in 0..Q {
+        let mut column = [zero; Q];
+        for u in 0..Q {
+            column[u] = x[u][j];
+        }
+        let column = m.apply(simd, column);
+        for p in 0..P {
+            half[p][j] = column[p];
         }
     }
     let mut out = [[zero; P]; P];
-    for (out, half) in out.iter_mut().zip(&half) {
-        for (out, m) in out.iter_mut().zip(m) {
-            for (&c, &h) in m.iter().zip(half) {
-                *out = term(simd, c, h, *out);
-            }
-        }
+    for (out, half) in out.iter_mut().zip(half) {
+        *out = m.apply(simd, half);
     }
     out
 }
@@ -308,7 +295,7 @@ impl Layout {
             for (tile, [ty, tx]) in self.tile_positions().enumerate() {
                 let dv: [[S::f32s; A]; A] =
                     self.load_tile(simd, tile, group * lanes, self.in_width, transformed);
-                let dd = sandwich(simd, &F::T.input_t, &dv);
+                let dd = sandwich(simd, &F::INPUT_T, &dv);
                 for (u, dd) in dd.iter().enumerate() {
                     let row = &mut plane[((ty * OUTPUTS + u) * columns + tx * OUTPUTS) * lanes..];
                     for (v, &dd) in dd.iter().enumerate() {
@@ -365,10 +352,10 @@ impl Layout {
     /// `Bᵀ` (`Q` = `P`, the padded planes), or the output gradient's through `A` (`Q`
     /// = 2, the grid of [`Layout::grid_into`]).
     #[inline(always)]
-    pub(super) fn transform_tiles<S: Simd, const P: usize, const Q: usize>(
+    pub(super) fn transform_tiles<S: Simd, T: Transform<P, Q>, const P: usize, const Q: usize>(
         &self,
         simd: S,
-        m: &[[f32; Q]; P],
+        m: &T,
         (planes, [rows, columns]): (&[f32], [usize; 2]),
         width: usize,
         to: &mut [f32],

@@ -2,6 +2,10 @@
 //! at compile time by the Toom-Cook construction from r + 1 interpolation points (r
 //! finite ones and infinity), in f64 and then rounded: two outputs of an r-tap
 //! correlation from r + 1 inputs with r + 1 multiplies, where the direct way takes 2r.
+//! Each matrix is applied as a [`Transform`]: the matrix itself, or for F(2, 5)'s
+//! input a factored form of fewer operations.
+
+use pulp::Simd;
 
 /// Outputs per tile side.
 pub(crate) const OUTPUTS: usize = 2;
@@ -31,6 +35,52 @@ pub(crate) struct Transforms<const R: usize, const A: usize> {
 /// load and a comparison).
 pub(crate) trait Filter<const R: usize, const A: usize>: Copy + Send + Sync {
     const T: Transforms<R, A>;
+    /// `Bᵀ` as applied to the input's tiles.
+    type Input: Transform<A, A>;
+    const INPUT: Self::Input;
+    /// `B` as applied to their gradient's.
+    type InputT: Transform<A, A>;
+    const INPUT_T: Self::InputT;
+}
+
+/// A linear map of `Q` vectors to `P`, applied to a tile's columns and then its rows.
+pub(crate) trait Transform<const P: usize, const Q: usize> {
+    fn apply<S: Simd>(&self, simd: S, x: [S::f32s; Q]) -> [S::f32s; P];
+}
+
+/// A matrix, entry by entry.
+impl<const P: usize, const Q: usize> Transform<P, Q> for [[f32; Q]; P] {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, simd: S, x: [S::f32s; Q]) -> [S::f32s; P] {
+        let mut out = [simd.splat_f32s(0.0); P];
+        for (out, row) in out.iter_mut().zip(self) {
+            for (&c, &x) in row.iter().zip(&x) {
+                *out = term(simd, c, x, *out);
+            }
+        }
+        out
+    }
+}
+
+/// `sum + c · x`.
+#[inline(always)]
+fn times<S: Simd>(simd: S, c: f32, x: S::f32s, sum: S::f32s) -> S::f32s {
+    simd.mul_add_e_f32s(simd.splat_f32s(c), x, sum)
+}
+
+/// `sum + c · x`, with the multiply left out where `c` is 0 or ±1 (the constant
+/// matrices' entries are known where this is inlined).
+#[inline(always)]
+fn term<S: Simd>(simd: S, c: f32, x: S::f32s, sum: S::f32s) -> S::f32s {
+    if c == 0.0 {
+        sum
+    } else if c == 1.0 {
+        simd.add_f32s(sum, x)
+    } else if c == -1.0 {
+        simd.sub_f32s(sum, x)
+    } else {
+        times(simd, c, x, sum)
+    }
 }
 
 /// F(2, 3): 16 multiplies per 2x2 outputs where direct convolution takes 36.
@@ -39,6 +89,10 @@ pub(crate) struct F2x3;
 
 impl Filter<3, 4> for F2x3 {
     const T: Transforms<3, 4> = transforms([0.0, 1.0, -1.0]);
+    type Input = [[f32; 4]; 4];
+    const INPUT: Self::Input = Self::T.input;
+    type InputT = [[f32; 4]; 4];
+    const INPUT_T: Self::InputT = Self::T.input_t;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +104,65 @@ pub(crate) struct F2x5;
 /// 14.6 and ±2 gives 7.9 (forward and input gradient: under 4 with each).
 impl Filter<5, 6> for F2x5 {
     const T: Transforms<5, 6> = transforms([0.0, 1.0, -1.0, 0.5, -2.0]);
+    type Input = F2x5Input;
+    const INPUT: F2x5Input = F2x5Input;
+    type InputT = F2x5InputT;
+    const INPUT_T: F2x5InputT = F2x5InputT;
+}
+
+/// F(2, 5)'s `Bᵀ` in 16 operations where its 26 nonzero entries take 26: its rows
+/// share `a = d1 - d3` and `s = d4 - d2`,
+///
+/// ```text
+/// r0 = d0 - d2 + s - 1.5 a    r3 = s - 2 a
+/// r1 = s - a + 1.5 (d2 + d3)  r4 = s + 0.5 a
+/// r2 = s + a + 1.5 (d3 - d2)  r5 = d5 - d3 + a + 1.5 s
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct F2x5Input;
+
+impl Transform<6, 6> for F2x5Input {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, simd: S, [d0, d1, d2, d3, d4, d5]: [S::f32s; 6]) -> [S::f32s; 6] {
+        // Plain calls: a closure's body would lose the vectors' target features.
+        let (a, s) = (simd.sub_f32s(d1, d3), simd.sub_f32s(d4, d2));
+        [
+            times(simd, -1.5, a, simd.add_f32s(simd.sub_f32s(d0, d2), s)),
+            times(simd, 1.5, simd.add_f32s(d2, d3), simd.sub_f32s(s, a)),
+            times(simd, 1.5, simd.sub_f32s(d3, d2), simd.add_f32s(s, a)),
+            times(simd, -2.0, a, s),
+            times(simd, 0.5, a, s),
+            times(simd, 1.5, s, simd.add_f32s(simd.sub_f32s(d5, d3), a)),
+        ]
+    }
+}
+
+/// F(2, 5)'s `B`, the transpose of [`F2x5Input`]'s steps taken backwards: with
+/// `S = v0 + v1 + v2 + v3 + v4 + 1.5 v5` and `a = v2 - v1 - 1.5 v0 - 2 v3 + 0.5 v4 +
+/// v5`, the outputs are `v0, a, 1.5 (v1 - v2) - v0 - S, 1.5 (v1 + v2) - v5 - a, S,
+/// v5`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct F2x5InputT;
+
+impl Transform<6, 6> for F2x5InputT {
+    #[inline(always)]
+    fn apply<S: Simd>(&self, simd: S, [v0, v1, v2, v3, v4, v5]: [S::f32s; 6]) -> [S::f32s; 6] {
+        let pairs = simd.add_f32s(simd.add_f32s(v0, v1), simd.add_f32s(v2, v3));
+        let sum = times(simd, 1.5, v5, simd.add_f32s(pairs, v4));
+        let a = times(simd, -1.5, v0, simd.sub_f32s(v2, v1));
+        let a = times(simd, 0.5, v4, times(simd, -2.0, v3, a));
+        let a = simd.add_f32s(a, v5);
+        let (v0_and_sum, v5_and_a) = (simd.add_f32s(v0, sum), simd.add_f32s(v5, a));
+        let half3 = simd.splat_f32s(1.5);
+        [
+            v0,
+            a,
+            simd.sub_f32s(simd.mul_f32s(half3, simd.sub_f32s(v1, v2)), v0_and_sum),
+            simd.sub_f32s(simd.mul_f32s(half3, simd.add_f32s(v1, v2)), v5_and_a),
+            sum,
+            v5,
+        ]
+    }
 }
 
 /// The matrices for the `R` finite points `points` and infinity.
@@ -192,5 +305,26 @@ mod tests {
     fn each_transform_computes_the_correlation() {
         correlates(&F2x3::T);
         correlates(&F2x5::T);
+    }
+
+    #[test]
+    fn the_factored_input_transforms_are_the_matrices() {
+        let simd = pulp::Scalar::new();
+        for seed in 0..50u32 {
+            let value = |i: u32| (f64::from((seed * 37 + i * 11) % 29) / 3.0 - 4.0) as f32;
+            let x = [0, 1, 2, 3, 4, 5].map(value);
+            let pairs = [
+                (F2x5::INPUT.apply(simd, x), F2x5::T.input.apply(simd, x)),
+                (F2x5::INPUT_T.apply(simd, x), F2x5::T.input_t.apply(simd, x)),
+            ];
+            for (factored, matrix) in pairs {
+                for (f, m) in factored.iter().zip(&matrix) {
+                    assert!(
+                        (f - m).abs() <= 1e-5 * m.abs().max(1.0),
+                        "{factored:?} against {matrix:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -229,7 +229,7 @@ impl Scratch {
         layout.pad_into(image, &mut self.planes);
         let planes = (&self.planes[..], layout.padded);
         let to = &mut self.transformed;
-        layout.transform_tiles(simd, &F::T.input, planes, layout.in_width, to);
+        layout.transform_tiles(simd, &F::INPUT, planes, layout.in_width, to);
     }
 
     /// Runs `work` with this thread's scratch for `layout`.
