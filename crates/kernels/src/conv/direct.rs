@@ -166,7 +166,6 @@ pub(crate) fn convolve<S: pulp::Simd>(
     let [out_height, out_width] = g.output();
     let (pitch, rows) = (g.pitch(), g.padded_rows());
     let block_size = g.in_channels * g.kernel_size() * BLOCK;
-    let mut stored = [0.0f32; LANES];
     for (block, weights) in kernels.chunks_exact(block_size).enumerate() {
         for y in 0..out_height {
             for x0 in (0..out_width).step_by(lanes) {
@@ -189,12 +188,10 @@ pub(crate) fn convolve<S: pulp::Simd>(
                     if channel >= g.out_channels {
                         break;
                     }
-                    simd.partial_store_f32s(&mut stored[..lanes], sum);
-                    let shift = bias.map_or(0.0, |bias| bias[channel]);
+                    let shift = simd.splat_f32s(bias.map_or(0.0, |bias| bias[channel]));
                     let to = &mut out[(channel * out_height + y) * out_width + x0..][..columns];
-                    for (value, s) in to.iter_mut().zip(&stored) {
-                        *value = s + shift;
-                    }
+                    // The row's last vector may be partial: a masked store.
+                    simd.partial_store_f32s(to, simd.add_f32s(sum, shift));
                 }
             }
         }
