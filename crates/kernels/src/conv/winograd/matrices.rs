@@ -138,8 +138,8 @@ impl Transform<6, 6> for F2x5Input {
 }
 
 /// F(2, 5)'s `B`, the transpose of [`F2x5Input`]'s steps taken backwards: with
-/// `S = v0 + v1 + v2 + v3 + v4 + 1.5 v5` and `a = v2 - v1 - 1.5 v0 - 2 v3 + 0.5 v4 +
-/// v5`, the outputs are `v0, a, 1.5 (v1 - v2) - v0 - S, 1.5 (v1 + v2) - v5 - a, S,
+/// `sum = v0 + v1 + v2 + v3 + v4 + 1.5 v5` and `a = v2 - v1 - 1.5 v0 - 2 v3 + 0.5 v4 +
+/// v5`, the outputs are `v0, a, 1.5 (v1 - v2) - v0 - sum, 1.5 (v1 + v2) - v5 - a, sum,
 /// v5`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct F2x5InputT;
@@ -153,12 +153,15 @@ impl Transform<6, 6> for F2x5InputT {
         let a = times(simd, 0.5, v4, times(simd, -2.0, v3, a));
         let a = simd.add_f32s(a, v5);
         let (v0_and_sum, v5_and_a) = (simd.add_f32s(v0, sum), simd.add_f32s(v5, a));
-        let half3 = simd.splat_f32s(1.5);
+        let three_halves = simd.splat_f32s(1.5);
         [
             v0,
             a,
-            simd.sub_f32s(simd.mul_f32s(half3, simd.sub_f32s(v1, v2)), v0_and_sum),
-            simd.sub_f32s(simd.mul_f32s(half3, simd.add_f32s(v1, v2)), v5_and_a),
+            simd.sub_f32s(
+                simd.mul_f32s(three_halves, simd.sub_f32s(v1, v2)),
+                v0_and_sum,
+            ),
+            simd.sub_f32s(simd.mul_f32s(three_halves, simd.add_f32s(v1, v2)), v5_and_a),
             sum,
             v5,
         ]

@@ -40,6 +40,8 @@ pub(crate) fn reserve_heap() {
 /// on two cores (bench/runs/2026-12-07-epyc-2core). Not for `serve`, whose requests
 /// reach rayon from tokio's threads while the main thread waits outside the pool.
 pub(crate) fn main_thread_joins_rayon_pool() {
+    // Rayon's own default, read here because a count given to the builder overrides
+    // `RAYON_NUM_THREADS`, and the count must be raised to two.
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|threads| threads.parse::<usize>().ok())
